@@ -1,0 +1,189 @@
+// The configuration schema: every key Postern reads, with its type, default and a one-line doc.
+// This file is the single source for config loading (load.ts), the environment names
+// (POSTERN_<PATH>), the command-line flags (--<path-with-dashes>), `postern config` and
+// docs/config.md. Invariant: a key's default is valid for its own type, no secret has a default.
+
+export type KeyKind = 'string' | 'integer' | 'boolean' | 'list' | 'enum'
+
+export interface KeyDef<T> {
+  readonly kind: KeyKind
+  readonly default: T
+  readonly doc: string
+  readonly nullable: boolean
+  /** Redacted by `postern config`, GET /v1/config and logs. */
+  readonly secret?: boolean
+  readonly values?: readonly string[]
+  readonly min?: number
+  readonly max?: number
+  /** Shown in docs instead of the raw default when the default is derived at start. */
+  readonly derived?: string
+}
+
+interface Opts {
+  secret?: boolean
+  derived?: string
+}
+
+const str = (def: string, doc: string, o: Opts = {}): KeyDef<string> => ({
+  kind: 'string',
+  default: def,
+  doc,
+  nullable: false,
+  ...o,
+})
+const optStr = (doc: string, o: Opts = {}): KeyDef<string | null> => ({
+  kind: 'string',
+  default: null,
+  doc,
+  nullable: true,
+  ...o,
+})
+const int = (def: number, doc: string, min = 0, max = Number.MAX_SAFE_INTEGER): KeyDef<number> => ({
+  kind: 'integer',
+  default: def,
+  doc,
+  nullable: false,
+  min,
+  max,
+})
+/** A TCP port; 0 asks the system for a random free port. */
+const port = (def: number, doc: string): KeyDef<number> => int(def, doc, 0, 65535)
+/** A TCP port where null means "the standard port when it may be bound, else the fallback". */
+const autoPort = (doc: string, derived: string): KeyDef<number | null> => ({
+  kind: 'integer',
+  default: null,
+  doc,
+  nullable: true,
+  min: 0,
+  max: 65535,
+  derived,
+})
+const bool = (def: boolean, doc: string): KeyDef<boolean> => ({ kind: 'boolean', default: def, doc, nullable: false })
+const list = (def: readonly string[], doc: string, values?: readonly string[]): KeyDef<readonly string[]> => ({
+  kind: 'list',
+  default: def,
+  doc,
+  nullable: false,
+  ...(values ? { values } : {}),
+})
+const oneOf = <const V extends string>(values: readonly V[], def: V, doc: string): KeyDef<V> => ({
+  kind: 'enum',
+  default: def,
+  doc,
+  nullable: false,
+  values,
+})
+
+export const ROLES = ['http', 'smtp', 'imap', 'workers'] as const
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+export const schema = {
+  data_dir: str('./data', 'Folder holding the SQLite database, blobs, TLS material and secrets; created on first start.'),
+  secrets_file: optStr('Path of the 0600 secrets file (token signing key, key-encryption key); shared by every node.', {
+    derived: '<data_dir>/secrets.json',
+  }),
+  hostname: optStr('Host name this server announces in SMTP banners, certificates and links.', {
+    derived: 'the machine host name',
+  }),
+  public_url: optStr('Base URL people and programs use to reach the HTTP listener (setup link, client set-up).', {
+    derived: 'http://<http.host>:<http.port>',
+  }),
+  roles: list(ROLES, 'What this process runs: any of http, smtp, imap, workers.', ROLES),
+  log: {
+    level: oneOf(LOG_LEVELS, 'info', 'Log level: fatal, error, warn, info, debug, trace or silent.'),
+  },
+  database: {
+    url: optStr('PostgreSQL URL (postgres://...) for a multi-node store; unset means SQLite in data_dir.', {
+      secret: true,
+      derived: 'SQLite at <data_dir>/postern.db',
+    }),
+    schema: str('public', 'PostgreSQL schema holding Postern tables (one schema per installation).'),
+    pool_size: int(10, 'Maximum PostgreSQL connections per process.', 1, 1000),
+    busy_timeout_ms: int(5000, 'How long a SQLite write waits for another process holding the write lock.', 0),
+  },
+  blobs: {
+    backend: oneOf(['fs', 'database'] as const, 'fs', 'Where message bytes live: fs (data folder) or database (shared by nodes on PostgreSQL).'),
+    dir: optStr('Folder of the filesystem blob store.', { derived: '<data_dir>/blobs' }),
+    collect_grace_seconds: int(3600, 'How long an unreferenced blob is kept before the collection job deletes it.'),
+  },
+  http: {
+    host: str('127.0.0.1', 'Address the HTTP API listens on.'),
+    port: port(8787, 'Port of the HTTP API (0 picks a random port).'),
+    body_limit_bytes: int(1_048_576, 'Largest request body the API accepts; larger ones get 413.', 1024),
+    trust_proxy: bool(false, 'Take the client address from X-Forwarded-For (only behind a proxy you run).'),
+  },
+  https: {
+    enabled: bool(false, 'Also serve the HTTP API over TLS with the certificate service.'),
+    host: optStr('Address of the HTTPS listener.', { derived: 'http.host' }),
+    port: port(8443, 'Port of the HTTPS listener (0 picks a random port).'),
+  },
+  smtp: {
+    host: str('0.0.0.0', 'Address the SMTP listeners bind.'),
+    mx_port: autoPort('Port of the SMTP MX listener.', '25, or 2025 when port 25 may not be bound'),
+    submission_port: autoPort('Port of SMTP submission with STARTTLS.', '587, or 2587 when unprivileged'),
+    submissions_port: autoPort('Port of SMTP submission over implicit TLS.', '465, or 2465 when unprivileged'),
+  },
+  imap: {
+    host: str('0.0.0.0', 'Address the IMAP listeners bind.'),
+    port: autoPort('Port of IMAP with STARTTLS.', '143, or 2143 when unprivileged'),
+    tls_port: autoPort('Port of IMAP over implicit TLS.', '993, or 2993 when unprivileged'),
+  },
+  tls: {
+    cert_file: optStr('PEM certificate chain for every listener; unset means a self-signed one made on first start.'),
+    key_file: optStr('PEM private key matching tls.cert_file.'),
+    sni_dir: optStr('Folder of per-host certificates named <host>.crt and <host>.key, chosen by SNI.'),
+    watch_interval_ms: int(2000, 'How often certificate files are checked for changes (0 turns reloading off).'),
+  },
+  dns: {
+    servers: list([], 'DNS servers as ip or ip:port; empty uses the system resolver configuration.'),
+    timeout_ms: int(5000, 'Timeout of one DNS query.', 1),
+  },
+  jobs: {
+    tick_ms: int(1000, 'How often the job runner looks for due jobs.', 10),
+    lease_seconds: int(300, 'How long a process holds a job it started before another may take it over.', 1),
+  },
+  events: {
+    poll_ms: int(100, 'How often a SQLite process checks for changes written by other processes.', 5),
+  },
+  shutdown: {
+    grace_ms: int(10_000, 'How long shutdown waits for in-flight work before closing connections.', 0),
+  },
+} as const
+
+type Resolve<S> = {
+  readonly [K in keyof S]: S[K] extends KeyDef<infer T> ? T : Resolve<S[K]>
+}
+
+/** The validated, frozen configuration every module receives. */
+export type Config = Resolve<typeof schema>
+
+export interface FlatKey {
+  /** Dotted path, e.g. `http.port`. */
+  path: string
+  env: string
+  flag: string
+  def: KeyDef<unknown>
+}
+
+const isKeyDef = (v: unknown): v is KeyDef<unknown> =>
+  typeof v === 'object' && v !== null && 'kind' in v && 'doc' in v
+
+/** Every key in schema order, with its environment variable and flag names. */
+export function flatKeys(): FlatKey[] {
+  const out: FlatKey[] = []
+  const walk = (node: Record<string, unknown>, prefix: string[]) => {
+    for (const [name, value] of Object.entries(node)) {
+      const parts = [...prefix, name]
+      if (isKeyDef(value)) {
+        out.push({
+          path: parts.join('.'),
+          env: `POSTERN_${parts.join('_').toUpperCase()}`,
+          flag: `--${parts.join('-').replaceAll('_', '-')}`,
+          def: value,
+        })
+      } else walk(value as Record<string, unknown>, parts)
+    }
+  }
+  walk(schema, [])
+  return out
+}

@@ -1,0 +1,54 @@
+// Opens the database the config names: SQLite in the data folder by default, PostgreSQL when
+// database.url is set. Everything above the store receives a `Store` and writes
+// dialect-neutral Kysely; the few non-portable operations (leases, notifications, upserts)
+// branch on `store.dialect` inside store/ only.
+
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { Kysely, PostgresDialect, sql } from 'kysely'
+import type pg from 'pg'
+import type { Config } from '../config/schema.ts'
+import { openPostgresPool } from './dialect/postgres.ts'
+import { NodeSqliteDialect, openSqlite } from './dialect/sqlite.ts'
+import type { Database } from './schema.ts'
+
+export type DialectName = 'sqlite' | 'postgres'
+
+export interface Store {
+  db: Kysely<Database>
+  dialect: DialectName
+  /** PostgreSQL schema name; 'main' on SQLite. */
+  schema: string
+  /** Where the data is, for health and logs, with no credentials. */
+  location: string
+  /** PostgreSQL connection settings, for modules that need a connection of their own (LISTEN). */
+  postgres: { url: string; schema: string } | null
+  close(): Promise<void>
+}
+
+export async function openStore(config: Config): Promise<Store> {
+  if (config.database.url) {
+    const { url, schema, pool_size } = config.database
+    const pool: pg.Pool = await openPostgresPool({ url, schema, poolSize: pool_size })
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+    const u = new URL(url)
+    return {
+      db,
+      dialect: 'postgres',
+      schema,
+      location: `postgres://${u.host}${u.pathname} schema ${schema}`,
+      postgres: { url, schema },
+      close: () => db.destroy(),
+    }
+  }
+  mkdirSync(config.data_dir, { recursive: true, mode: 0o700 })
+  const path = join(config.data_dir, 'postern.db')
+  const raw = openSqlite({ path, busyTimeoutMs: config.database.busy_timeout_ms })
+  const db = new Kysely<Database>({ dialect: new NodeSqliteDialect(raw) })
+  return { db, dialect: 'sqlite', schema: 'main', location: path, postgres: null, close: () => db.destroy() }
+}
+
+/** A cheap query proving the database answers (health). */
+export async function pingStore(store: Store): Promise<void> {
+  await sql`select 1`.execute(store.db)
+}

@@ -1,0 +1,55 @@
+// PostgreSQL through pg. Owns the pool and the schema Postern's tables live in.
+// Invariants: every pooled connection runs with search_path set to the configured schema
+// (so parallel test schemas never see each other); int8 and numeric come back as numbers
+// (epoch milliseconds fit in 2^53), so rows look the same as on SQLite.
+
+import pg from 'pg'
+
+const INT8 = 20
+const NUMERIC = 1700
+
+const types = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === INT8 || oid === NUMERIC) return (v: string) => (v === null ? null : Number(v))
+    return pg.types.getTypeParser(oid, format)
+  },
+} as unknown as pg.CustomTypesConfig
+
+export const quoteIdent = (name: string): string => `"${name.replaceAll('"', '""')}"`
+
+export interface PostgresOptions {
+  url: string
+  schema: string
+  poolSize: number
+}
+
+export function clientConfig(opts: PostgresOptions): pg.ClientConfig {
+  return {
+    connectionString: opts.url,
+    types,
+    options: `-c search_path=${quoteIdent(opts.schema)}`,
+    application_name: 'postern',
+  }
+}
+
+/** Creates the schema when missing, then returns a pool bound to it. */
+export async function openPostgresPool(opts: PostgresOptions): Promise<pg.Pool> {
+  const boot = new pg.Client({ connectionString: opts.url })
+  try {
+    await boot.connect()
+  } catch (err) {
+    throw new Error(`cannot connect to PostgreSQL (database.url): ${(err as Error).message}`)
+  }
+  try {
+    await boot.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(opts.schema)}`)
+  } catch (err) {
+    // Two processes creating the same schema at once race on the catalog; the loser may see a
+    // unique violation although the schema now exists.
+    if ((err as { code?: string }).code !== '23505') throw err
+  } finally {
+    await boot.end()
+  }
+  const pool = new pg.Pool({ ...clientConfig(opts), max: opts.poolSize })
+  pool.on('error', () => {}) // an idle client's error is reported by the next query that uses the pool
+  return pool
+}

@@ -1,0 +1,9 @@
+// Every migration in the order it runs. A new migration is a new file added at the end;
+// an applied migration is never edited.
+
+import type { Migration } from 'kysely/migration'
+import * as init from './0001-init.ts'
+
+export const migrations: Record<string, Migration> = {
+  '0001-init': init,
+}

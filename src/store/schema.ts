@@ -1,0 +1,366 @@
+// Row types of every table, as Kysely sees them. Kept in step with migrations/ by hand; the
+// migration test compares the two. Conventions: times are epoch milliseconds (number),
+// booleans are 0 | 1 integers, JSON lives in text columns (parse at the service edge).
+
+import type { Generated, Insertable, Selectable, Updateable } from 'kysely'
+
+type Bool = 0 | 1
+
+export interface ServerMetaTable {
+  key: string
+  value: string
+  updated_at: number
+}
+
+export interface OrgTable {
+  id: string
+  name: string
+  /** JSON object of org settings. */
+  settings: Generated<string>
+  created_at: number
+  updated_at: number
+  deleted_at: number | null
+}
+
+export interface UserTable {
+  id: string
+  org_id: string
+  /** Canonical (lower-case) address, unique across the installation. */
+  email: string
+  name: Generated<string>
+  /** argon2id PHC string; null until the user sets a password (invitations). */
+  password_hash: string | null
+  role: 'owner' | 'admin' | 'member'
+  disabled: Generated<Bool>
+  email_verified_at: number | null
+  /** TOTP secret sealed with the key-encryption key. */
+  totp_secret_enc: string | null
+  totp_enabled_at: number | null
+  preferences: Generated<string>
+  last_login_at: number | null
+  created_at: number
+  updated_at: number
+}
+
+export interface SessionTable {
+  id: string
+  org_id: string
+  user_id: string
+  /** SHA-256 of the session secret; the secret itself is only in the cookie. */
+  token_hash: string
+  created_at: number
+  expires_at: number
+  revoked_at: number | null
+  last_seen_at: number | null
+  ip: string | null
+  user_agent: string | null
+}
+
+export interface ApiKeyTable {
+  id: string
+  org_id: string
+  name: string
+  /** The visible start of the key, for people to recognise it. */
+  prefix: string
+  /** SHA-256 of the whole key. */
+  key_hash: string
+  scope: 'admin' | 'send' | 'read' | 'write' | 'mailbox'
+  /** Set only for scope 'mailbox'. */
+  mailbox_id: string | null
+  created_by: string | null
+  created_at: number
+  expires_at: number | null
+  last_used_at: number | null
+  revoked_at: number | null
+}
+
+export interface DomainTable {
+  id: string
+  org_id: string
+  /** Lower-case, punycode. */
+  name: string
+  status: Generated<'pending' | 'verified'>
+  ownership_token: string
+  verified_at: number | null
+  active: Generated<Bool>
+  description: Generated<string>
+  max_aliases: Generated<number>
+  max_mailboxes: Generated<number>
+  default_quota_bytes: number
+  max_quota_bytes: number
+  total_quota_bytes: number
+  backup_mx: Generated<Bool>
+  created_at: number
+  updated_at: number
+}
+
+export interface DkimKeyTable {
+  id: string
+  org_id: string
+  domain_id: string
+  selector: string
+  algorithm: 'rsa' | 'ed25519'
+  public_key: string
+  /** PKCS#8 PEM sealed with the key-encryption key. */
+  private_key_enc: string
+  status: 'active' | 'retiring' | 'retired'
+  created_at: number
+  retire_after: number | null
+  retired_at: number | null
+}
+
+export interface MailboxTable {
+  id: string
+  org_id: string
+  domain_id: string
+  local_part: string
+  /** Canonical address, unique: local parts match case-insensitively. */
+  address: string
+  name: Generated<string>
+  password_hash: string | null
+  quota_bytes: number
+  used_bytes: Generated<number>
+  active: Generated<Bool>
+  force_pw_update: Generated<Bool>
+  tls_enforce_in: Generated<Bool>
+  tls_enforce_out: Generated<Bool>
+  owner_user_id: string | null
+  /** Per-account MODSEQ counter (RFC 7162); every flag or membership change takes the next value. */
+  modseq: Generated<number>
+  created_at: number
+  updated_at: number
+}
+
+export interface MailboxGrantTable {
+  org_id: string
+  mailbox_id: string
+  user_id: string
+  created_at: number
+}
+
+export interface AliasTable {
+  id: string
+  org_id: string
+  domain_id: string
+  /** Canonical address, or `@domain` for a catch-all. */
+  address: string
+  /** JSON array of target addresses (local mailboxes or external). */
+  targets: string
+  active: Generated<Bool>
+  created_at: number
+  updated_at: number
+}
+
+export interface FolderTable {
+  id: string
+  org_id: string
+  mailbox_id: string
+  /** Full IMAP name with '/' as the hierarchy delimiter. */
+  name: string
+  role: 'inbox' | 'sent' | 'drafts' | 'junk' | 'trash' | 'archive' | null
+  uidvalidity: number
+  uidnext: Generated<number>
+  highestmodseq: Generated<number>
+  subscribed: Generated<Bool>
+  created_at: number
+  updated_at: number
+}
+
+export interface ThreadTable {
+  id: string
+  org_id: string
+  mailbox_id: string
+  subject_norm: Generated<string>
+  message_count: Generated<number>
+  first_message_at: number
+  last_message_at: number
+  created_at: number
+}
+
+export interface MessageTable {
+  id: string
+  org_id: string
+  mailbox_id: string
+  thread_id: string | null
+  /** Address of the raw RFC 5322 bytes in the blob store. */
+  blob_sha256: string
+  size: number
+  message_id_header: string | null
+  in_reply_to: string | null
+  references_header: string | null
+  subject: Generated<string>
+  from_address: string | null
+  from_name: string | null
+  to_json: Generated<string>
+  cc_json: Generated<string>
+  /** The Date header. */
+  sent_at: number | null
+  received_at: number
+  has_attachments: Generated<Bool>
+  preview: Generated<string>
+  auth_results: string | null
+  spam_score: number | null
+  created_at: number
+  deleted_at: number | null
+}
+
+export interface FolderMessageTable {
+  folder_id: string
+  message_id: string
+  org_id: string
+  uid: number
+  modseq: number
+  created_at: number
+}
+
+export interface MessageKeywordTable {
+  message_id: string
+  keyword: string
+  org_id: string
+}
+
+export interface ExpungedTable {
+  folder_id: string
+  uid: number
+  modseq: number
+  org_id: string
+  created_at: number
+}
+
+export type OutboundStatus = 'scheduled' | 'queued' | 'sending' | 'sent' | 'failed' | 'cancelled' | 'held'
+export type RecipientState =
+  | 'queued'
+  | 'deferred'
+  | 'sent'
+  | 'delivered'
+  | 'bounced'
+  | 'suppressed'
+  | 'failed'
+  | 'cancelled'
+
+export interface OutboundMessageTable {
+  id: string
+  org_id: string
+  domain_id: string | null
+  mailbox_id: string | null
+  api_key_id: string | null
+  user_id: string | null
+  /** Envelope sender (the signed return path). */
+  mail_from: string
+  from_header: string
+  subject: Generated<string>
+  blob_sha256: string | null
+  size: Generated<number>
+  status: OutboundStatus
+  idempotency_key: string | null
+  idempotency_hash: string | null
+  tags: Generated<string>
+  scheduled_at: number | null
+  next_attempt_at: number | null
+  attempts: Generated<number>
+  lease_owner: string | null
+  lease_until: number | null
+  created_at: number
+  updated_at: number
+}
+
+export interface OutboundRecipientTable {
+  id: string
+  org_id: string
+  outbound_id: string
+  address: string
+  domain: string
+  state: RecipientState
+  attempts: Generated<number>
+  next_attempt_at: number | null
+  last_code: number | null
+  last_enhanced_code: string | null
+  last_response: string | null
+  /** DSN NOTIFY and ORCPT parameters (RFC 3461). */
+  dsn_notify: string | null
+  dsn_orcpt: string | null
+  created_at: number
+  updated_at: number
+}
+
+export interface EventTable {
+  id: string
+  /** Null for installation-wide events. */
+  org_id: string | null
+  type: string
+  subject_id: string | null
+  /** Who did it: a user id, key id or 'system'. */
+  actor: string | null
+  ip: string | null
+  payload: Generated<string>
+  created_at: number
+}
+
+export interface BlobTable {
+  namespace: string
+  sha256: string
+  size: number
+  refcount: Generated<number>
+  created_at: number
+  updated_at: number
+}
+
+export interface BlobDataTable {
+  namespace: string
+  sha256: string
+  data: Uint8Array
+  created_at: number
+}
+
+export interface ChangeTable {
+  seq: Generated<number>
+  topic: string
+  org_id: string | null
+  payload: string
+  created_at: number
+}
+
+export interface JobTable {
+  name: string
+  next_run_at: number
+  lease_owner: string | null
+  lease_until: number | null
+  last_started_at: number | null
+  last_finished_at: number | null
+  last_status: 'ok' | 'error' | null
+  last_error: string | null
+  last_duration_ms: number | null
+  run_count: Generated<number>
+}
+
+export interface Database {
+  server_meta: ServerMetaTable
+  orgs: OrgTable
+  users: UserTable
+  sessions: SessionTable
+  api_keys: ApiKeyTable
+  domains: DomainTable
+  dkim_keys: DkimKeyTable
+  mailboxes: MailboxTable
+  mailbox_grants: MailboxGrantTable
+  aliases: AliasTable
+  folders: FolderTable
+  threads: ThreadTable
+  messages: MessageTable
+  folder_messages: FolderMessageTable
+  message_keywords: MessageKeywordTable
+  expunged: ExpungedTable
+  outbound_messages: OutboundMessageTable
+  outbound_recipients: OutboundRecipientTable
+  events: EventTable
+  blobs: BlobTable
+  blob_data: BlobDataTable
+  changes: ChangeTable
+  jobs: JobTable
+}
+
+export type Org = Selectable<OrgTable>
+export type NewOrg = Insertable<OrgTable>
+export type OrgUpdate = Updateable<OrgTable>
+export type Job = Selectable<JobTable>
+export type NewEvent = Insertable<EventTable>
