@@ -143,7 +143,11 @@ function closest(path: string, keys: readonly string[]): string | null {
       d[0] = i
       for (let j = 1; j <= b.length; j++) {
         const tmp = d[j] as number
-        d[j] = Math.min((d[j] as number) + 1, (d[j - 1] as number) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1))
+        d[j] = Math.min(
+          (d[j] as number) + 1,
+          (d[j - 1] as number) + 1,
+          prev + (a[i - 1] === b[j - 1] ? 0 : 1),
+        )
         prev = tmp
       }
     }

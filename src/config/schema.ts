@@ -58,8 +58,17 @@ const autoPort = (doc: string, derived: string): KeyDef<number | null> => ({
   max: 65535,
   derived,
 })
-const bool = (def: boolean, doc: string): KeyDef<boolean> => ({ kind: 'boolean', default: def, doc, nullable: false })
-const list = (def: readonly string[], doc: string, values?: readonly string[]): KeyDef<readonly string[]> => ({
+const bool = (def: boolean, doc: string): KeyDef<boolean> => ({
+  kind: 'boolean',
+  default: def,
+  doc,
+  nullable: false,
+})
+const list = (
+  def: readonly string[],
+  doc: string,
+  values?: readonly string[],
+): KeyDef<readonly string[]> => ({
   kind: 'list',
   default: def,
   doc,
@@ -78,16 +87,25 @@ export const ROLES = ['http', 'smtp', 'imap', 'workers'] as const
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
 export const schema = {
-  data_dir: str('./data', 'Folder holding the SQLite database, blobs, TLS material and secrets; created on first start.'),
-  secrets_file: optStr('Path of the 0600 secrets file (token signing key, key-encryption key); shared by every node.', {
-    derived: '<data_dir>/secrets.json',
-  }),
+  data_dir: str(
+    './data',
+    'Folder holding the SQLite database, blobs, TLS material and secrets; created on first start.',
+  ),
+  secrets_file: optStr(
+    'Path of the 0600 secrets file (token signing key, key-encryption key); shared by every node.',
+    {
+      derived: '<data_dir>/secrets.json',
+    },
+  ),
   hostname: optStr('Host name this server announces in SMTP banners, certificates and links.', {
     derived: 'the machine host name',
   }),
-  public_url: optStr('Base URL people and programs use to reach the HTTP listener (setup link, client set-up).', {
-    derived: 'http://<http.host>:<http.port>',
-  }),
+  public_url: optStr(
+    'Base URL people and programs use to reach the HTTP listener (setup link, client set-up).',
+    {
+      derived: 'http://<http.host>:<http.port>',
+    },
+  ),
   roles: list(ROLES, 'What this process runs: any of http, smtp, imap, workers.', ROLES),
   log: {
     level: oneOf(LOG_LEVELS, 'info', 'Log level: fatal, error, warn, info, debug, trace or silent.'),
@@ -99,12 +117,23 @@ export const schema = {
     }),
     schema: str('public', 'PostgreSQL schema holding Postern tables (one schema per installation).'),
     pool_size: int(10, 'Maximum PostgreSQL connections per process.', 1, 1000),
-    busy_timeout_ms: int(5000, 'How long a SQLite write waits for another process holding the write lock.', 0),
+    busy_timeout_ms: int(
+      5000,
+      'How long a SQLite write waits for another process holding the write lock.',
+      0,
+    ),
   },
   blobs: {
-    backend: oneOf(['fs', 'database'] as const, 'fs', 'Where message bytes live: fs (data folder) or database (shared by nodes on PostgreSQL).'),
+    backend: oneOf(
+      ['fs', 'database'] as const,
+      'fs',
+      'Where message bytes live: fs (data folder) or database (shared by nodes on PostgreSQL).',
+    ),
     dir: optStr('Folder of the filesystem blob store.', { derived: '<data_dir>/blobs' }),
-    collect_grace_seconds: int(3600, 'How long an unreferenced blob is kept before the collection job deletes it.'),
+    collect_grace_seconds: int(
+      3600,
+      'How long an unreferenced blob is kept before the collection job deletes it.',
+    ),
   },
   http: {
     host: str('127.0.0.1', 'Address the HTTP API listens on.'),
@@ -121,7 +150,10 @@ export const schema = {
     host: str('0.0.0.0', 'Address the SMTP listeners bind.'),
     mx_port: autoPort('Port of the SMTP MX listener.', '25, or 2025 when port 25 may not be bound'),
     submission_port: autoPort('Port of SMTP submission with STARTTLS.', '587, or 2587 when unprivileged'),
-    submissions_port: autoPort('Port of SMTP submission over implicit TLS.', '465, or 2465 when unprivileged'),
+    submissions_port: autoPort(
+      'Port of SMTP submission over implicit TLS.',
+      '465, or 2465 when unprivileged',
+    ),
   },
   imap: {
     host: str('0.0.0.0', 'Address the IMAP listeners bind.'),
@@ -129,10 +161,15 @@ export const schema = {
     tls_port: autoPort('Port of IMAP over implicit TLS.', '993, or 2993 when unprivileged'),
   },
   tls: {
-    cert_file: optStr('PEM certificate chain for every listener; unset means a self-signed one made on first start.'),
+    cert_file: optStr(
+      'PEM certificate chain for every listener; unset means a self-signed one made on first start.',
+    ),
     key_file: optStr('PEM private key matching tls.cert_file.'),
     sni_dir: optStr('Folder of per-host certificates named <host>.crt and <host>.key, chosen by SNI.'),
-    watch_interval_ms: int(2000, 'How often certificate files are checked for changes (0 turns reloading off).'),
+    watch_interval_ms: int(
+      2000,
+      'How often certificate files are checked for changes (0 turns reloading off).',
+    ),
   },
   dns: {
     servers: list([], 'DNS servers as ip or ip:port; empty uses the system resolver configuration.'),

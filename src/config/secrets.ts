@@ -29,12 +29,16 @@ function decode(file: string, raw: string): ServerSecrets {
   try {
     parsed = JSON.parse(raw)
   } catch {
-    throw new SecretsError(`${file} is not valid JSON; restore it from your backup (every node needs the same file)`)
+    throw new SecretsError(
+      `${file} is not valid JSON; restore it from your backup (every node needs the same file)`,
+    )
   }
   const tokenSigningKey = Buffer.from(parsed.token_signing_key ?? '', 'base64')
   const keyEncryptionKey = Buffer.from(parsed.key_encryption_key ?? '', 'base64')
   if (tokenSigningKey.length !== 32 || keyEncryptionKey.length !== 32)
-    throw new SecretsError(`${file} must hold two 32-byte base64 keys (token_signing_key, key_encryption_key)`)
+    throw new SecretsError(
+      `${file} must hold two 32-byte base64 keys (token_signing_key, key_encryption_key)`,
+    )
   return { tokenSigningKey, keyEncryptionKey }
 }
 
@@ -42,7 +46,10 @@ function decode(file: string, raw: string): ServerSecrets {
 export function loadOrCreateSecrets(file: string): { secrets: ServerSecrets; created: boolean } {
   try {
     const mode = statSync(file).mode & 0o777
-    if (mode & 0o077) throw new SecretsError(`${file} is readable by other users (mode ${mode.toString(8)}); run: chmod 600 ${file}`)
+    if (mode & 0o077)
+      throw new SecretsError(
+        `${file} is readable by other users (mode ${mode.toString(8)}); run: chmod 600 ${file}`,
+      )
     return { secrets: decode(file, readFileSync(file, 'utf8')), created: false }
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
@@ -57,7 +64,8 @@ export function loadOrCreateSecrets(file: string): { secrets: ServerSecrets; cre
   try {
     fd = openSync(file, 'wx', 0o600) // wx: never overwrite a file another process just wrote
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return { secrets: decode(file, readFileSync(file, 'utf8')), created: false }
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+      return { secrets: decode(file, readFileSync(file, 'utf8')), created: false }
     throw err
   }
   try {

@@ -2,7 +2,7 @@
 // Secrets never reach a log line: credentials in headers, passwords, tokens and keys are
 // redacted by path here, in the one place every logger is made.
 
-import { pino, type Logger, type DestinationStream } from 'pino'
+import { type DestinationStream, type Logger, pino } from 'pino'
 
 export type { Logger }
 

@@ -3,7 +3,7 @@
 // dialect-neutral Kysely; the few non-portable operations (leases, notifications, upserts)
 // branch on `store.dialect` inside store/ only.
 
-import { mkdirSync } from 'node:fs'
+import { chmodSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import type pg from 'pg'
@@ -44,6 +44,7 @@ export async function openStore(config: Config): Promise<Store> {
   mkdirSync(config.data_dir, { recursive: true, mode: 0o700 })
   const path = join(config.data_dir, 'postern.db')
   const raw = openSqlite({ path, busyTimeoutMs: config.database.busy_timeout_ms })
+  chmodSync(path, 0o600) // password hashes and sealed keys live here
   const db = new Kysely<Database>({ dialect: new NodeSqliteDialect(raw) })
   return { db, dialect: 'sqlite', schema: 'main', location: path, postgres: null, close: () => db.destroy() }
 }

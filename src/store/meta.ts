@@ -4,7 +4,11 @@
 import type { Store } from './db.ts'
 
 export async function getMeta(store: Store, key: string): Promise<string | null> {
-  const row = await store.db.selectFrom('server_meta').select('value').where('key', '=', key).executeTakeFirst()
+  const row = await store.db
+    .selectFrom('server_meta')
+    .select('value')
+    .where('key', '=', key)
+    .executeTakeFirst()
   return row?.value ?? null
 }
 

@@ -20,7 +20,9 @@ export async function migrateToLatest(store: Store): Promise<MigrationReport> {
   const { error, results } = await migrator.migrateToLatest()
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName
-    throw new Error(`migration ${failed ?? '(lock)'} failed: ${(error as Error).message ?? error}`, { cause: error })
+    throw new Error(`migration ${failed ?? '(lock)'} failed: ${(error as Error).message ?? error}`, {
+      cause: error,
+    })
   }
   const all = await migrator.getMigrations()
   const done = all.filter((m) => m.executedAt)

@@ -13,11 +13,11 @@ import {
   type DatabaseConnection,
   type Dialect,
   type Driver,
+  type Kysely,
   type QueryResult,
   SqliteAdapter,
   SqliteIntrospector,
   SqliteQueryCompiler,
-  type Kysely,
 } from 'kysely'
 
 export interface SqliteOptions {

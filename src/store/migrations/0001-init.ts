@@ -14,7 +14,9 @@ const id = (t: Builder) => t.addColumn('id', 'text', (c) => c.primaryKey())
 const org = (t: Builder) =>
   t.addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id').onDelete('cascade'))
 const stamps = (t: Builder) =>
-  t.addColumn('created_at', 'bigint', (c) => c.notNull()).addColumn('updated_at', 'bigint', (c) => c.notNull())
+  t
+    .addColumn('created_at', 'bigint', (c) => c.notNull())
+    .addColumn('updated_at', 'bigint', (c) => c.notNull())
 const flag = (t: Builder, name: string, def: 0 | 1) =>
   t.addColumn(name, 'integer', (c) => c.notNull().defaultTo(def))
 
@@ -154,7 +156,11 @@ export async function up(db: Db): Promise<void> {
     .addColumn('last_message_at', 'bigint', (c) => c.notNull())
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .execute()
-  await s.createIndex('threads_mailbox_last').on('threads').columns(['mailbox_id', 'last_message_at']).execute()
+  await s
+    .createIndex('threads_mailbox_last')
+    .on('threads')
+    .columns(['mailbox_id', 'last_message_at'])
+    .execute()
 
   await flag(org(id(s.createTable('messages'))), 'has_attachments', 0)
     .addColumn('mailbox_id', 'text', (c) => c.notNull().references('mailboxes.id').onDelete('cascade'))
@@ -177,9 +183,17 @@ export async function up(db: Db): Promise<void> {
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .addColumn('deleted_at', 'bigint')
     .execute()
-  await s.createIndex('messages_mailbox_received').on('messages').columns(['mailbox_id', 'received_at']).execute()
+  await s
+    .createIndex('messages_mailbox_received')
+    .on('messages')
+    .columns(['mailbox_id', 'received_at'])
+    .execute()
   await s.createIndex('messages_thread').on('messages').column('thread_id').execute()
-  await s.createIndex('messages_message_id').on('messages').columns(['mailbox_id', 'message_id_header']).execute()
+  await s
+    .createIndex('messages_message_id')
+    .on('messages')
+    .columns(['mailbox_id', 'message_id_header'])
+    .execute()
 
   // One row per message in a folder: its own UID (RFC 9051) and MODSEQ (RFC 7162).
   await s
@@ -194,7 +208,11 @@ export async function up(db: Db): Promise<void> {
     .addUniqueConstraint('folder_messages_folder_message', ['folder_id', 'message_id'])
     .execute()
   await s.createIndex('folder_messages_message').on('folder_messages').column('message_id').execute()
-  await s.createIndex('folder_messages_modseq').on('folder_messages').columns(['folder_id', 'modseq']).execute()
+  await s
+    .createIndex('folder_messages_modseq')
+    .on('folder_messages')
+    .columns(['folder_id', 'modseq'])
+    .execute()
 
   // Flags and keywords (\Seen, \Flagged, $Important, ...) are per message.
   await s
@@ -244,7 +262,9 @@ export async function up(db: Db): Promise<void> {
     .execute()
 
   await stamps(org(id(s.createTable('outbound_recipients'))))
-    .addColumn('outbound_id', 'text', (c) => c.notNull().references('outbound_messages.id').onDelete('cascade'))
+    .addColumn('outbound_id', 'text', (c) =>
+      c.notNull().references('outbound_messages.id').onDelete('cascade'),
+    )
     .addColumn('address', 'text', (c) => c.notNull())
     .addColumn('domain', 'text', (c) => c.notNull())
     .addColumn('state', 'text', (c) => c.notNull())
@@ -256,7 +276,11 @@ export async function up(db: Db): Promise<void> {
     .addColumn('dsn_notify', 'text')
     .addColumn('dsn_orcpt', 'text')
     .execute()
-  await s.createIndex('outbound_recipients_outbound').on('outbound_recipients').column('outbound_id').execute()
+  await s
+    .createIndex('outbound_recipients_outbound')
+    .on('outbound_recipients')
+    .column('outbound_id')
+    .execute()
 
   await id(s.createTable('events'))
     .addColumn('org_id', 'text', (c) => c.references('orgs.id').onDelete('cascade'))
@@ -296,7 +320,9 @@ export async function up(db: Db): Promise<void> {
   // Change log for the SQLite change-event bus (PostgreSQL uses LISTEN/NOTIFY instead).
   await s
     .createTable('changes')
-    .addColumn('seq', pg ? sql`bigserial` : 'integer', (c) => (pg ? c.primaryKey() : c.primaryKey().autoIncrement()))
+    .addColumn('seq', pg ? sql`bigserial` : 'integer', (c) =>
+      pg ? c.primaryKey() : c.primaryKey().autoIncrement(),
+    )
     .addColumn('topic', 'text', (c) => c.notNull())
     .addColumn('org_id', 'text')
     .addColumn('payload', 'text', (c) => c.notNull())

@@ -1,0 +1,54 @@
+// buildApp(deps): the Fastify application with every plugin and route, not listening.
+// main.ts (or a test) listens; app.inject works without a socket. Invariants: every error
+// leaves as problem+json (problem.ts), every response carries X-Request-Id, every route has
+// a schema so validation and the OpenAPI document come from one source.
+
+import { randomBytes } from 'node:crypto'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify, { type FastifyBaseLogger } from 'fastify'
+import { registerOpenApi } from './plugins/openapi.ts'
+import { notFoundProblem, sendProblem, toProblem } from './problem.ts'
+import { configRoutes } from './routes/config.ts'
+import { healthRoutes } from './routes/health.ts'
+import { setupRoutes } from './routes/setup.ts'
+import type { App, AppDeps } from './types.ts'
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
+
+export async function buildApp(deps: AppDeps): Promise<App> {
+  const app = Fastify({
+    loggerInstance: deps.log.child({ mod: 'http' }) as FastifyBaseLogger,
+    bodyLimit: deps.config.http.body_limit_bytes,
+    trustProxy: deps.config.http.trust_proxy,
+    // A client's X-Request-Id is kept when it is a plain token, so traces join up across hops.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id']
+      return typeof given === 'string' && REQUEST_ID.test(given)
+        ? given
+        : `req_${randomBytes(9).toString('base64url')}`
+    },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: true } },
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id)
+  })
+
+  app.setErrorHandler((err, req, reply) => {
+    const p = toProblem(err, req)
+    if (p.status >= 500) req.log.error({ err }, 'request failed')
+    else req.log.info({ code: p.code, status: p.status }, 'request refused')
+    const retryAfter = (err as { retryAfter?: number }).retryAfter
+    if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter))
+    return sendProblem(reply, p)
+  })
+  app.setNotFoundHandler((req, reply) => sendProblem(reply, notFoundProblem(req)))
+
+  await registerOpenApi(app, deps)
+  for (const routes of [healthRoutes, configRoutes, setupRoutes]) await routes(app, deps)
+  for (const plugin of deps.plugins ?? []) await app.register(plugin)
+  await app.ready()
+  return app
+}

@@ -1,0 +1,307 @@
+// Wiring only: turns a validated config into a running Postern. Opens the secrets file and the
+// store, migrates, checks the key-encryption key, builds services, binds the listeners of the
+// roles this process runs, starts the workers, and returns one handle whose close() shuts all
+// of it down in reverse order within shutdown.grace_ms. No capability logic lives here.
+
+import { mkdirSync } from 'node:fs'
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
+import type { AddressInfo } from 'node:net'
+import type { FastifyPluginAsync } from 'fastify'
+import { resolveMailPorts } from './config/ports.ts'
+import type { Config } from './config/schema.ts'
+import { loadOrCreateSecrets, type ServerSecrets } from './config/secrets.ts'
+import { VERSION } from './config/version.ts'
+import type { Resolver } from './dns/resolver.ts'
+import { createResolver } from './dns/system-resolver.ts'
+import { buildApp } from './http/app.ts'
+import type { App } from './http/types.ts'
+import { createLogger, type Logger } from './log/logger.ts'
+import { createHealthService, type ListenerInfo } from './services/health/health.ts'
+import { builtinJobs } from './services/jobs/builtin.ts'
+import { createJobRunner, type JobDef, type JobRunner } from './services/jobs/runner.ts'
+import { checkKeyEncryptionKey } from './services/secrets/key-check.ts'
+import { createSetupService, type SetupService } from './services/setup/setup-token.ts'
+import { type BlobStore, createBlobStore } from './store/blobs/blob-store.ts'
+import { type ChangeBus, createChangeBus } from './store/change-bus.ts'
+import { openStore, type Store } from './store/db.ts'
+import { migrateToLatest } from './store/migrate.ts'
+import { type Clock, systemClock } from './time/clock.ts'
+import { type CertificateService, createCertificateService } from './tls/certificates.ts'
+
+export interface StartOptions {
+  config: Config
+  log?: Logger
+  clock?: Clock
+  /** Overrides the resolver built from dns.* (tests pin it to a loopback DNS server). */
+  resolver?: Resolver
+  /** Extra HTTP route plugins (tests). */
+  httpPlugins?: FastifyPluginAsync[]
+  /** Extra jobs (tests). */
+  jobs?: JobDef[]
+  /** Where the start-up banner goes (standard error by default; tests silence it). */
+  print?: (line: string) => void
+}
+
+export interface Postern {
+  config: Config
+  log: Logger
+  store: Store
+  blobs: BlobStore
+  bus: ChangeBus
+  jobs: JobRunner
+  setup: SetupService
+  resolver: Resolver
+  tls: CertificateService
+  secrets: ServerSecrets
+  app: App | null
+  listeners: ListenerInfo[]
+  /** Base URL of the HTTP listener, e.g. http://127.0.0.1:8787 (null without the http role). */
+  url: string | null
+  /** The one-time setup token printed at start, while no organisation exists. */
+  setupToken: string | null
+  close(): Promise<void>
+}
+
+/** Opens the store and applies migrations: shared by serve, migrate and admin commands. */
+export async function openMigratedStore(config: Config): Promise<Store> {
+  const store = await openStore(config)
+  try {
+    await migrateToLatest(store)
+  } catch (err) {
+    await store.close()
+    throw err
+  }
+  return store
+}
+
+export interface MigrateResult {
+  location: string
+  applied: string[]
+  current: string | null
+}
+
+export async function migrateDatabase(config: Config): Promise<MigrateResult> {
+  const store = await openStore(config)
+  try {
+    const r = await migrateToLatest(store)
+    return { location: store.location, ...r }
+  } finally {
+    await store.close()
+  }
+}
+
+export interface InitResult {
+  data_dir: string
+  secrets_file: string
+  secrets_created: boolean
+  database: string
+  migrations_applied: string[]
+  setup_token: string | null
+}
+
+/** Everything the first start does before listening (postern init). */
+export async function initInstallation(config: Config, clock: Clock = systemClock): Promise<InitResult> {
+  mkdirSync(config.data_dir, { recursive: true, mode: 0o700 })
+  const { secrets, created } = loadOrCreateSecrets(config.secrets_file as string)
+  const store = await openStore(config)
+  try {
+    const { applied } = await migrateToLatest(store)
+    await checkKeyEncryptionKey(store, secrets.keyEncryptionKey, config.secrets_file as string, clock.now())
+    const setupToken = await createSetupService({ store, now: () => clock.now() }).issueToken()
+    return {
+      data_dir: config.data_dir,
+      secrets_file: config.secrets_file as string,
+      secrets_created: created,
+      database: store.location,
+      migrations_applied: applied,
+      setup_token: setupToken,
+    }
+  } finally {
+    await store.close()
+  }
+}
+
+export async function startPostern(opts: StartOptions): Promise<Postern> {
+  const { config } = opts
+  const clock = opts.clock ?? systemClock
+  const log = opts.log ?? createLogger({ level: config.log.level })
+  const print = opts.print ?? ((line: string) => process.stderr.write(`${line}\n`))
+  const closers: (() => Promise<void> | void)[] = []
+  const closeAll = async () => {
+    for (const c of closers.reverse())
+      await Promise.resolve(c()).catch((err) => log.error({ err }, 'shutdown step failed'))
+  }
+
+  try {
+    mkdirSync(config.data_dir, { recursive: true, mode: 0o700 })
+    const { secrets, created: secretsCreated } = loadOrCreateSecrets(config.secrets_file as string)
+    if (secretsCreated) log.info({ file: config.secrets_file }, 'wrote new server secrets file; back it up')
+
+    const store = await openMigratedStore(config)
+    closers.push(() => store.close())
+    await checkKeyEncryptionKey(store, secrets.keyEncryptionKey, config.secrets_file as string, clock.now())
+
+    const blobs = createBlobStore({
+      store,
+      backend: config.blobs.backend,
+      dir: config.blobs.dir as string,
+      now: () => clock.now(),
+    })
+    const bus = createChangeBus({
+      store,
+      log: log.child({ mod: 'bus' }),
+      pollMs: config.events.poll_ms,
+      now: () => clock.now(),
+    })
+    await bus.start()
+    closers.push(() => bus.close())
+
+    const resolver =
+      opts.resolver ?? createResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeout_ms })
+    const tls = await createCertificateService({
+      tls: config.tls,
+      hostname: config.hostname as string,
+      dataDir: config.data_dir,
+      log: log.child({ mod: 'tls' }),
+    })
+    closers.push(() => tls.close())
+
+    const jobs = createJobRunner({
+      store,
+      clock,
+      log: log.child({ mod: 'jobs' }),
+      tickMs: config.jobs.tick_ms,
+      leaseMs: config.jobs.lease_seconds * 1000,
+    })
+    for (const job of [
+      ...builtinJobs({ store, blobs, config, now: () => clock.now() }),
+      ...(opts.jobs ?? []),
+    ])
+      jobs.register(job)
+
+    const setup = createSetupService({ store, now: () => clock.now() })
+    const setupToken = await setup.issueToken()
+
+    const listeners: ListenerInfo[] = []
+    const mailPorts = resolveMailPorts(config)
+    const notes = [
+      `SMTP and IMAP listeners are not in this build yet; they will use ${mailPorts.map((p) => `${p.name} ${p.port}`).join(', ')}`,
+      ...mailPorts
+        .filter((p) => p.fellBack)
+        .map((p) => `${p.name}: port ${p.standard} needs privileges this process lacks; using ${p.port}`),
+    ]
+    const startedAt = clock.now()
+    const health = createHealthService({
+      store,
+      blobs,
+      version: VERSION,
+      startedAt,
+      now: () => clock.now(),
+      listeners: () => listeners,
+      tls: () => tls.info(),
+      notes: () => notes,
+    })
+
+    let app: App | null = null
+    let url: string | null = null
+    const roles = new Set(config.roles)
+    if (roles.has('http')) {
+      app = await buildApp({
+        config,
+        log,
+        version: VERSION,
+        health,
+        setup,
+        listeners: () => listeners,
+        plugins: opts.httpPlugins ?? [],
+      })
+      const httpApp = app
+      await httpApp.listen({ host: config.http.host, port: config.http.port })
+      const addr = httpApp.server.address() as AddressInfo
+      listeners.push({ name: 'http', host: config.http.host, port: addr.port, tls: 'none' })
+      url = `http://${hostForUrl(config.http.host)}:${addr.port}`
+      closers.push(() => closeWithin(httpApp, config.shutdown.grace_ms, log))
+      if (config.https.enabled) {
+        const server = createHttpsServer({ ...tls.serverOptions() }, (req, res) => httpApp.routing(req, res))
+        tls.attach(server) // clients without SNI get reloaded certificates too
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject)
+          server.listen(config.https.port, config.https.host as string, () => resolve())
+        })
+        const port = (server.address() as AddressInfo).port
+        listeners.push({ name: 'https', host: config.https.host as string, port, tls: 'implicit' })
+        closers.push(() => closeServerWithin(server, config.shutdown.grace_ms))
+      }
+    }
+
+    if (roles.has('workers')) {
+      await jobs.start()
+      closers.push(() => jobs.stop())
+    }
+
+    const publicUrl = config.public_url ?? url
+    print(`Postern ${VERSION} is running (data: ${config.data_dir}, database: ${store.location})`)
+    for (const l of listeners)
+      print(`  ${l.name.padEnd(8)} ${l.tls === 'none' ? 'http' : 'https'}://${hostForUrl(l.host)}:${l.port}`)
+    for (const note of notes) print(`  note: ${note}`)
+    if (tls.info().self_signed)
+      print(
+        `  tls: using a self-signed certificate for ${config.hostname}; set tls.cert_file and tls.key_file for a real one`,
+      )
+    if (setupToken) {
+      print('')
+      print('  No organisation exists yet. Create the first owner within this run with:')
+      print(`    setup link:  ${publicUrl}/setup?token=${setupToken}`)
+      print(`    setup token: ${setupToken}`)
+      print('  (the token changes at every start until setup is done)')
+    }
+
+    let closing: Promise<void> | null = null
+    return {
+      config,
+      log,
+      store,
+      blobs,
+      bus,
+      jobs,
+      setup,
+      resolver,
+      tls,
+      secrets,
+      app,
+      listeners,
+      url,
+      setupToken,
+      close: () => {
+        closing ??= closeAll()
+        return closing
+      },
+    }
+  } catch (err) {
+    await closeAll()
+    throw err
+  }
+}
+
+const hostForUrl = (host: string) =>
+  host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host
+
+/** Stops accepting, lets in-flight requests finish, and cuts the rest at the deadline. */
+async function closeWithin(app: App, graceMs: number, log: Logger): Promise<void> {
+  const timer = setTimeout(() => {
+    log.warn({ grace_ms: graceMs }, 'shutdown deadline reached; closing open HTTP connections')
+    app.server.closeAllConnections()
+  }, graceMs)
+  try {
+    await app.close()
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+async function closeServerWithin(server: HttpsServer, graceMs: number): Promise<void> {
+  const timer = setTimeout(() => server.closeAllConnections(), graceMs)
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  server.closeIdleConnections()
+  clearTimeout(timer)
+}

@@ -1,0 +1,296 @@
+// The content-addressed blob store: raw message bytes and attachments, addressed by the
+// SHA-256 of their content within a namespace (an org id, or 'system'), so identical bytes are
+// stored once per org and never shared across orgs.
+//
+// Invariants:
+// - put() reports done only when the bytes are durable: filesystem backend = file fsynced,
+//   renamed into place, directory fsynced; database backend = committed.
+// - put() touches the `blobs` row (refcount unchanged) BEFORE the bytes become visible, and the
+//   collector deletes row and bytes in one transaction. So a put racing a collection either
+//   waits for it and writes the bytes anew, or makes the collector skip the blob.
+// - get() verifies the hash; a mismatch is BlobCorruptError, never silently returned bytes.
+// - References are counted in `blobs.refcount` (addRef/release in the caller's transaction);
+//   blobs at zero for longer than the grace period are deleted by collect().
+
+import { createHash, randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import type { Readable } from 'node:stream'
+import { type Kysely, sql, type Transaction } from 'kysely'
+import type { Store } from '../db.ts'
+import type { Database } from '../schema.ts'
+import { type FileOps, nodeFileOps } from './file-ops.ts'
+
+export type BlobSource = Uint8Array | string | Readable | AsyncIterable<Uint8Array>
+
+export interface BlobRef {
+  sha256: string
+  size: number
+}
+
+export class BlobNotFoundError extends Error {
+  override name = 'BlobNotFoundError'
+}
+export class BlobCorruptError extends Error {
+  override name = 'BlobCorruptError'
+}
+
+export interface BlobStore {
+  readonly backend: 'fs' | 'database'
+  put(namespace: string, source: BlobSource): Promise<BlobRef>
+  get(namespace: string, sha256: string): Promise<Buffer>
+  exists(namespace: string, sha256: string): Promise<boolean>
+  /** +1 reference, inside the caller's transaction (the row exists since put). */
+  addRef(db: Executor, namespace: string, sha256: string): Promise<void>
+  /** -1 reference; the blob becomes collectable after the grace period at zero. */
+  release(db: Executor, namespace: string, sha256: string): Promise<void>
+  /** Deletes blobs unreferenced for longer than graceMs; returns how many. */
+  collect(graceMs: number): Promise<number>
+  /** Proves the backend is usable (health). */
+  check(): Promise<void>
+}
+
+type Executor = Kysely<Database> | Transaction<Database>
+
+export interface BlobStoreOptions {
+  store: Store
+  backend: 'fs' | 'database'
+  /** Root folder of the filesystem backend. */
+  dir: string
+  now: () => number
+  fileOps?: FileOps
+}
+
+const NAMESPACE = /^[a-z0-9_]{1,64}$/
+const SHA256 = /^[0-9a-f]{64}$/
+
+function checkAddress(namespace: string, sha256?: string) {
+  if (!NAMESPACE.test(namespace)) throw new Error(`invalid blob namespace ${JSON.stringify(namespace)}`)
+  if (sha256 !== undefined && !SHA256.test(sha256))
+    throw new Error(`invalid blob address ${JSON.stringify(sha256)}`)
+}
+
+async function* chunksOf(source: BlobSource): AsyncIterable<Uint8Array> {
+  if (typeof source === 'string') yield Buffer.from(source)
+  else if (source instanceof Uint8Array) yield source
+  else
+    for await (const chunk of source as AsyncIterable<Uint8Array | string>)
+      yield typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+}
+
+function verify(namespace: string, sha256: string, data: Buffer): Buffer {
+  const actual = createHash('sha256').update(data).digest('hex')
+  if (actual !== sha256)
+    throw new BlobCorruptError(`blob ${namespace}/${sha256} is corrupt (content hashes to ${actual})`)
+  return data
+}
+
+export function createBlobStore(opts: BlobStoreOptions): BlobStore {
+  const { store, now } = opts
+  const db = store.db
+  const ops = opts.fileOps ?? nodeFileOps
+
+  /** Records the blob (refcount unchanged) and refreshes updated_at, so the collector keeps it. */
+  async function touch(ex: Executor, namespace: string, sha256: string, size: number) {
+    const t = now()
+    await ex
+      .insertInto('blobs')
+      .values({ namespace, sha256, size, refcount: 0, created_at: t, updated_at: t })
+      .onConflict((oc) => oc.columns(['namespace', 'sha256']).doUpdateSet({ updated_at: t }))
+      .execute()
+  }
+
+  const common = {
+    async addRef(ex: Executor, namespace: string, sha256: string) {
+      const r = await ex
+        .updateTable('blobs')
+        .set({ refcount: sql`refcount + 1`, updated_at: now() })
+        .where('namespace', '=', namespace)
+        .where('sha256', '=', sha256)
+        .executeTakeFirst()
+      if (Number(r.numUpdatedRows) !== 1)
+        throw new BlobNotFoundError(`blob ${namespace}/${sha256} was never stored`)
+    },
+    async release(ex: Executor, namespace: string, sha256: string) {
+      await ex
+        .updateTable('blobs')
+        .set({ refcount: sql`refcount - 1`, updated_at: now() })
+        .where('namespace', '=', namespace)
+        .where('sha256', '=', sha256)
+        .execute()
+    },
+  }
+
+  async function collectWith(
+    graceMs: number,
+    deleteBytes: (tx: Transaction<Database>, ns: string, sha: string) => Promise<void>,
+  ) {
+    const cutoff = now() - graceMs
+    const candidates = await db
+      .selectFrom('blobs')
+      .select(['namespace', 'sha256'])
+      .where('refcount', '<=', 0)
+      .where('updated_at', '<', cutoff)
+      .limit(1000)
+      .execute()
+    let deleted = 0
+    for (const c of candidates) {
+      await db.transaction().execute(async (tx) => {
+        const r = await tx
+          .deleteFrom('blobs')
+          .where('namespace', '=', c.namespace)
+          .where('sha256', '=', c.sha256)
+          .where('refcount', '<=', 0)
+          .where('updated_at', '<', cutoff)
+          .executeTakeFirst()
+        if (Number(r.numDeletedRows) === 1) {
+          await deleteBytes(tx, c.namespace, c.sha256)
+          deleted++
+        }
+      })
+    }
+    return deleted
+  }
+
+  if (opts.backend === 'database') {
+    return {
+      backend: 'database',
+      ...common,
+      async put(namespace, source) {
+        checkAddress(namespace)
+        const parts: Uint8Array[] = []
+        const hash = createHash('sha256')
+        for await (const chunk of chunksOf(source)) {
+          hash.update(chunk)
+          parts.push(chunk)
+        }
+        const data = Buffer.concat(parts)
+        const sha256 = hash.digest('hex')
+        await db.transaction().execute(async (tx) => {
+          await touch(tx, namespace, sha256, data.length)
+          await tx
+            .insertInto('blob_data')
+            .values({ namespace, sha256, data, created_at: now() })
+            .onConflict((oc) => oc.columns(['namespace', 'sha256']).doNothing())
+            .execute()
+        })
+        return { sha256, size: data.length }
+      },
+      async get(namespace, sha256) {
+        checkAddress(namespace, sha256)
+        const row = await db
+          .selectFrom('blob_data')
+          .select('data')
+          .where('namespace', '=', namespace)
+          .where('sha256', '=', sha256)
+          .executeTakeFirst()
+        if (!row) throw new BlobNotFoundError(`blob ${namespace}/${sha256} not found`)
+        return verify(namespace, sha256, Buffer.from(row.data))
+      },
+      async exists(namespace, sha256) {
+        checkAddress(namespace, sha256)
+        const row = await db
+          .selectFrom('blob_data')
+          .select('sha256')
+          .where('namespace', '=', namespace)
+          .where('sha256', '=', sha256)
+          .executeTakeFirst()
+        return row !== undefined
+      },
+      collect: (graceMs) =>
+        collectWith(graceMs, async (tx, ns, sha) => {
+          await tx.deleteFrom('blob_data').where('namespace', '=', ns).where('sha256', '=', sha).execute()
+        }),
+      async check() {
+        await db.selectFrom('blob_data').select('sha256').limit(1).execute()
+      },
+    }
+  }
+
+  const root = opts.dir
+  const tmpDir = join(root, 'tmp')
+  const pathOf = (ns: string, sha: string) => join(root, ns, sha.slice(0, 2), sha.slice(2, 4), sha)
+
+  /** mkdir -p, then fsync the parent of every directory it created, so the new entries persist. */
+  async function durableMkdirp(dir: string) {
+    const first = await ops.mkdirp(dir)
+    if (first === undefined) return
+    const created: string[] = []
+    for (let d = dir; d.length >= first.length; d = join(d, '..')) created.push(d)
+    for (const d of created) await ops.syncDir(join(d, '..'))
+  }
+
+  return {
+    backend: 'fs',
+    ...common,
+    async put(namespace, source) {
+      checkAddress(namespace)
+      await durableMkdirp(tmpDir)
+      const tmp = join(tmpDir, `${randomBytes(12).toString('hex')}.tmp`)
+      const hash = createHash('sha256')
+      let size = 0
+      const file = await ops.create(tmp)
+      try {
+        try {
+          for await (const chunk of chunksOf(source)) {
+            hash.update(chunk)
+            size += chunk.length
+            await file.write(chunk)
+          }
+          await file.sync()
+        } finally {
+          await file.close()
+        }
+        const sha256 = hash.digest('hex')
+        await touch(db, namespace, sha256, size)
+        const final = pathOf(namespace, sha256)
+        if (await ops.exists(final)) {
+          await ops.unlink(tmp) // same bytes are already durable under this address
+        } else {
+          const dir = join(final, '..')
+          await durableMkdirp(dir)
+          await ops.rename(tmp, final)
+          await ops.syncDir(dir)
+        }
+        return { sha256, size }
+      } catch (err) {
+        await ops.unlink(tmp).catch(() => {})
+        throw err
+      }
+    },
+    async get(namespace, sha256) {
+      checkAddress(namespace, sha256)
+      let data: Buffer
+      try {
+        data = await ops.readFile(pathOf(namespace, sha256))
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+          throw new BlobNotFoundError(`blob ${namespace}/${sha256} not found`)
+        throw err
+      }
+      return verify(namespace, sha256, data)
+    },
+    async exists(namespace, sha256) {
+      checkAddress(namespace, sha256)
+      return ops.exists(pathOf(namespace, sha256))
+    },
+    async collect(graceMs) {
+      const n = await collectWith(graceMs, async (_tx, ns, sha) => {
+        await ops.unlink(pathOf(ns, sha)).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err
+        })
+      })
+      // Temp files left by a crash mid-put are garbage once older than the grace period.
+      const cutoff = now() - graceMs
+      for (const name of await ops.readdir(tmpDir).catch(() => [] as string[])) {
+        const p = join(tmpDir, name)
+        if ((await ops.mtimeMs(p).catch(() => Number.POSITIVE_INFINITY)) < cutoff)
+          await ops.unlink(p).catch(() => {})
+      }
+      return n
+    },
+    async check() {
+      await durableMkdirp(tmpDir)
+      if (!(await ops.exists(tmpDir))) throw new Error(`blob folder ${root} is not usable`)
+    },
+  }
+}
