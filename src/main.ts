@@ -16,6 +16,7 @@ import { createResolver } from './dns/system-resolver.ts'
 import { buildApp } from './http/app.ts'
 import type { App } from './http/types.ts'
 import { createLogger, type Logger } from './log/logger.ts'
+import { type ConnectGuard, createConnectGuard } from './net/connect-guard.ts'
 import { createHealthService, type ListenerInfo } from './services/health/health.ts'
 import { builtinJobs } from './services/jobs/builtin.ts'
 import { createJobRunner, type JobDef, type JobRunner } from './services/jobs/runner.ts'
@@ -34,6 +35,8 @@ export interface StartOptions {
   clock?: Clock
   /** Overrides the resolver built from dns.* (tests pin it to a loopback DNS server). */
   resolver?: Resolver
+  /** Overrides the outbound connect guard (tests allow loopback only). */
+  connectGuard?: ConnectGuard
   /** Extra HTTP route plugins (tests). */
   httpPlugins?: FastifyPluginAsync[]
   /** Extra jobs (tests). */
@@ -51,6 +54,8 @@ export interface Postern {
   jobs: JobRunner
   setup: SetupService
   resolver: Resolver
+  /** Every outbound connection (SMTP delivery, webhooks, MTA-STS, imports) goes through this. */
+  connectGuard: ConnectGuard
   tls: CertificateService
   secrets: ServerSecrets
   app: App | null
@@ -158,6 +163,8 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
 
     const resolver =
       opts.resolver ?? createResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeout_ms })
+    const connectGuard =
+      opts.connectGuard ?? createConnectGuard({ allow: config.net.connect_allow, allowPublic: true })
     const tls = await createCertificateService({
       tls: config.tls,
       hostname: config.hostname as string,
@@ -266,6 +273,7 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
       jobs,
       setup,
       resolver,
+      connectGuard,
       tls,
       secrets,
       app,

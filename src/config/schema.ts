@@ -175,6 +175,12 @@ export const schema = {
     servers: list([], 'DNS servers as ip or ip:port; empty uses the system resolver configuration.'),
     timeout_ms: int(5000, 'Timeout of one DNS query.', 1),
   },
+  net: {
+    connect_allow: list(
+      [],
+      'Loopback, private or link-local ranges (CIDR) outbound connections may reach; public addresses are always allowed.',
+    ),
+  },
   jobs: {
     tick_ms: int(1000, 'How often the job runner looks for due jobs.', 10),
     lease_seconds: int(300, 'How long a process holds a job it started before another may take it over.', 1),

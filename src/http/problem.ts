@@ -113,7 +113,7 @@ export function toProblem(err: unknown, req: FastifyRequest): Problem {
     return problem(400, 'INVALID_JSON', `The body is not valid JSON: ${e.message}`)
   const status = typeof e.statusCode === 'number' ? e.statusCode : 500
   if (status >= 400 && status < 500) return problem(status, e.code ?? 'BAD_REQUEST', e.message)
-  return problem(status >= 500 ? status : 500, 'INTERNAL', internalDetail(req))
+  return problem(Math.max(status, 500), 'INTERNAL', internalDetail(req))
 }
 
 const internalDetail = (req: FastifyRequest) =>

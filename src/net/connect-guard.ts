@@ -5,6 +5,9 @@
 // - `connect` takes IP literals only. Names are resolved through Postern's Resolver by the
 //   caller, never by a library or by node:net, so every address is seen here first.
 // - An address is refused before any packet is sent: the check runs before net.connect.
+// - An address is allowed when it is in the allow list, or when `allowPublic` is set and it
+//   is public (not isPrivateOrLocal). Production sets `allowPublic` and lists the private
+//   ranges it may reach; tests leave it off and list loopback only, so nothing else is reached.
 // - Allow entries are CIDRs (a bare IP means one address); IPv4 rules also match the
 //   IPv4-mapped IPv6 form (`::ffff:a.b.c.d`), which node:net's BlockList does for us.
 // - The unspecified addresses (0.0.0.0, ::) are never allowed whatever the list says:
@@ -115,16 +118,27 @@ export function isPrivateOrLocal(ip: string): boolean {
   return !familyOf(stripZone(ip)) || matches(PRIVATE_OR_LOCAL, ip)
 }
 
-export function createConnectGuard(opts: { allow: readonly string[] }): ConnectGuard {
-  const allowed = blockListOf(opts.allow, CONNECT_ALLOW_KEY)
+export interface ConnectGuardOptions {
+  /** CIDRs (or single addresses) that may be reached: `net.connect_allow`. */
+  allow: readonly string[]
+  /** Also allow every public address, i.e. every one isPrivateOrLocal says false for (default false). */
+  allowPublic?: boolean
+}
 
-  const allows = (ip: string): boolean => matches(allowed, ip) && !matches(UNSPECIFIED, ip)
+export function createConnectGuard(opts: ConnectGuardOptions): ConnectGuard {
+  const allowed = blockListOf(opts.allow, CONNECT_ALLOW_KEY)
+  const allowPublic = opts.allowPublic ?? false
+
+  const allows = (ip: string): boolean =>
+    (matches(allowed, ip) || (allowPublic && !isPrivateOrLocal(ip))) && !matches(UNSPECIFIED, ip)
 
   const check = (ip: string): void => {
     if (!familyOf(stripZone(ip))) {
       throw new ConnectRefusedError(ip, 'not an IP address (resolve names through the resolver first)')
     }
-    if (!allows(ip)) throw new ConnectRefusedError(ip, `address not in ${CONNECT_ALLOW_KEY}`)
+    if (allows(ip)) return
+    const what = allowPublic ? 'private or local address' : 'address'
+    throw new ConnectRefusedError(ip, `${what} not in ${CONNECT_ALLOW_KEY}`)
   }
 
   const connect = ({ host, port, timeoutMs }: ConnectOptions): Promise<Socket> =>

@@ -61,8 +61,8 @@ export function createChangeBus(opts: ChangeBusOptions): ChangeBus {
       }
   }
   const subscribe = (topic: string, handler: ChangeHandler) => {
-    let set = handlers.get(topic)
-    if (!set) handlers.set(topic, (set = new Set()))
+    const set = handlers.get(topic) ?? new Set<ChangeHandler>()
+    handlers.set(topic, set)
     set.add(handler)
     return () => {
       set.delete(handler)

@@ -8,7 +8,8 @@
 //   than `localhost` and IP literals.
 // - The default resolvers (callback and promises) point at 127.0.0.1:9, where nothing
 //   answers, so a stray dns.resolve* fails fast; every Resolver instance refuses to query
-//   while it has a server outside loopback (a `new Resolver()` starts with the system's).
+//   while it has a server outside loopback or on port 53 (a `new Resolver()` starts with
+//   the system's servers, and a loopback stub resolver forwards queries off the machine).
 // Not covered: dgram sockets and dns.lookupService.
 
 import dns from 'node:dns'
@@ -69,12 +70,12 @@ const guardLookup = <F extends (...a: never[]) => unknown>(original: F): F => {
 dns.lookup = guardLookup(dns.lookup)
 dns.promises.lookup = guardLookup(dns.promises.lookup)
 
-const serverHost = (server: string): string =>
-  server.startsWith('[')
-    ? server.slice(1, server.indexOf(']'))
-    : net.isIP(server)
-      ? server
-      : server.split(':')[0]!
+// A server entry is `ip`, `ip:port` or `[ipv6]:port`; port 53 on loopback is a stub resolver
+// (systemd-resolved, dnsmasq) that forwards off the machine, so a test server has its own port.
+const isTestServer = (server: string): boolean => {
+  const m = /^\[(.+)\]:(\d+)$/.exec(server) ?? (net.isIP(server) ? null : /^(.+):(\d+)$/.exec(server))
+  return m !== null && isLoopback(m[1] ?? '') && m[2] !== '53'
+}
 for (const proto of [dns.Resolver.prototype, dns.promises.Resolver.prototype] as unknown as Record<
   string,
   unknown
@@ -84,7 +85,7 @@ for (const proto of [dns.Resolver.prototype, dns.promises.Resolver.prototype] as
     if (!/^(resolve|reverse)/.test(key) || typeof original !== 'function') continue
     proto[key] = function (this: dns.Resolver, ...args: unknown[]) {
       for (const server of this.getServers()) {
-        if (!isLoopback(serverHost(server))) refuse(`DNS query to server ${server}`)
+        if (!isTestServer(server)) refuse(`DNS query to server ${server}`)
       }
       return Reflect.apply(original, this, args)
     }

@@ -26,7 +26,7 @@ export interface JobDef {
   /** Delay of the very first run after the job is first registered (default: run soon). */
   firstRunDelayMs?: number
   /** Returns an optional summary that is logged. */
-  run(ctx: JobContext): Promise<Record<string, unknown> | undefined | void>
+  run(ctx: JobContext): Promise<Record<string, unknown> | undefined>
 }
 
 export interface JobStatus {
