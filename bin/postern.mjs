@@ -15,4 +15,5 @@ if (major < 24) {
   process.exit(1)
 }
 const { main } = await import('../src/cli/main.ts')
-process.exitCode = await main(process.argv.slice(2))
+// Exit explicitly: after a graceful shutdown, work cut at the deadline must not keep the process up.
+process.exit(await main(process.argv.slice(2)))

@@ -152,6 +152,7 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
       dir: config.blobs.dir as string,
       now: () => clock.now(),
     })
+    await blobs.check() // creates the blob folder on first start
     const bus = createChangeBus({
       store,
       log: log.child({ mod: 'bus' }),
@@ -300,16 +301,21 @@ async function closeWithin(app: App, graceMs: number, log: Logger): Promise<void
     log.warn({ grace_ms: graceMs }, 'shutdown deadline reached; closing open HTTP connections')
     app.server.closeAllConnections()
   }, graceMs)
+  // Connections busy when close() began become idle once their response is sent; close them
+  // then, instead of waiting for their keep-alive to run out.
+  const sweep = setInterval(() => app.server.closeIdleConnections(), 100)
   try {
     await app.close()
   } finally {
     clearTimeout(timer)
+    clearInterval(sweep)
   }
 }
 
 async function closeServerWithin(server: HttpsServer, graceMs: number): Promise<void> {
   const timer = setTimeout(() => server.closeAllConnections(), graceMs)
+  const sweep = setInterval(() => server.closeIdleConnections(), 100)
   await new Promise<void>((resolve) => server.close(() => resolve()))
-  server.closeIdleConnections()
   clearTimeout(timer)
+  clearInterval(sweep)
 }

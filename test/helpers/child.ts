@@ -11,31 +11,41 @@ export interface Child {
   stderr: () => string
   /** Resolves with the exit code. */
   exited: Promise<number | null>
-  /** Resolves when stdout has printed a line matching `re`. */
+  /** Resolves when stdout or stderr has printed text matching `re`. */
   waitFor(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>
 }
 
-export function runChild(file: string | URL, args: string[], env: Record<string, string>): Child {
+export function runChild(
+  file: string | URL,
+  args: string[],
+  env: Record<string, string>,
+  cwd?: string,
+): Child {
   const path = typeof file === 'string' ? file : file.pathname
   const proc = spawn(process.execPath, ['--import', PRELOAD, path, ...args], {
     env: { ...process.env, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
+    cwd,
   })
   let out = ''
   let err = ''
   const waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = []
-  proc.stdout?.on('data', (d) => {
-    out += d
+  const check = () => {
     for (const w of [...waiters]) {
-      const m = out.match(w.re)
+      const m = (out + err).match(w.re)
       if (m) {
         waiters.splice(waiters.indexOf(w), 1)
         w.resolve(m)
       }
     }
+  }
+  proc.stdout?.on('data', (d) => {
+    out += d
+    check()
   })
   proc.stderr?.on('data', (d) => {
     err += d
+    check()
   })
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)))
   return {
@@ -44,7 +54,7 @@ export function runChild(file: string | URL, args: string[], env: Record<string,
     stderr: () => err,
     exited,
     waitFor(re, timeoutMs = 20_000) {
-      const m = out.match(re)
+      const m = (out + err).match(re)
       if (m) return Promise.resolve(m)
       return new Promise((resolve, reject) => {
         const timer = setTimeout(
