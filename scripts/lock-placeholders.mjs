@@ -17,13 +17,26 @@ const packages = lock.packages
 
 function platformOf(name) {
   const n = name.toLowerCase()
-  const os = ['darwin', 'win32', 'android', 'freebsd', 'openharmony', 'aix', 'netbsd', 'openbsd', 'sunos', 'linux'].find((o) =>
-    n.includes(o),
-  )
+  const os = [
+    'darwin',
+    'win32',
+    'android',
+    'freebsd',
+    'openharmony',
+    'aix',
+    'netbsd',
+    'openbsd',
+    'sunos',
+    'linux',
+  ].find((o) => n.includes(o))
   const cpu = ['arm64', 'x64', 'ia32', 'arm', 'ppc64', 'riscv64', 's390x', 'loong64', 'mips64el'].find((c) =>
     new RegExp(`[-_]${c}([-_]|$)`).test(n),
   )
-  const libc = n.includes('musl') ? 'musl' : n.includes('gnu') || (os === 'linux' && !n.includes('musl')) ? 'glibc' : null
+  const libc = n.includes('musl')
+    ? 'musl'
+    : n.includes('gnu') || (os === 'linux' && !n.includes('musl'))
+      ? 'glibc'
+      : null
   return { os, cpu, libc: os === 'linux' ? libc : null }
 }
 
@@ -52,11 +65,15 @@ for (const [path, pkg] of Object.entries(packages)) {
 }
 if (process.argv.includes('--check')) {
   if (added) {
-    console.error(`package-lock.json lacks ${added} optional platform entries; run: node scripts/lock-placeholders.mjs`)
+    console.error(
+      `package-lock.json lacks ${added} optional platform entries; run: node scripts/lock-placeholders.mjs`,
+    )
     process.exit(1)
   }
   process.exit(process.exitCode ?? 0)
 }
-lock.packages = Object.fromEntries(Object.entries(packages).sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : a < b ? -1 : 1)))
+lock.packages = Object.fromEntries(
+  Object.entries(packages).sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : a < b ? -1 : 1)),
+)
 writeFileSync(file, `${JSON.stringify(lock, null, 2)}\n`)
 console.log(`lock-placeholders: added ${added} entries`)

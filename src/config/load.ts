@@ -87,7 +87,10 @@ function check(def: KeyDef<unknown>, value: unknown): string | null {
   if (value === null) return def.nullable ? null : 'must not be null'
   switch (def.kind) {
     case 'string':
-      return typeof value === 'string' ? null : `must be a string (got ${JSON.stringify(value)})`
+      if (typeof value !== 'string') return `must be a string (got ${JSON.stringify(value)})`
+      return def.pattern && !def.pattern.test(value)
+        ? `must be ${def.patternDoc} (got ${JSON.stringify(value)})`
+        : null
     case 'integer': {
       if (typeof value !== 'number' || !Number.isInteger(value))
         return `must be an integer (got ${JSON.stringify(value)})`

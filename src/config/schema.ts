@@ -17,6 +17,9 @@ export interface KeyDef<T> {
   readonly max?: number
   /** Shown in docs instead of the raw default when the default is derived at start. */
   readonly derived?: string
+  /** A string value must match this (with `patternDoc` saying what it means). */
+  readonly pattern?: RegExp
+  readonly patternDoc?: string
 }
 
 interface Opts {
@@ -57,6 +60,15 @@ const autoPort = (doc: string, derived: string): KeyDef<number | null> => ({
   min: 0,
   max: 65535,
   derived,
+})
+/** A rate limit written `<count>/<window>`, e.g. `10/15m` (units s, m, h, d). */
+const rate = (def: string, doc: string): KeyDef<string> => ({
+  kind: 'string',
+  default: def,
+  doc,
+  nullable: false,
+  pattern: /^\d+\/\d+[smhd]$/,
+  patternDoc: 'a rate written <count>/<window>, e.g. 10/15m (units s, m, h, d)',
 })
 const bool = (def: boolean, doc: string): KeyDef<boolean> => ({
   kind: 'boolean',
@@ -174,6 +186,48 @@ export const schema = {
   dns: {
     servers: list([], 'DNS servers as ip or ip:port; empty uses the system resolver configuration.'),
     timeout_ms: int(5000, 'Timeout of one DNS query.', 1),
+  },
+  auth: {
+    signup: oneOf(
+      ['open', 'invite', 'closed'] as const,
+      'closed',
+      'Who may sign up: anyone (open), only invited people (invite), or nobody (closed).',
+    ),
+    session_days: int(7, 'How long a browser session lasts.', 1, 365),
+    secure_cookies: oneOf(
+      ['auto', 'always', 'never'] as const,
+      'auto',
+      'Mark the session cookie Secure: auto means when the request came over HTTPS.',
+    ),
+    argon2_memory_kib: int(19_456, 'Argon2id memory cost for passwords people choose, in KiB.', 8, 4_194_304),
+    argon2_time_cost: int(2, 'Argon2id iterations.', 1, 100),
+    argon2_parallelism: int(1, 'Argon2id lanes.', 1, 16),
+    min_password_length: int(10, 'Shortest password a person may choose.', 8, 1024),
+    slowdown_after: int(
+      3,
+      'Failed logins for one account or address after which each new attempt is delayed.',
+      1,
+    ),
+    lockout_after: int(10, 'Failed logins for one account within the window after which it is locked.', 1),
+    lockout_ip_after: int(
+      50,
+      'Failed logins from one address within the window after which it is locked.',
+      1,
+    ),
+    lockout_window_minutes: int(15, 'Window in which failed logins are counted.', 1),
+    lockout_minutes: int(15, 'How long a locked account or address waits.', 1),
+  },
+  rate_limits: {
+    signup: rate('5/1h', 'Sign-ups per client address.'),
+    login_ip: rate('10/15m', 'Log-in attempts per client address.'),
+    login_email: rate('10/15m', 'Log-in attempts per email address.'),
+    forgot_ip: rate('3/1h', 'Password-reset requests per client address.'),
+    forgot_email: rate('3/1h', 'Password-reset requests per email address.'),
+    verify_email: rate('10/15m', 'Email verification attempts per client address.'),
+    setup: rate('3/15m', 'First-run setup attempts per client address.'),
+    send_ip: rate('20/60s', 'Messages sent by people per client address.'),
+    send_user: rate('30/60s', 'Messages sent per user.'),
+    admin_jobs: rate('5/60s', 'Manual job runs per user.'),
   },
   net: {
     connect_allow: list(

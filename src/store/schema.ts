@@ -333,6 +333,70 @@ export interface JobTable {
   run_count: Generated<number>
 }
 
+export interface OneTimeTokenTable {
+  id: string
+  org_id: string | null
+  user_id: string | null
+  purpose: 'verify_email' | 'reset_password' | 'invite'
+  /** SHA-256 of the token or code. */
+  token_hash: string
+  email: string
+  attempts: Generated<number>
+  created_at: number
+  expires_at: number
+  used_at: number | null
+}
+
+export interface AppPasswordTable {
+  id: string
+  org_id: string
+  user_id: string
+  mailbox_id: string
+  name: string
+  prefix: string
+  /** SHA-256 of the generated password (random, so no argon2 needed). */
+  password_hash: string
+  created_at: number
+  last_used_at: number | null
+  revoked_at: number | null
+}
+
+export interface RecoveryCodeTable {
+  user_id: string
+  org_id: string
+  code_hash: string
+  created_at: number
+  used_at: number | null
+}
+
+export interface RateLimitTable {
+  key: string
+  window_start: number
+  count: number
+  expires_at: number
+}
+
+export interface AuthFailureTable {
+  /** `email:<address>` or `ip:<address>`. */
+  key: string
+  failures: number
+  first_failed_at: number
+  last_failed_at: number
+  locked_until: number | null
+}
+
+export interface SystemMailTable {
+  id: string
+  org_id: string | null
+  kind: 'verify_email' | 'reset_password' | 'invite' | 'password_changed' | 'notice'
+  to_address: string
+  subject: string
+  text: string
+  status: Generated<'queued' | 'sent' | 'failed'>
+  created_at: number
+  sent_at: number | null
+}
+
 export interface Database {
   server_meta: ServerMetaTable
   orgs: OrgTable
@@ -357,6 +421,12 @@ export interface Database {
   blob_data: BlobDataTable
   changes: ChangeTable
   jobs: JobTable
+  one_time_tokens: OneTimeTokenTable
+  app_passwords: AppPasswordTable
+  recovery_codes: RecoveryCodeTable
+  rate_limits: RateLimitTable
+  auth_failures: AuthFailureTable
+  system_mail: SystemMailTable
 }
 
 export type Org = Selectable<OrgTable>

@@ -85,7 +85,7 @@ describe('postern command line', () => {
         assert.equal(first.code, 0, first.err)
         const a = JSON.parse(first.out)
         assert.equal(a.secrets_created, true)
-        assert.deepEqual(a.migrations_applied, ['0001-init'])
+        assert.deepEqual(a.migrations_applied, ['0001-init', '0002-accounts'])
         assert.match(a.setup_token, /^pst_setup_/)
         assert.equal(statSync(a.secrets_file).mode & 0o777, 0o600)
         const secrets = readFileSync(a.secrets_file, 'utf8')
@@ -96,7 +96,7 @@ describe('postern command line', () => {
         assert.equal(readFileSync(a.secrets_file, 'utf8'), secrets, 'secrets are never rewritten')
         const m = postern(['migrate'], tdb.env)
         assert.equal(m.code, 0, m.err)
-        assert.match(m.out, /database is up to date .* at 0001-init/)
+        assert.match(m.out, /database is up to date .* at 0002-accounts/)
         // Another secrets file cannot open this database's sealed keys: refuse, and say why.
         const other = join(tdb.dataDir, 'other-secrets.json')
         const r = postern(['init'], { ...tdb.env, POSTERN_SECRETS_FILE: other })
