@@ -17,9 +17,18 @@ import { buildApp } from './http/app.ts'
 import type { App } from './http/types.ts'
 import { createLogger, type Logger } from './log/logger.ts'
 import { type ConnectGuard, createConnectGuard } from './net/connect-guard.ts'
+import { createApiKeyService } from './services/accounts/api-keys.ts'
+import type { AccountsContext } from './services/accounts/context.ts'
+import { completeSetup } from './services/accounts/identity.ts'
+import { createPasswordHasher } from './services/accounts/passwords.ts'
+import { newAppPassword } from './services/accounts/secrets.ts'
+import { createSessionService } from './services/accounts/sessions.ts'
 import { createHealthService, type ListenerInfo } from './services/health/health.ts'
 import { builtinJobs } from './services/jobs/builtin.ts'
 import { createJobRunner, type JobDef, type JobRunner } from './services/jobs/runner.ts'
+import { authThrottleSettings, createAuthThrottle } from './services/ratelimit/auth-throttle.ts'
+import { createRateLimiter, type RateLimiter } from './services/ratelimit/limiter.ts'
+import { rulesFromConfig } from './services/ratelimit/rules.ts'
 import { checkKeyEncryptionKey } from './services/secrets/key-check.ts'
 import { createSetupService, type SetupService } from './services/setup/setup-token.ts'
 import { type BlobStore, createBlobStore } from './store/blobs/blob-store.ts'
@@ -53,6 +62,8 @@ export interface Postern {
   bus: ChangeBus
   jobs: JobRunner
   setup: SetupService
+  accounts: AccountsContext
+  limiter: RateLimiter
   resolver: Resolver
   /** Every outbound connection (SMTP delivery, webhooks, MTA-STS, imports) goes through this. */
   connectGuard: ConnectGuard
@@ -102,18 +113,57 @@ export interface InitResult {
   database: string
   migrations_applied: string[]
   setup_token: string | null
+  /** Set when init created the first owner. */
+  owner: { email: string; org_id: string; user_id: string; password: string | null } | null
 }
 
-/** Everything the first start does before listening (postern init). */
-export async function initInstallation(config: Config, clock: Clock = systemClock): Promise<InitResult> {
+export interface InitOwner {
+  email: string
+  org: string
+  /** Generated (and returned once) when not given. */
+  password?: string
+}
+
+/** Everything the first start does before listening (postern init), and optionally the first owner. */
+export async function initInstallation(
+  config: Config,
+  clock: Clock = systemClock,
+  owner: InitOwner | null = null,
+): Promise<InitResult> {
   mkdirSync(config.data_dir, { recursive: true, mode: 0o700 })
   const { secrets, created } = loadOrCreateSecrets(config.secrets_file as string)
   const store = await openStore(config)
   try {
     const { applied } = await migrateToLatest(store)
     await checkKeyEncryptionKey(store, secrets.keyEncryptionKey, config.secrets_file as string, clock.now())
-    const setupToken = await createSetupService({ store, now: () => clock.now() }).issueToken()
+    const setup = createSetupService({ store, now: () => clock.now() })
+    let madeOwner: InitResult['owner'] = null
+    if (owner) {
+      const password = owner.password ?? generatedPassword()
+      const accounts = createAccounts(
+        config,
+        store,
+        clock,
+        secrets,
+        () => config.public_url ?? `http://${hostForUrl(config.http.host)}:${config.http.port}`,
+      )
+      const r = await completeSetup(
+        accounts,
+        setup,
+        null,
+        { org_name: owner.org, email: owner.email, password },
+        { ip: null, userAgent: 'postern init' },
+      )
+      madeOwner = {
+        email: r.user.email,
+        org_id: r.org.id,
+        user_id: r.user.id,
+        password: owner.password ? null : password,
+      }
+    }
+    const setupToken = await setup.issueToken()
     return {
+      owner: madeOwner,
       data_dir: config.data_dir,
       secrets_file: config.secrets_file as string,
       secrets_created: created,
@@ -123,6 +173,36 @@ export async function initInstallation(config: Config, clock: Clock = systemCloc
     }
   } finally {
     await store.close()
+  }
+}
+
+/** The accounts context (passwords, sessions, keys, throttle) over an open store. */
+export function createAccounts(
+  config: Config,
+  store: Store,
+  clock: Clock,
+  secrets: ServerSecrets,
+  publicUrl: () => string,
+): AccountsContext {
+  return {
+    store,
+    clock,
+    hasher: createPasswordHasher({
+      memoryKib: config.auth.argon2_memory_kib,
+      timeCost: config.auth.argon2_time_cost,
+      parallelism: config.auth.argon2_parallelism,
+      minLength: config.auth.min_password_length,
+    }),
+    sessions: createSessionService({
+      store,
+      clock,
+      signingKey: secrets.tokenSigningKey,
+      days: config.auth.session_days,
+    }),
+    keys: createApiKeyService({ store, clock }),
+    throttle: createAuthThrottle({ store, clock, settings: authThrottleSettings(config) }),
+    keyEncryptionKey: secrets.keyEncryptionKey,
+    settings: { signup: config.auth.signup, hostname: config.hostname as string, publicUrl },
   }
 }
 
@@ -188,6 +268,17 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
       jobs.register(job)
 
     const setup = createSetupService({ store, now: () => clock.now() })
+    const limiter = createRateLimiter({ store, clock })
+    let publicUrl = config.public_url ?? `http://${hostForUrl(config.http.host)}:${config.http.port}`
+    const accounts = createAccounts(config, store, clock, secrets, () => publicUrl)
+    const throttle = accounts.throttle
+    jobs.register({
+      name: 'rate-limit-prune',
+      description: 'Deletes expired rate-limit windows and failed-login counters.',
+      intervalMs: 10 * 60_000,
+      firstRunDelayMs: 60_000,
+      run: async () => ({ windows: await limiter.prune(), failures: await throttle.prune() }),
+    })
     const setupToken = await setup.issueToken()
 
     const listeners: ListenerInfo[] = []
@@ -218,8 +309,7 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
         config,
         log,
         version: VERSION,
-        health,
-        setup,
+        services: { health, setup, accounts, limiter, rules: rulesFromConfig(config), jobs },
         listeners: () => listeners,
         plugins: opts.httpPlugins ?? [],
       })
@@ -228,6 +318,7 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
       const addr = httpApp.server.address() as AddressInfo
       listeners.push({ name: 'http', host: config.http.host, port: addr.port, tls: 'none' })
       url = `http://${hostForUrl(config.http.host)}:${addr.port}`
+      if (config.public_url === null) publicUrl = url
       closers.push(() => closeWithin(httpApp, config.shutdown.grace_ms, log))
       if (config.https.enabled) {
         const server = createHttpsServer({ ...tls.serverOptions() }, (req, res) => httpApp.routing(req, res))
@@ -247,7 +338,7 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
       closers.push(() => jobs.stop())
     }
 
-    const publicUrl = config.public_url ?? url
+    const bannerUrl = publicUrl
     print(`Postern ${VERSION} is running (data: ${config.data_dir}, database: ${store.location})`)
     for (const l of listeners)
       print(`  ${l.name.padEnd(8)} ${l.tls === 'none' ? 'http' : 'https'}://${hostForUrl(l.host)}:${l.port}`)
@@ -259,7 +350,7 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
     if (setupToken) {
       print('')
       print('  No organisation exists yet. Create the first owner within this run with:')
-      print(`    setup link:  ${publicUrl}/setup?token=${setupToken}`)
+      print(`    setup link:  ${bannerUrl}/setup?token=${setupToken}`)
       print(`    setup token: ${setupToken}`)
       print('  (the token changes at every start until setup is done)')
     }
@@ -273,6 +364,8 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
       bus,
       jobs,
       setup,
+      accounts,
+      limiter,
       resolver,
       connectGuard,
       tls,
@@ -291,6 +384,9 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
     throw err
   }
 }
+
+/** A strong password for an owner created from the command line (shown once). */
+const generatedPassword = () => `${newAppPassword()}-${newAppPassword()}`
 
 const hostForUrl = (host: string) =>
   host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host

@@ -6,10 +6,16 @@
 import { randomBytes } from 'node:crypto'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger } from 'fastify'
+import { registerAuth } from './plugins/auth.ts'
 import { registerOpenApi } from './plugins/openapi.ts'
 import { notFoundProblem, sendProblem, toProblem } from './problem.ts'
+import { adminJobRoutes } from './routes/admin-jobs.ts'
+import { apiKeyRoutes } from './routes/api-keys.ts'
+import { authRoutes } from './routes/auth.ts'
 import { configRoutes } from './routes/config.ts'
 import { healthRoutes } from './routes/health.ts'
+import { meRoutes } from './routes/me.ts'
+import { orgRoutes } from './routes/org.ts'
 import { setupRoutes } from './routes/setup.ts'
 import type { App, AppDeps } from './types.ts'
 
@@ -47,7 +53,18 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   app.setNotFoundHandler((req, reply) => sendProblem(reply, notFoundProblem(req)))
 
   await registerOpenApi(app, deps)
-  for (const routes of [healthRoutes, configRoutes, setupRoutes]) await routes(app, deps)
+  registerAuth(app, deps.services.accounts)
+  for (const routes of [
+    healthRoutes,
+    configRoutes,
+    setupRoutes,
+    authRoutes,
+    meRoutes,
+    orgRoutes,
+    apiKeyRoutes,
+    adminJobRoutes,
+  ])
+    await routes(app, deps)
   for (const plugin of deps.plugins ?? []) await app.register(plugin)
   await app.ready()
   return app

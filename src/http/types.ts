@@ -11,7 +11,11 @@ import type {
 } from 'fastify'
 import type { Config } from '../config/schema.ts'
 import type { Logger } from '../log/logger.ts'
+import type { AccountsContext } from '../services/accounts/context.ts'
 import type { HealthService, ListenerInfo } from '../services/health/health.ts'
+import type { JobRunner } from '../services/jobs/runner.ts'
+import type { RateLimiter } from '../services/ratelimit/limiter.ts'
+import type { RateLimitRule, RateLimitRuleName } from '../services/ratelimit/rules.ts'
 import type { SetupService } from '../services/setup/setup-token.ts'
 
 export type App = FastifyInstance<
@@ -22,12 +26,21 @@ export type App = FastifyInstance<
   TypeBoxTypeProvider
 >
 
+/** The services routes call; built once in main.ts. */
+export interface AppServices {
+  health: HealthService
+  setup: SetupService
+  accounts: AccountsContext
+  limiter: RateLimiter
+  rules: Record<RateLimitRuleName, RateLimitRule>
+  jobs: JobRunner
+}
+
 export interface AppDeps {
   config: Config
   log: Logger
   version: string
-  health: HealthService
-  setup: SetupService
+  services: AppServices
   /** Listeners as bound (for GET /v1/config). */
   listeners: () => ListenerInfo[]
   /** Extra route plugins (tests add slow or failing routes through this). */

@@ -36,6 +36,8 @@ export interface UserTable {
   /** TOTP secret sealed with the key-encryption key. */
   totp_secret_enc: string | null
   totp_enabled_at: number | null
+  /** Last accepted TOTP time step (replay protection). */
+  totp_last_step: number | null
   preferences: Generated<string>
   last_login_at: number | null
   created_at: number

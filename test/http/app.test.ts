@@ -10,15 +10,16 @@ import { DIALECTS } from '../helpers/dialects.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 
 const failing: FastifyPluginAsync = async (app) => {
-  app.get('/v1/test/boom', async () => {
+  app.get('/v1/test/boom', { config: { auth: 'public' } }, async () => {
     throw new Error('secret internal detail: password=hunter2 at /srv/postern/src/x.ts:12')
   })
-  app.get('/v1/test/conflict', async () => {
+  app.get('/v1/test/conflict', { config: { auth: 'public' } }, async () => {
     throw new ServiceError('conflict', 'THING_EXISTS', 'A thing with that name exists; pick another name.')
   })
   app.post(
     '/v1/test/echo',
     {
+      config: { auth: 'public' },
       schema: {
         body: {
           type: 'object',

@@ -16,6 +16,7 @@ export const configRoutes: RoutePlugin = async (app, deps) => {
   app.get(
     '/v1/config',
     {
+      config: { auth: 'public' },
       schema: {
         tags: ['service'],
         summary: 'Public runtime configuration',

@@ -45,6 +45,7 @@ export const healthRoutes: RoutePlugin = async (app, deps) => {
     app.get(
       url,
       {
+        config: { auth: 'public' },
         schema: {
           tags: ['service'],
           summary: 'Health of the database, blob store, listeners and TLS certificate',
@@ -53,7 +54,7 @@ export const healthRoutes: RoutePlugin = async (app, deps) => {
         },
       },
       async (_req, reply) => {
-        const report = await deps.health.check()
+        const report = await deps.services.health.check()
         return reply.code(report.status === 'ok' ? 200 : 503).send(report)
       },
     )

@@ -8,6 +8,9 @@ import type { Kysely } from 'kysely'
 export async function up(db: Kysely<unknown>): Promise<void> {
   const s = db.schema
 
+  // The last TOTP time step accepted for a user, so a code cannot be replayed (RFC 6238 s5.2).
+  await s.alterTable('users').addColumn('totp_last_step', 'bigint').execute()
+
   // Every token is stored only as its SHA-256; `attempts` bounds guessing of short codes.
   await s
     .createTable('one_time_tokens')
@@ -86,6 +89,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
+  await db.schema.alterTable('users').dropColumn('totp_last_step').execute()
   for (const t of [
     'system_mail',
     'auth_failures',

@@ -1,0 +1,157 @@
+// The rate limiter: fixed-window hit counters in the `rate_limits` table, one row per
+// (rule, subject), shared by every process on the same database (no in-memory state a second
+// node would miss).
+// Invariants:
+// - A hit is one atomic statement (INSERT ... ON CONFLICT (key) DO UPDATE ... RETURNING, with a
+//   CASE restarting an expired window), the same SQL on SQLite (3.35+) and PostgreSQL, so two
+//   processes never both get the last slot of a window.
+// - Refused hits are counted too: hammering past the limit never frees a slot early.
+// - A window starts at a subject's first hit and lasts rule.windowMs; an expired row behaves
+//   exactly like a missing one, and prune() deletes it.
+// - Keys are `<rule>:<subject>` with the subject lower-cased and, above 200 characters, replaced
+//   by its SHA-256, so an attacker-chosen subject cannot grow the table's keys.
+// - Headers: X-RateLimit-Reset is the number of whole seconds until the window resets (a delta,
+//   as mailcow's API and the IETF RateLimit draft do), not an epoch timestamp.
+
+import { createHash } from 'node:crypto'
+import { sql } from 'kysely'
+import type { Store } from '../../store/db.ts'
+import type { Clock } from '../../time/clock.ts'
+import { ServiceError } from '../errors.ts'
+import type { RateLimitRule } from './rules.ts'
+
+export interface RateLimitDecision {
+  allowed: boolean
+  limit: number
+  remaining: number
+  /** epoch ms when the window resets */
+  resetAt: number
+  /** whole seconds until the window resets, at decision time (X-RateLimit-Reset) */
+  resetInS: number
+  /** whole seconds to wait, 0 when allowed */
+  retryAfterS: number
+}
+
+export interface RateLimitHit {
+  rule: RateLimitRule
+  subject: string
+}
+
+export interface RateLimiter {
+  /** Counts one hit for (rule, subject) and decides, in one atomic statement. */
+  hit(rule: RateLimitRule, subject: string): Promise<RateLimitDecision>
+  /** Several rules at once (e.g. login per IP and per email): counts all, allowed only if all
+   * allow; returns the most restrictive decision. */
+  hitAll(hits: RateLimitHit[]): Promise<RateLimitDecision>
+  /** Forgets (rule, subject)'s counter. */
+  reset(rule: RateLimitRule, subject: string): Promise<void>
+  /** Deletes expired rows (a job calls it); returns how many. */
+  prune(): Promise<number>
+}
+
+const MAX_SUBJECT = 200
+
+/** `<prefix>:<subject>`, the subject lower-cased and hashed when longer than 200 characters. */
+export function boundedKey(prefix: string, subject: string): string {
+  const s = subject.toLowerCase()
+  if (s.length <= MAX_SUBJECT) return `${prefix}:${s}`
+  return `${prefix}:sha256:${createHash('sha256').update(s).digest('hex')}`
+}
+
+const ceilS = (ms: number): number => Math.max(0, Math.ceil(ms / 1000))
+
+export function createRateLimiter(deps: { store: Store; clock: Clock }): RateLimiter {
+  const { store, clock } = deps
+  const db = store.db
+
+  async function hit(rule: RateLimitRule, subject: string): Promise<RateLimitDecision> {
+    const now = clock.now()
+    const expiresAt = now + rule.windowMs
+    // Every value is bound as one parameter (no arithmetic on parameters: PostgreSQL cannot type
+    // `$1 + $2`); in SET, `rate_limits.*` is the stored row, evaluated before any assignment.
+    const expired = sql<boolean>`rate_limits.expires_at <= ${now}`
+    const row = await db
+      .insertInto('rate_limits')
+      .values({ key: boundedKey(rule.name, subject), window_start: now, count: 1, expires_at: expiresAt })
+      .onConflict((oc) =>
+        oc.column('key').doUpdateSet({
+          window_start: sql<number>`CASE WHEN ${expired} THEN ${now} ELSE rate_limits.window_start END`,
+          count: sql<number>`CASE WHEN ${expired} THEN 1 ELSE rate_limits.count + 1 END`,
+          expires_at: sql<number>`CASE WHEN ${expired} THEN ${expiresAt} ELSE rate_limits.expires_at END`,
+        }),
+      )
+      .returning(['count', 'expires_at'])
+      .executeTakeFirstOrThrow()
+    const count = Number(row.count)
+    const resetAt = Number(row.expires_at)
+    const allowed = count <= rule.limit
+    const resetInS = ceilS(resetAt - now)
+    return {
+      allowed,
+      limit: rule.limit,
+      remaining: Math.max(0, rule.limit - count),
+      resetAt,
+      resetInS,
+      retryAfterS: allowed ? 0 : Math.max(1, resetInS),
+    }
+  }
+
+  return {
+    hit,
+    async hitAll(hits) {
+      if (hits.length === 0) throw new Error('hitAll needs at least one hit')
+      const decisions: RateLimitDecision[] = []
+      for (const h of hits) decisions.push(await hit(h.rule, h.subject))
+      return mostRestrictive(decisions)
+    },
+    async reset(rule, subject) {
+      await db.deleteFrom('rate_limits').where('key', '=', boundedKey(rule.name, subject)).execute()
+    },
+    async prune() {
+      const r = await db.deleteFrom('rate_limits').where('expires_at', '<=', clock.now()).executeTakeFirst()
+      return Number(r.numDeletedRows)
+    },
+  }
+}
+
+/** A refusal beats an allowance (the longest wait wins); among allowances, the fewest remaining. */
+function mostRestrictive(ds: RateLimitDecision[]): RateLimitDecision {
+  return ds.reduce((worst, d) => {
+    if (d.allowed !== worst.allowed) return d.allowed ? worst : d
+    if (!d.allowed) return d.retryAfterS > worst.retryAfterS ? d : worst
+    if (d.remaining !== worst.remaining) return d.remaining < worst.remaining ? d : worst
+    return d.resetAt > worst.resetAt ? d : worst
+  })
+}
+
+/** The response headers for a decision; Retry-After only when refused. */
+export function rateLimitHeaders(d: RateLimitDecision): Record<string, string> {
+  const h: Record<string, string> = {
+    'X-RateLimit-Limit': String(d.limit),
+    'X-RateLimit-Remaining': String(d.remaining),
+    'X-RateLimit-Reset': String(d.resetInS),
+  }
+  if (!d.allowed) h['Retry-After'] = String(d.retryAfterS)
+  return h
+}
+
+/** `N seconds`, `N minutes` or `N hours`, rounded up. */
+export function describeWait(s: number): string {
+  const plural = (n: number, unit: string) => `${n} ${unit}${n === 1 ? '' : 's'}`
+  if (s < 120) return plural(Math.max(1, s), 'second')
+  if (s < 2 * 3600) return plural(Math.ceil(s / 60), 'minute')
+  return plural(Math.ceil(s / 3600), 'hour')
+}
+
+/** The 429 for a refused decision; `what` names what was limited, e.g. 'log-in attempts'. */
+export function rateLimitedError(d: RateLimitDecision, what: string): ServiceError {
+  const wait = Math.max(1, d.retryAfterS)
+  return new ServiceError(
+    'rate_limited',
+    'RATE_LIMITED',
+    `Too many ${what}; try again in ${describeWait(wait)}.`,
+    {
+      retryAfter: wait,
+    },
+  )
+}
