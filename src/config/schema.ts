@@ -223,7 +223,10 @@ export const schema = {
     login_email: rate('10/15m', 'Log-in attempts per email address.'),
     forgot_ip: rate('3/1h', 'Password-reset requests per client address.'),
     forgot_email: rate('3/1h', 'Password-reset requests per email address.'),
-    verify_email: rate('10/15m', 'Email verification attempts per client address.'),
+    verify_email: rate(
+      '10/15m',
+      'Attempts with a code or token (email verification, password reset, invitation claim) per client address.',
+    ),
     setup: rate('3/15m', 'First-run setup attempts per client address.'),
     send_ip: rate('20/60s', 'Messages sent by people per client address.'),
     send_user: rate('30/60s', 'Messages sent per user.'),

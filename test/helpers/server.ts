@@ -21,6 +21,8 @@ export interface TestServerOptions {
   httpPlugins?: FastifyPluginAsync[]
   jobs?: JobDef[]
   clock?: Clock
+  /** Collects every log line (JSON text) at debug level, to check what reaches the logs. */
+  logLines?: string[]
 }
 
 export interface TestServer {
@@ -50,6 +52,9 @@ export function loopbackEnv(): Record<string, string> {
     POSTERN_LOG_LEVEL: process.env.POSTERN_TEST_LOG_LEVEL ?? 'silent',
     POSTERN_NET_CONNECT_ALLOW: '127.0.0.0/8,::1/128',
     POSTERN_EVENTS_POLL_MS: '20',
+    // Cheap argon2 in tests; production cost comes from config.
+    POSTERN_AUTH_ARGON2_MEMORY_KIB: '64',
+    POSTERN_AUTH_ARGON2_TIME_COST: '1',
   }
 }
 
@@ -61,7 +66,12 @@ export async function startTestServer(dialect: Dialect, opts: TestServerOptions 
     const { config } = loadConfig({ env, args: [], cwd: tdb.dataDir })
     const postern = await startPostern({
       config,
-      log: createLogger({ level: config.log.level }),
+      log: opts.logLines
+        ? createLogger({
+            level: 'debug',
+            destination: { write: (line: string) => void opts.logLines?.push(line) },
+          })
+        : createLogger({ level: config.log.level }),
       clock: opts.clock,
       connectGuard: createConnectGuard({ allow: ['127.0.0.0/8', '::1/128'] }),
       httpPlugins: opts.httpPlugins,

@@ -177,7 +177,7 @@ export const authRoutes: RoutePlugin = async (app, deps) => {
     },
     async (req, reply) => {
       await enforceRateLimit(limiter, reply, 'password-reset attempts', [
-        { rule: rules.forgot_ip, subject: req.ip },
+        { rule: rules.verify_email, subject: req.ip },
       ])
       await resetPassword(accounts, req.body, meta(req))
       return reply.code(204).send(null)
