@@ -1,6 +1,7 @@
 // Shared steps of the accounts tests: create the first owner through POST /v1/setup, read
 // system mail from the database, and a password that passes the strength rule.
 
+import { newId } from '../../src/store/ids.ts'
 import { Api } from '../helpers/api.ts'
 import type { TestServer } from '../helpers/server.ts'
 
@@ -42,4 +43,46 @@ export async function events(s: TestServer, type: string) {
     .where('type', '=', type)
     .orderBy('created_at')
     .execute()
+}
+
+/** A domain (once per org) and a mailbox, written straight to the store until the domains API exists. */
+export async function addMailbox(s: TestServer, orgId: string, ownerUserId: string | null, local: string) {
+  const now = Date.now()
+  const db = s.postern.store.db
+  let domain = await db.selectFrom('domains').select('id').where('org_id', '=', orgId).executeTakeFirst()
+  if (!domain) {
+    domain = { id: newId('dom') }
+    await db
+      .insertInto('domains')
+      .values({
+        id: domain.id,
+        org_id: orgId,
+        name: `${orgId.slice(-6)}.example.com`,
+        ownership_token: 'x',
+        verified_at: null,
+        default_quota_bytes: 1e9,
+        max_quota_bytes: 1e10,
+        total_quota_bytes: 1e11,
+        created_at: now,
+        updated_at: now,
+      })
+      .execute()
+  }
+  const id = newId('mbx')
+  await db
+    .insertInto('mailboxes')
+    .values({
+      id,
+      org_id: orgId,
+      domain_id: domain.id,
+      local_part: local,
+      address: `${local}@${orgId.slice(-6)}.example.com`,
+      password_hash: null,
+      quota_bytes: 1e9,
+      owner_user_id: ownerUserId,
+      created_at: now,
+      updated_at: now,
+    })
+    .execute()
+  return id
 }

@@ -1,0 +1,238 @@
+// Tenant isolation, generic over /v1/openapi.json: org A, holding org B's ids, reaches nothing
+// of B's. Every route with a {param} must be in TARGETS (how to get B's value for each
+// parameter, or why the parameter is not tenant data); a new route missing from it fails the
+// test, so later work extends the table, not the mechanism. Every call answers 404 (never 403,
+// which would confirm the id exists), and afterwards B's objects are all there, unchanged.
+// Then every parameterless GET, as A, must not mention any of B's ids or addresses.
+
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import type { Api, ApiResponse } from '../helpers/api.ts'
+import { DIALECTS } from '../helpers/dialects.ts'
+import { startTestServer, type TestServer } from '../helpers/server.ts'
+import {
+  assertProblem,
+  createOrg,
+  expectStatus,
+  fetchOperations,
+  fillPath,
+  keyMayCall,
+  type Operation,
+  type Org,
+} from './orgs.ts'
+
+type Target =
+  | { global: string }
+  | {
+      /** Org B's value for each path parameter. */
+      params: Record<string, (b: Org) => string>
+      /** Bodies by method that would do damage if isolation failed (default: the schema's minimal body). */
+      bodies?: Record<string, unknown>
+    }
+
+/** Every templated path of the API. Add new routes here. */
+const TARGETS: Record<string, Target> = {
+  '/v1/users/{id}': {
+    params: { id: (b) => b.invitedUserId },
+    bodies: { PATCH: { role: 'admin', disabled: true } },
+  },
+  '/v1/api-keys/{id}': { params: { id: (b) => b.adminKeyId } },
+  '/v1/me/sessions/{id}': { params: { id: (b) => b.sessionId } },
+  '/v1/me/app-passwords/{id}': { params: { id: (b) => b.appPasswordId } },
+  '/v1/admin/jobs/{name}/run': { global: 'job names are installation-wide, not tenant data' },
+}
+
+/** Ids in request bodies that must not reach B's objects either. */
+const BODY_REFERENCES: { method: string; path: string; body: (b: Org) => unknown; code: string }[] = [
+  {
+    method: 'POST',
+    path: '/v1/me/app-passwords',
+    body: (b) => ({ name: 'stolen', mailbox_id: b.mailboxId }),
+    code: 'MAILBOX_NOT_FOUND',
+  },
+  {
+    method: 'POST',
+    path: '/v1/api-keys',
+    body: (b) => ({ name: 'stolen', scope: 'mailbox', mailbox_id: b.mailboxId }),
+    code: 'MAILBOX_NOT_FOUND',
+  },
+]
+
+/** What B has that A must never see: label -> value. */
+function markersOf(b: Org): Record<string, string> {
+  return {
+    'org id': b.orgId,
+    'owner user id': b.ownerId,
+    'invited user id': b.invitedUserId,
+    'admin key id': b.adminKeyId,
+    'send key id': b.sendKeyId,
+    'session id': b.sessionId,
+    'app password id': b.appPasswordId,
+    'mailbox id': b.mailboxId,
+    'domain id': b.domainId,
+    'owner email': b.ownerEmail,
+    'invited email': b.invitedEmail,
+    'mailbox address': b.mailboxAddress,
+    'admin key': b.adminKey,
+    'send key': b.sendKey,
+  }
+}
+
+/** Markers B's own parameterless GETs show (a check that the leak scan looks for real values). */
+const VISIBLE_TO_B = [
+  'org id',
+  'owner user id',
+  'invited user id',
+  'admin key id',
+  'send key id',
+  'session id',
+  'app password id',
+  'mailbox id',
+  'owner email',
+  'invited email',
+]
+
+/** The clients of an org that may call a route with this scope: owner session, and admin key where keys may. */
+function callersFor(o: Org, scope: string): [string, Api][] {
+  const callers: [string, Api][] = [[`org ${o.tag} owner session`, o.api]]
+  if (keyMayCall(scope)) callers.push([`org ${o.tag} admin key`, o.api.withKey(o.adminKey)])
+  return callers
+}
+
+const strip = (rows: Record<string, unknown>[], field: string) =>
+  rows.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => k !== field)))
+
+/** What B can see of its own objects, minus usage stamps that reading them moves. */
+async function snapshotOf(b: Org) {
+  const key = b.api.withKey(b.adminKey)
+  const data = async (api: Api, path: string) =>
+    expectStatus(await api.get(path), 200, `org ${b.tag} GET ${path}`).body.data as Record<string, unknown>[]
+  return {
+    org: expectStatus(await b.api.get('/v1/org'), 200, 'GET /v1/org').body,
+    me: expectStatus(await b.api.get('/v1/me'), 200, 'GET /v1/me').body,
+    users: await data(b.api, '/v1/users'),
+    keys: strip(await data(key, '/v1/api-keys'), 'last_used_at'),
+    sessions: strip(await data(b.api, '/v1/me/sessions'), 'last_seen_at'),
+    appPasswords: strip(await data(b.api, '/v1/me/app-passwords'), 'last_used_at'),
+  }
+}
+
+for (const dialect of DIALECTS) {
+  describe(`tenant isolation (${dialect})`, () => {
+    let s: TestServer
+    let a: Org
+    let b: Org
+    let ops: Operation[]
+
+    before(async () => {
+      s = await startTestServer(dialect, { env: { POSTERN_AUTH_SIGNUP: 'open' } })
+      a = await createOrg(s, 'a', 'setup')
+      b = await createOrg(s, 'b', 'signup')
+      ops = await fetchOperations(s.url)
+    })
+    after(() => s.close())
+
+    it("answers 404 to every route given another org's ids, and changes nothing of theirs", async (t) => {
+      const was = await snapshotOf(b)
+      const templated = ops.filter((op) => op.params.length > 0)
+      assert.ok(templated.length > 0, 'no templated routes found')
+
+      const missing = [...new Set(templated.filter((op) => !(op.path in TARGETS)).map((op) => op.path))]
+      assert.deepEqual(
+        missing,
+        [],
+        `templated routes missing from TARGETS in ${import.meta.filename}; add them to the table: ${missing.join(', ')}`,
+      )
+      const stale = Object.keys(TARGETS).filter((path) => !templated.some((op) => op.path === path))
+      assert.deepEqual(
+        stale,
+        [],
+        `TARGETS lists paths the API no longer has; remove them: ${stale.join(', ')}`,
+      )
+
+      const failures: string[] = []
+      let calls = 0
+      for (const op of templated) {
+        const target = TARGETS[op.path] as Target
+        if ('global' in target) {
+          t.diagnostic(`skipped ${op.method} ${op.path}: ${target.global}`)
+          continue
+        }
+        const unknown = op.params.filter((p) => !(p in target.params))
+        if (unknown.length > 0) {
+          failures.push(`${op.path}: TARGETS gives no value for {${unknown.join('}, {')}}`)
+          continue
+        }
+        const values = Object.fromEntries(Object.entries(target.params).map(([k, f]) => [k, f(b)]))
+        const path = fillPath(op.path, values)
+        const body = target.bodies && op.method in target.bodies ? target.bodies[op.method] : op.body
+        for (const [who, api] of callersFor(a, op.scope)) {
+          calls++
+          const res: ApiResponse = await api.req(op.method, path, body)
+          const ok =
+            res.status === 404 &&
+            /^application\/problem\+json/.test(res.headers.get('content-type') ?? '') &&
+            res.body?.status === 404
+          if (!ok) failures.push(`${op.method} ${path} as ${who}: ${res.status} ${res.text}`)
+        }
+      }
+      assert.deepEqual(
+        failures,
+        [],
+        `cross-org requests that did not answer a 404 problem:\n${failures.join('\n')}`,
+      )
+      assert.ok(calls > 0)
+
+      // B is intact: its key and session still work, its invited member is still there as it was.
+      const now = await snapshotOf(b)
+      assert.deepEqual(now, was, "org B's objects changed")
+      const invited = now.users.find((u) => u.id === b.invitedUserId)
+      assert.ok(invited, "org B's invited user is gone")
+      assert.equal(invited.role, 'member')
+      assert.equal(invited.disabled, false)
+      assert.ok(now.keys.some((k) => k.id === b.adminKeyId && k.revoked_at === null))
+      assert.ok(now.sessions.some((x) => x.id === b.sessionId))
+      assert.ok(now.appPasswords.some((x) => x.id === b.appPasswordId))
+    })
+
+    it("refuses another org's ids in request bodies", async () => {
+      for (const ref of BODY_REFERENCES) {
+        const op = ops.find((o) => o.method === ref.method && o.path === ref.path)
+        assert.ok(op, `${ref.method} ${ref.path} is not in the OpenAPI document`)
+        for (const [who, api] of callersFor(a, op.scope)) {
+          const res = await api.req(ref.method, ref.path, ref.body(b))
+          assertProblem(res, 404, ref.code, `${ref.method} ${ref.path} with org B's id as ${who}`)
+        }
+      }
+      const keys = expectStatus(await b.api.withKey(b.adminKey).get('/v1/api-keys'), 200, 'B lists keys').body
+      assert.ok(!keys.data.some((k: { name: string }) => k.name === 'stolen'))
+    })
+
+    it("shows none of another org's ids or addresses in any parameterless GET", async () => {
+      const gets = ops.filter((op) => op.method === 'GET' && op.params.length === 0)
+      assert.ok(gets.length > 0)
+      const read = async (o: Org) => {
+        const seen: { where: string; text: string }[] = []
+        for (const op of gets)
+          for (const [who, api] of callersFor(o, op.scope)) {
+            const res = await api.get(op.path)
+            assert.ok(res.status < 500, `GET ${op.path} as ${who}: ${res.status} ${res.text}`)
+            seen.push({ where: `GET ${op.path} as ${who}`, text: res.text })
+          }
+        return seen
+      }
+
+      // The scan looks for values that do show up: B's own GETs mention them.
+      const markers = markersOf(b)
+      const ownText = (await read(b)).map((x) => x.text).join('\n')
+      for (const label of VISIBLE_TO_B)
+        assert.ok(ownText.includes(markers[label] as string), `org B's own GETs never show its ${label}`)
+
+      const leaks: string[] = []
+      for (const { where, text } of await read(a))
+        for (const [label, value] of Object.entries(markers))
+          if (text.includes(value)) leaks.push(`${where} shows org B's ${label} (${value})`)
+      assert.deepEqual(leaks, [], leaks.join('\n'))
+    })
+  })
+}
