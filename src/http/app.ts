@@ -53,7 +53,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   app.setNotFoundHandler((req, reply) => sendProblem(reply, notFoundProblem(req)))
 
   await registerOpenApi(app, deps)
-  registerAuth(app, deps.services.accounts)
+  registerAuth(app, { ...deps.services.accounts, operatorOrgId: () => deps.services.setup.operatorOrgId() })
   for (const routes of [
     healthRoutes,
     configRoutes,

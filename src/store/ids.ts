@@ -10,6 +10,7 @@ export type IdPrefix =
   | 'usr'
   | 'ses'
   | 'key'
+  | 'app'
   | 'dom'
   | 'dkim'
   | 'mbx'

@@ -93,6 +93,17 @@ for (const dialect of DIALECTS) {
       }
     })
 
+    it('answers 401 before reading the body, even when the body is invalid', async () => {
+      const anon = new Api(s.url)
+      const withBody = secured.filter((op) => op.body !== undefined)
+      assert.ok(withBody.length > 0)
+      for (const op of withBody) {
+        const path = fillPath(op.path, Object.fromEntries(op.params.map((p) => [p, SOME_ID])))
+        const res = await anon.req(op.method, path, { not_a_field: 1 })
+        assertProblem(res, 401, 'AUTH_REQUIRED', `${label(op)} without credentials and with an invalid body`)
+      }
+    })
+
     it('answers 401 INVALID_API_KEY to a made-up key, as Bearer or X-API-Key', async () => {
       const bearer = new Api(s.url).withKey(MADE_UP_KEY)
       const header = new Api(s.url, { headers: { 'x-api-key': MADE_UP_KEY } })
@@ -123,6 +134,14 @@ for (const dialect of DIALECTS) {
         assertProblem(res, 403, 'MISSING_SCOPE', `${label(op)} with a send key`)
         const needs = op.scope === 'owner' ? /owner|signed-in person \(a session\)/ : /\badmin\b/
         assert.match(String(res.body.detail), needs, `${label(op)}: detail names what is needed`)
+      }
+    })
+
+    it('names the owner scope when a key calls an owner route', async () => {
+      for (const op of byScope('owner')) {
+        const res = await call(o.api.withKey(o.sendKey), op)
+        assertProblem(res, 403, 'MISSING_SCOPE', `${label(op)} with a send key`)
+        assert.match(String(res.body.detail), /\bowner\b/, `${label(op)}: detail names the owner scope`)
       }
     })
 
@@ -231,6 +250,22 @@ for (const dialect of DIALECTS) {
         assert.equal(res.body.name, `Renamed by key ${i}`)
       }
       expectStatus(await o.api.patch('/v1/org', { name }), 200, 'rename back')
+    })
+
+    it('takes admin power from the keys of an admin demoted to member', async () => {
+      const demoted = await inviteAndClaim(s, o.api, 'demoted@a.example', 'admin')
+      const key = expectStatus(
+        await demoted.api.post('/v1/api-keys', { name: 'before demotion', scope: 'admin' }),
+        201,
+        'the admin creates an admin key',
+      ).body.key
+      expectStatus(await o.api.patch(`/v1/users/${demoted.userId}`, { role: 'member' }), 200, 'demote')
+      assertProblem(await demoted.api.get('/v1/users'), 403, 'MISSING_SCOPE', 'the demoted session')
+      const res = await o.api.withKey(key).patch(`/v1/users/${demoted.userId}`, { role: 'admin' })
+      assert.ok(
+        res.status === 401 || res.status === 403,
+        `the demoted admin's key promoted its creator back: ${res.status} ${res.text}`,
+      )
     })
 
     it('never sends CORS headers, not even to a preflight from another origin', async () => {

@@ -59,7 +59,10 @@ async function authenticate(
   return { error: 'none' }
 }
 
-export function registerAuth(app: App, deps: { keys: ApiKeyService; sessions: SessionService }): void {
+export function registerAuth(
+  app: App,
+  deps: { keys: ApiKeyService; sessions: SessionService; operatorOrgId: () => Promise<string | null> },
+): void {
   app.decorateRequest('principal', null)
   app.decorateRequest('authVia', null)
 
@@ -77,7 +80,9 @@ export function registerAuth(app: App, deps: { keys: ApiKeyService; sessions: Se
     schema.description = schema.description ? `${schema.description}\n\n${note}` : note
   })
 
-  app.addHook('preHandler', async (req, reply) => {
+  // onRequest: credentials are checked before the body is read or validated, so an
+  // unauthenticated caller learns nothing about a route's fields and pays for no parsing.
+  app.addHook('onRequest', async (req, reply) => {
     const auth = req.routeOptions.config?.auth
     if (auth === undefined || auth === 'public') return
     const r = await authenticate(req, deps)
@@ -107,6 +112,7 @@ export function registerAuth(app: App, deps: { keys: ApiKeyService; sessions: Se
           ),
         )
     }
+    if (auth === 'operator') r.principal.operator = r.principal.org_id === (await deps.operatorOrgId())
     const missing = missingScope(r.principal, auth)
     if (missing) return sendProblem(reply, problem(403, 'MISSING_SCOPE', `Forbidden: ${missing}.`))
     req.principal = r.principal

@@ -1,4 +1,4 @@
-// Background jobs for administrators: GET /v1/admin/jobs lists each job with its last and next
+// Installation-wide background jobs, for administrators of the operating org (scope operator): GET /v1/admin/jobs lists each job with its last and next
 // run; POST /v1/admin/jobs/{name}/run runs one now (rate limited).
 
 import { Type } from 'typebox'
@@ -43,7 +43,7 @@ export const adminJobRoutes: RoutePlugin = async (app, deps) => {
   app.get(
     '/v1/admin/jobs',
     {
-      config: { auth: 'admin' },
+      config: { auth: 'operator' },
       schema: {
         tags: ['admin'],
         summary: 'Background jobs with their last and next run',
@@ -59,7 +59,7 @@ export const adminJobRoutes: RoutePlugin = async (app, deps) => {
   app.post(
     '/v1/admin/jobs/:name/run',
     {
-      config: { auth: 'admin' },
+      config: { auth: 'operator' },
       schema: {
         tags: ['admin'],
         summary: 'Run a job now',

@@ -1,7 +1,8 @@
 // API keys for programs. A key is shown once at creation; the database keeps its SHA-256 and
 // a visible prefix so people can recognise it. Scopes: admin, send, read, write (org-wide) and
 // mailbox (one mailbox). Keys may expire; use is recorded (at most once a minute per key);
-// revoked and expired keys, and keys of a deleted org, authenticate as nothing.
+// revoked and expired keys, keys of a deleted org, keys whose creator is disabled, and admin
+// keys whose creator lost the admin role authenticate as nothing.
 
 import type { Store } from '../../store/db.ts'
 import { newId } from '../../store/ids.ts'
@@ -127,6 +128,7 @@ export function createApiKeyService(deps: { store: Store; clock: Clock }): ApiKe
       const row = await db
         .selectFrom('api_keys as k')
         .innerJoin('orgs as o', 'o.id', 'k.org_id')
+        .leftJoin('users as u', 'u.id', 'k.created_by')
         .select([
           'k.id',
           'k.org_id',
@@ -137,11 +139,17 @@ export function createApiKeyService(deps: { store: Store; clock: Clock }): ApiKe
           'k.revoked_at',
           'k.last_used_at',
           'o.deleted_at',
+          'u.role as creator_role',
+          'u.disabled as creator_disabled',
         ])
         .where('k.key_hash', '=', sha256Hex(key))
         .executeTakeFirst()
       if (!row || row.revoked_at !== null || row.deleted_at !== null) return null
       if (row.expires_at !== null && row.expires_at <= now) return null
+      // A key never outranks the person who made it: a disabled creator ends it, and an admin
+      // key stops when its creator is no longer an admin.
+      if (row.creator_disabled) return null
+      if (row.scope === 'admin' && row.creator_role === 'member') return null
       if (row.last_used_at === null || now - row.last_used_at > 60_000)
         await db.updateTable('api_keys').set({ last_used_at: now }).where('id', '=', row.id).execute()
       return {

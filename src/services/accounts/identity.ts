@@ -9,7 +9,7 @@ import { type Kysely, sql, type Transaction } from 'kysely'
 import { newId } from '../../store/ids.ts'
 import type { Database } from '../../store/schema.ts'
 import { ServiceError } from '../errors.ts'
-import type { SetupService } from '../setup/setup-token.ts'
+import { OPERATOR_KEY, type SetupService } from '../setup/setup-token.ts'
 import { queueSystemMail } from '../system-mail/system-mail.ts'
 import { audit } from './audit.ts'
 import { type AccountsContext, canonicalEmail, isEmail, type UserView, userView } from './context.ts'
@@ -170,6 +170,10 @@ export async function completeSetup(
         name: input.name ?? '',
         verified: true,
       })
+      await tx
+        .insertInto('server_meta')
+        .values({ key: OPERATOR_KEY, value: r.org.id, updated_at: now })
+        .execute()
       await audit(tx, now, {
         org_id: r.org.id,
         type: 'setup.completed',

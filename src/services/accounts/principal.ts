@@ -7,7 +7,7 @@
 export type Role = 'owner' | 'admin' | 'member'
 export type KeyScope = 'admin' | 'send' | 'read' | 'write' | 'mailbox'
 /** What a route may require. */
-export type Scope = 'user' | 'owner' | 'admin' | 'send' | 'read' | 'write' | 'mailbox'
+export type Scope = 'user' | 'owner' | 'admin' | 'operator' | 'send' | 'read' | 'write' | 'mailbox'
 
 export interface Principal {
   kind: 'session' | 'key'
@@ -20,6 +20,9 @@ export interface Principal {
   key_scope: KeyScope | null
   /** Set for mailbox-scoped keys: the only mailbox they reach. */
   mailbox_id: string | null
+  /** True when the principal's org operates the installation (the org made at setup); set
+   * by the authenticator only for routes that need it. */
+  operator?: boolean
 }
 
 /** What each key scope includes. */
@@ -35,16 +38,24 @@ const KEY_GRANTS: Record<KeyScope, readonly Scope[]> = {
  * Null when `p` may use a route requiring `scope`, else a sentence naming what is missing.
  * People: any role has user/read/write/send/mailbox (limited to granted mailboxes by the
  * services), admin needs role admin or owner, owner needs owner. Keys never act as a person.
+ * operator: admin (role or key) of the org that operates the installation (installation-wide
+ * jobs and settings), never of any other org.
  */
 export function missingScope(p: Principal, scope: Scope): string | null {
+  if (scope === 'operator' && !p.operator)
+    return 'this needs an administrator of the organisation that operates this installation (the one created at setup)'
   if (p.kind === 'session') {
     if (scope === 'owner') return p.role === 'owner' ? null : 'this needs the owner role'
+    if (scope === 'operator')
+      return p.role === 'owner' || p.role === 'admin' ? null : 'this needs the admin or owner role'
     if (scope === 'admin')
       return p.role === 'owner' || p.role === 'admin' ? null : 'this needs the admin or owner role'
     return null
   }
-  if (scope === 'user' || scope === 'owner')
-    return `this needs a signed-in person (a session), not an API key`
+  if (scope === 'owner') return 'this needs the owner role: a signed-in owner (a session), not an API key'
+  if (scope === 'user') return 'this needs a signed-in person (a session), not an API key'
+  if (scope === 'operator')
+    return p.key_scope === 'admin' ? null : `this needs the admin scope; this key has ${p.key_scope}`
   const scopeOfKey = p.key_scope as KeyScope
   return KEY_GRANTS[scopeOfKey].includes(scope)
     ? null

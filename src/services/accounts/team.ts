@@ -201,6 +201,15 @@ export async function updateUser(
     if (patch.role !== undefined) set.role = patch.role
     if (patch.disabled !== undefined) set.disabled = patch.disabled ? 1 : 0
     await tx.updateTable('users').set(set).where('id', '=', id).where('org_id', '=', p.org_id).execute()
+    if (patch.role === 'member' && target.role !== 'member')
+      await tx
+        .updateTable('api_keys')
+        .set({ revoked_at: now })
+        .where('created_by', '=', id)
+        .where('org_id', '=', p.org_id)
+        .where('scope', '=', 'admin')
+        .where('revoked_at', 'is', null)
+        .execute()
     if (patch.role !== undefined && patch.role !== target.role)
       await audit(tx, now, {
         org_id: p.org_id,

@@ -261,7 +261,7 @@ export async function createAppPassword(
   const now = ctx.clock.now()
   const password = newAppPassword()
   const row = {
-    id: newId('key', now),
+    id: newId('app', now),
     org_id: p.org_id,
     user_id: p.user_id as string,
     mailbox_id: input.mailbox_id,

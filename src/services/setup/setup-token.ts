@@ -7,6 +7,8 @@ import type { Store } from '../../store/db.ts'
 import { deleteMeta, getMeta, setMeta } from '../../store/meta.ts'
 
 const META_KEY = 'setup_token_sha256'
+/** server_meta key naming the org created at setup (written by completeSetup). */
+export const OPERATOR_KEY = 'operator_org'
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex')
 
@@ -19,10 +21,13 @@ export interface SetupService {
   verifyToken(token: string): Promise<boolean>
   /** Called when setup completes. */
   consumeToken(): Promise<void>
+  /** The org created at setup, which operates the installation (cached once known). */
+  operatorOrgId(): Promise<string | null>
 }
 
 export function createSetupService(deps: { store: Store; now: () => number }): SetupService {
   const { store } = deps
+  let operator: string | null = null
   const needsSetup = async () => {
     const row = await store.db.selectFrom('orgs').select('id').limit(1).executeTakeFirst()
     return row === undefined
@@ -41,5 +46,9 @@ export function createSetupService(deps: { store: Store; now: () => number }): S
       return timingSafeEqual(Buffer.from(stored), Buffer.from(sha256(token)))
     },
     consumeToken: () => deleteMeta(store, META_KEY),
+    async operatorOrgId() {
+      operator ??= await getMeta(store, OPERATOR_KEY)
+      return operator
+    },
   }
 }
