@@ -169,6 +169,27 @@ for (const dialect of DIALECTS) {
       }
     })
 
+    it('refuses a reset token after its hour', async () => {
+      const clock = manualClock(Date.now())
+      const s = await startTestServer(dialect, { clock })
+      try {
+        await setupOwner(s)
+        await new Api(s.url).post('/v1/auth/forgot-password', { email: 'owner@example.com' })
+        const token = await tokenFromMail(
+          s,
+          'owner@example.com',
+          'reset_password',
+          /pst_reset_[A-Za-z0-9_-]+/,
+        )
+        clock.advance(61 * 60_000)
+        const late = await new Api(s.url).post('/v1/auth/reset-password', { token, password: PASSWORD2 })
+        assert.equal(late.status, 422)
+        assert.equal(late.body.code, 'INVALID_TOKEN')
+      } finally {
+        await s.close()
+      }
+    })
+
     it('slows down and then locks out repeated failed log-ins per account', async () => {
       const s = await startTestServer(dialect, {
         env: {

@@ -212,4 +212,45 @@ describe('HTTPS listener', () => {
     })
     assert.equal(JSON.parse(body).status, 'ok')
   })
+
+  it('marks the session cookie Secure when the request came over HTTPS', async () => {
+    const https = s.postern.listeners.find((l) => l.name === 'https')
+    const { request } = await import('node:https')
+    const payload = JSON.stringify({
+      setup_token: s.postern.setupToken,
+      org_name: 'Acme',
+      email: 'owner@example.com',
+      password: 'correct-horse-battery-9',
+    })
+    const cookie = await new Promise<string>((resolve, reject) => {
+      request(
+        {
+          host: '127.0.0.1',
+          port: https?.port,
+          path: '/v1/setup',
+          method: 'POST',
+          rejectUnauthorized: false,
+          headers: { 'content-type': 'application/json' },
+        },
+        (res) => {
+          res.resume()
+          res.on('end', () => resolve(String(res.headers['set-cookie'] ?? '')))
+        },
+      )
+        .on('error', reject)
+        .end(payload)
+    })
+    assert.match(cookie, /postern_session=.*; HttpOnly; SameSite=Lax; .*Secure/)
+    const plain = await fetch(`${s.url}/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: 'owner@example.com', password: 'correct-horse-battery-9' }),
+    })
+    assert.equal(plain.status, 200)
+    assert.doesNotMatch(
+      plain.headers.get('set-cookie') ?? '',
+      /Secure/,
+      'plain HTTP gets no Secure flag in auto mode',
+    )
+  })
 })
