@@ -54,6 +54,37 @@ function checkPassword(ctx: AccountsContext, password: string, email?: string): 
     })
 }
 
+/** A new users row: one place for the defaults of every account column. */
+function newUserRow(
+  now: number,
+  u: {
+    org_id: string
+    email: string
+    name: string
+    password_hash: string | null
+    role: 'owner' | 'admin' | 'member'
+    verified: boolean
+  },
+) {
+  return {
+    id: newId('usr', now),
+    org_id: u.org_id,
+    email: u.email,
+    name: u.name,
+    password_hash: u.password_hash,
+    role: u.role,
+    disabled: 0 as const,
+    email_verified_at: u.verified ? now : null,
+    totp_secret_enc: null,
+    totp_enabled_at: null,
+    totp_last_step: null,
+    preferences: '{}',
+    last_login_at: null,
+    created_at: now,
+    updated_at: now,
+  }
+}
+
 async function createOrgWithOwner(
   tx: Tx,
   now: number,
@@ -68,23 +99,14 @@ async function createOrgWithOwner(
     deleted_at: null,
   }
   await tx.insertInto('orgs').values(org).execute()
-  const user = {
-    id: newId('usr', now),
+  const user = newUserRow(now, {
     org_id: org.id,
     email: input.email,
     name: input.name,
     password_hash: input.password_hash,
-    role: 'owner' as const,
-    disabled: 0 as const,
-    email_verified_at: input.verified ? now : null,
-    totp_secret_enc: null,
-    totp_enabled_at: null,
-    totp_last_step: null,
-    preferences: '{}',
-    last_login_at: null,
-    created_at: now,
-    updated_at: now,
-  }
+    role: 'owner',
+    verified: input.verified,
+  })
   await tx.insertInto('users').values(user).execute()
   return { org, user }
 }
@@ -95,8 +117,15 @@ async function emailTaken(tx: Tx, email: string): Promise<boolean> {
   )
 }
 
-async function startSession(ctx: AccountsContext, user: { id: string; org_id: string }, meta: ClientMeta) {
-  return ctx.sessions.create(user, meta)
+/** Opens a session for a user and shapes the answer every sign-in path gives. */
+async function signedIn(
+  ctx: AccountsContext,
+  user: Parameters<typeof userView>[0],
+  org: { id: string; name: string },
+  meta: ClientMeta,
+): Promise<SignedIn> {
+  const { token, session } = await ctx.sessions.create(user, meta)
+  return { user: userView(user), org: { id: org.id, name: org.name }, token, session_id: session.id }
 }
 
 /** Sends a fresh 6-digit verification code, replacing any earlier unused one. */
@@ -189,13 +218,7 @@ export async function completeSetup(
       throw err
     })
   await setup.consumeToken()
-  const { token, session } = await startSession(ctx, created.user, meta)
-  return {
-    user: userView(created.user),
-    org: { id: created.org.id, name: created.org.name },
-    token,
-    session_id: session.id,
-  }
+  return signedIn(ctx, created.user, { id: created.org.id, name: created.org.name }, meta)
 }
 
 export async function signup(
@@ -239,13 +262,7 @@ export async function signup(
     })
     return r
   })
-  const { token, session } = await startSession(ctx, created.user, meta)
-  return {
-    user: userView(created.user),
-    org: { id: created.org.id, name: created.org.name },
-    token,
-    session_id: session.id,
-  }
+  return signedIn(ctx, created.user, { id: created.org.id, name: created.org.name }, meta)
 }
 
 export async function login(
@@ -340,13 +357,7 @@ export async function login(
     ip: meta.ip,
     subject_id: user.id,
   })
-  const { token, session } = await startSession(ctx, user, meta)
-  return {
-    user: userView({ ...user, last_login_at: now }),
-    org: { id: user.org_id, name: user.org_name },
-    token,
-    session_id: session.id,
-  }
+  return signedIn(ctx, { ...user, last_login_at: now }, { id: user.org_id, name: user.org_name }, meta)
 }
 
 export async function verifyEmail(
@@ -568,13 +579,7 @@ export async function claimInvite(
   })
   if (user.disabled || user.org_deleted_at !== null)
     throw new ServiceError('forbidden', 'ACCOUNT_DISABLED', 'This account is disabled.')
-  const { token, session } = await startSession(ctx, user, meta)
-  return {
-    user: userView(user),
-    org: { id: user.org_id, name: user.org_name },
-    token,
-    session_id: session.id,
-  }
+  return signedIn(ctx, user, { id: user.org_id, name: user.org_name }, meta)
 }
 
 /** Creates an invited user (no password yet) and mails the claim token. */
@@ -593,23 +598,14 @@ export async function createInvite(
   const email = checkEmail(input.email)
   if (await emailTaken(tx, email))
     throw new ServiceError('conflict', 'EMAIL_TAKEN', 'A user with this email exists.')
-  const user = {
-    id: newId('usr', now),
+  const user = newUserRow(now, {
     org_id: input.org_id,
     email,
     name: input.name,
     password_hash: null,
     role: input.role,
-    disabled: 0 as const,
-    email_verified_at: null,
-    totp_secret_enc: null,
-    totp_enabled_at: null,
-    totp_last_step: null,
-    preferences: '{}',
-    last_login_at: null,
-    created_at: now,
-    updated_at: now,
-  }
+    verified: false,
+  })
   await tx.insertInto('users').values(user).execute()
   const token = newSecret('pst_invite', 24)
   await tx
