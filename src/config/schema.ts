@@ -232,6 +232,32 @@ export const schema = {
     send_user: rate('30/60s', 'Messages sent per user.'),
     admin_jobs: rate('5/60s', 'Manual job runs per user.'),
   },
+  domains: {
+    dkim_rotation_grace_days: int(
+      7,
+      'How long a rotated-out DKIM key stays published (and verifiable) before it is retired.',
+      0,
+      365,
+    ),
+    dmarc_policy: oneOf(
+      ['none', 'quarantine', 'reject'] as const,
+      'quarantine',
+      'DMARC policy suggested in the DNS records of new domains.',
+    ),
+    mta_sts_mode: oneOf(
+      ['testing', 'enforce', 'none'] as const,
+      'testing',
+      'MTA-STS policy mode served for hosted domains.',
+    ),
+    mta_sts_max_age_days: int(7, 'max_age of the MTA-STS policy, in days.', 1, 365),
+    record_ttl: int(
+      3600,
+      'TTL suggested for the DNS records Postern asks you to publish, in seconds.',
+      60,
+      86_400,
+    ),
+    recheck_hours: int(24, 'How often verified domains have their DNS re-checked.', 1, 720),
+  },
   net: {
     connect_allow: list(
       [],

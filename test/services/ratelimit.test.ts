@@ -69,16 +69,16 @@ describe('rate-limit headers and error', () => {
     retryAfterS: 840,
   }
 
-  it('gives limit, remaining and seconds until reset, and Retry-After only when refused', () => {
+  it('gives limit, remaining and the Unix time of the reset, and Retry-After only when refused', () => {
     assert.deepEqual(rateLimitHeaders({ ...refused, allowed: true, remaining: 3, retryAfterS: 0 }), {
       'X-RateLimit-Limit': '10',
       'X-RateLimit-Remaining': '3',
-      'X-RateLimit-Reset': '840',
+      'X-RateLimit-Reset': '1000',
     })
     assert.deepEqual(rateLimitHeaders(refused), {
       'X-RateLimit-Limit': '10',
       'X-RateLimit-Remaining': '0',
-      'X-RateLimit-Reset': '840',
+      'X-RateLimit-Reset': '1000',
       'Retry-After': '840',
     })
   })

@@ -10,8 +10,9 @@
 //   exactly like a missing one, and prune() deletes it.
 // - Keys are `<rule>:<subject>` with the subject lower-cased and, above 200 characters, replaced
 //   by its SHA-256, so an attacker-chosen subject cannot grow the table's keys.
-// - Headers: X-RateLimit-Reset is the number of whole seconds until the window resets (a delta,
-//   as mailcow's API and the IETF RateLimit draft do), not an epoch timestamp.
+// - Headers: X-RateLimit-Reset is the Unix time (seconds) at which the window resets, as seed
+//   003's mailcow-style API documents it (its example value is an epoch timestamp); Retry-After
+//   carries the delta.
 
 import { createHash } from 'node:crypto'
 import { sql } from 'kysely'
@@ -129,7 +130,7 @@ export function rateLimitHeaders(d: RateLimitDecision): Record<string, string> {
   const h: Record<string, string> = {
     'X-RateLimit-Limit': String(d.limit),
     'X-RateLimit-Remaining': String(d.remaining),
-    'X-RateLimit-Reset': String(d.resetInS),
+    'X-RateLimit-Reset': String(Math.ceil(d.resetAt / 1000)),
   }
   if (!d.allowed) h['Retry-After'] = String(d.retryAfterS)
   return h

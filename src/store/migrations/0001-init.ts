@@ -77,6 +77,14 @@ export async function up(db: Db): Promise<void> {
     .addUniqueConstraint('domains_org_name', ['org_id', 'name'])
     .execute()
   await s.createIndex('domains_name').on('domains').column('name').execute()
+  // A domain name is verified in at most one org (others may hold it only as pending).
+  await s
+    .createIndex('domains_verified_name')
+    .on('domains')
+    .column('name')
+    .unique()
+    .where(sql.ref('status'), '=', 'verified')
+    .execute()
 
   await org(id(s.createTable('dkim_keys')))
     .addColumn('domain_id', 'text', (c) => c.notNull().references('domains.id').onDelete('cascade'))
@@ -96,7 +104,7 @@ export async function up(db: Db): Promise<void> {
   await mailboxes
     .addColumn('domain_id', 'text', (c) => c.notNull().references('domains.id'))
     .addColumn('local_part', 'text', (c) => c.notNull())
-    .addColumn('address', 'text', (c) => c.notNull().unique())
+    .addColumn('address', 'text', (c) => c.notNull())
     .addColumn('name', 'text', (c) => c.notNull().defaultTo(''))
     .addColumn('password_hash', 'text')
     .addColumn('quota_bytes', 'bigint', (c) => c.notNull())
@@ -104,7 +112,14 @@ export async function up(db: Db): Promise<void> {
     .addColumn('owner_user_id', 'text', (c) => c.references('users.id').onDelete('set null'))
     .addColumn('modseq', 'bigint', (c) => c.notNull().defaultTo(0))
     .execute()
-  await s.createIndex('mailboxes_domain').on('mailboxes').column('domain_id').execute()
+  // Unique per domain, not installation-wide: two orgs may hold the same pending domain.
+  await s
+    .createIndex('mailboxes_domain_local')
+    .on('mailboxes')
+    .columns(['domain_id', 'local_part'])
+    .unique()
+    .execute()
+  await s.createIndex('mailboxes_address').on('mailboxes').column('address').execute()
 
   await s
     .createTable('api_keys')
@@ -134,9 +149,16 @@ export async function up(db: Db): Promise<void> {
 
   await flag(stamps(org(id(s.createTable('aliases')))), 'active', 1)
     .addColumn('domain_id', 'text', (c) => c.notNull().references('domains.id'))
-    .addColumn('address', 'text', (c) => c.notNull().unique())
+    .addColumn('address', 'text', (c) => c.notNull())
     .addColumn('targets', 'text', (c) => c.notNull())
     .execute()
+  await s
+    .createIndex('aliases_domain_address')
+    .on('aliases')
+    .columns(['domain_id', 'address'])
+    .unique()
+    .execute()
+  await s.createIndex('aliases_address').on('aliases').column('address').execute()
 
   await flag(stamps(org(id(s.createTable('folders')))), 'subscribed', 1)
     .addColumn('mailbox_id', 'text', (c) => c.notNull().references('mailboxes.id').onDelete('cascade'))
