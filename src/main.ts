@@ -23,9 +23,12 @@ import { completeSetup } from './services/accounts/identity.ts'
 import { createPasswordHasher } from './services/accounts/passwords.ts'
 import { newAppPassword } from './services/accounts/secrets.ts'
 import { createSessionService } from './services/accounts/sessions.ts'
+import { retireDkimKeys } from './services/domains/dkim.ts'
+import { recheckVerifiedDomains } from './services/domains/domains.ts'
 import { createHealthService, type ListenerInfo } from './services/health/health.ts'
 import { builtinJobs } from './services/jobs/builtin.ts'
 import { createJobRunner, type JobDef, type JobRunner } from './services/jobs/runner.ts'
+import type { MailboxesContext } from './services/mailboxes/mailboxes.ts'
 import { authThrottleSettings, createAuthThrottle } from './services/ratelimit/auth-throttle.ts'
 import { createRateLimiter, type RateLimiter } from './services/ratelimit/limiter.ts'
 import { rulesFromConfig } from './services/ratelimit/rules.ts'
@@ -206,6 +209,81 @@ export function createAccounts(
   }
 }
 
+/** The domains context (DNS records, DKIM, mailboxes, aliases) over an open store. */
+export function createDomainsContext(
+  config: Config,
+  deps: {
+    store: Store
+    clock: Clock
+    resolver: Resolver
+    bus: ChangeBus
+    secrets: ServerSecrets
+    accounts: AccountsContext
+  },
+): MailboxesContext {
+  const mailPorts = resolveMailPorts(config)
+  const portOf = (name: string) => mailPorts.find((p) => p.name === name)?.port as number
+  return {
+    store: deps.store,
+    clock: deps.clock,
+    resolver: deps.resolver,
+    bus: deps.bus,
+    keyEncryptionKey: deps.secrets.keyEncryptionKey,
+    hasher: deps.accounts.hasher,
+    keys: deps.accounts.keys,
+    settings: {
+      mailHost: config.hostname as string,
+      ports: {
+        submission: portOf('smtp-submission'),
+        submissions: portOf('smtp-submissions'),
+        imap: portOf('imap'),
+        imaps: portOf('imaps'),
+      },
+      dmarcPolicy: config.domains.dmarc_policy,
+      mtaStsMode: config.domains.mta_sts_mode,
+      mtaStsMaxAgeSeconds: config.domains.mta_sts_max_age_days * 86_400,
+      ttl: config.domains.record_ttl,
+      dkimGraceMs: config.domains.dkim_rotation_grace_days * 86_400_000,
+    },
+  }
+}
+
+/** What admin commands of the CLI work with: the services over the installation's store. */
+export interface AdminContext {
+  store: Store
+  accounts: AccountsContext
+  domains: MailboxesContext
+  setup: SetupService
+  close(): Promise<void>
+}
+
+export async function openAdmin(config: Config, clock: Clock = systemClock): Promise<AdminContext> {
+  const { secrets } = loadOrCreateSecrets(config.secrets_file as string)
+  const store = await openMigratedStore(config)
+  try {
+    await checkKeyEncryptionKey(store, secrets.keyEncryptionKey, config.secrets_file as string, clock.now())
+  } catch (err) {
+    await store.close()
+    throw err
+  }
+  const log = createLogger({ level: 'silent' })
+  const bus = createChangeBus({ store, log, pollMs: config.events.poll_ms, now: () => clock.now() })
+  const resolver = createResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeout_ms })
+  const publicUrl = config.public_url ?? `http://${hostForUrl(config.http.host)}:${config.http.port}`
+  const accounts = createAccounts(config, store, clock, secrets, () => publicUrl)
+  const domains = createDomainsContext(config, { store, clock, resolver, bus, secrets, accounts })
+  return {
+    store,
+    accounts,
+    domains,
+    setup: createSetupService({ store, now: () => clock.now() }),
+    close: async () => {
+      await bus.close()
+      await store.close()
+    },
+  }
+}
+
 export async function startPostern(opts: StartOptions): Promise<Postern> {
   const { config } = opts
   const clock = opts.clock ?? systemClock
@@ -272,6 +350,22 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
     let publicUrl = config.public_url ?? `http://${hostForUrl(config.http.host)}:${config.http.port}`
     const accounts = createAccounts(config, store, clock, secrets, () => publicUrl)
     const throttle = accounts.throttle
+    const domains = createDomainsContext(config, { store, clock, resolver, bus, secrets, accounts })
+    const mailPorts = resolveMailPorts(config)
+    jobs.register({
+      name: 'domain-dns-recheck',
+      description: 'Re-checks the DNS of verified domains and records each change as an event.',
+      intervalMs: config.domains.recheck_hours * 3_600_000,
+      firstRunDelayMs: 5 * 60_000,
+      run: () => recheckVerifiedDomains(domains),
+    })
+    jobs.register({
+      name: 'dkim-retire',
+      description: 'Retires rotated-out DKIM keys once their grace period is over.',
+      intervalMs: 3_600_000,
+      firstRunDelayMs: 60_000,
+      run: async () => ({ retired: await retireDkimKeys(store.db, clock.now()) }),
+    })
     jobs.register({
       name: 'rate-limit-prune',
       description: 'Deletes expired rate-limit windows and failed-login counters.',
@@ -282,7 +376,6 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
     const setupToken = await setup.issueToken()
 
     const listeners: ListenerInfo[] = []
-    const mailPorts = resolveMailPorts(config)
     const notes = [
       `SMTP and IMAP listeners are not in this build yet; they will use ${mailPorts.map((p) => `${p.name} ${p.port}`).join(', ')}`,
       ...mailPorts
@@ -309,7 +402,7 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
         config,
         log,
         version: VERSION,
-        services: { health, setup, accounts, limiter, rules: rulesFromConfig(config), jobs },
+        services: { health, setup, accounts, domains, limiter, rules: rulesFromConfig(config), jobs },
         listeners: () => listeners,
         plugins: opts.httpPlugins ?? [],
       })

@@ -10,6 +10,8 @@ export interface Command {
   /** Full help text shown by `postern <verb> --help`. */
   help: string
   run(args: string[], io: Io): Promise<number>
+  /** Verbs with sub-commands answer --help themselves (per sub-command). */
+  handlesHelp?: boolean
 }
 
 export interface Io {

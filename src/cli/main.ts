@@ -3,13 +3,26 @@
 
 import { VERSION } from '../config/version.ts'
 import { type Command, describeFailure, type Io } from './command.ts'
+import { aliasCommand } from './commands/alias.ts'
 import { configCommand } from './commands/config.ts'
+import { domainCommand } from './commands/domain.ts'
 import { initCommand } from './commands/init.ts'
+import { keyCommand } from './commands/key.ts'
+import { mailboxCommand } from './commands/mailbox.ts'
 import { migrateCommand } from './commands/migrate.ts'
 import { type ServeExtras, serveCommand } from './commands/serve.ts'
 
 export function commands(extras: ServeExtras = {}): Command[] {
-  return [serveCommand(extras), initCommand, migrateCommand, configCommand]
+  return [
+    serveCommand(extras),
+    initCommand,
+    migrateCommand,
+    configCommand,
+    domainCommand,
+    mailboxCommand,
+    aliasCommand,
+    keyCommand,
+  ]
 }
 
 function programHelp(list: Command[]): string {
@@ -50,7 +63,10 @@ export async function main(argv: string[], io: Io = defaultIo, extras: ServeExtr
     io.err(`unknown command '${verb}'\n\n${programHelp(list)}`)
     return 2
   }
-  if (rest.includes('--help') || rest.includes('-h')) {
+  const helpAsked = command.handlesHelp
+    ? rest.length === 0 || rest[0] === '--help' || rest[0] === '-h'
+    : rest.includes('--help') || rest.includes('-h')
+  if (helpAsked) {
     io.out(command.help)
     return 0
   }

@@ -10,10 +10,14 @@ import { registerAuth } from './plugins/auth.ts'
 import { registerOpenApi } from './plugins/openapi.ts'
 import { notFoundProblem, sendProblem, toProblem } from './problem.ts'
 import { adminJobRoutes } from './routes/admin-jobs.ts'
+import { aliasRoutes } from './routes/aliases.ts'
 import { apiKeyRoutes } from './routes/api-keys.ts'
 import { authRoutes } from './routes/auth.ts'
+import { clientSetupRoutes } from './routes/client-setup.ts'
 import { configRoutes } from './routes/config.ts'
+import { domainRoutes } from './routes/domains.ts'
 import { healthRoutes } from './routes/health.ts'
+import { mailboxRoutes } from './routes/mailboxes.ts'
 import { meRoutes } from './routes/me.ts'
 import { orgRoutes } from './routes/org.ts'
 import { setupRoutes } from './routes/setup.ts'
@@ -63,6 +67,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     orgRoutes,
     apiKeyRoutes,
     adminJobRoutes,
+    domainRoutes,
+    mailboxRoutes,
+    aliasRoutes,
+    clientSetupRoutes,
   ])
     await routes(app, deps)
   for (const plugin of deps.plugins ?? []) await app.register(plugin)

@@ -14,6 +14,7 @@ import type { Logger } from '../log/logger.ts'
 import type { AccountsContext } from '../services/accounts/context.ts'
 import type { HealthService, ListenerInfo } from '../services/health/health.ts'
 import type { JobRunner } from '../services/jobs/runner.ts'
+import type { MailboxesContext } from '../services/mailboxes/mailboxes.ts'
 import type { RateLimiter } from '../services/ratelimit/limiter.ts'
 import type { RateLimitRule, RateLimitRuleName } from '../services/ratelimit/rules.ts'
 import type { SetupService } from '../services/setup/setup-token.ts'
@@ -31,6 +32,8 @@ export interface AppServices {
   health: HealthService
   setup: SetupService
   accounts: AccountsContext
+  /** Domains, mailboxes and aliases. */
+  domains: MailboxesContext
   limiter: RateLimiter
   rules: Record<RateLimitRuleName, RateLimitRule>
   jobs: JobRunner

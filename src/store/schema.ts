@@ -38,6 +38,8 @@ export interface UserTable {
   totp_enabled_at: number | null
   /** Last accepted TOTP time step (replay protection). */
   totp_last_step: number | null
+  /** The alias this user sends from by default. */
+  default_alias_id: string | null
   preferences: Generated<string>
   last_login_at: number | null
   created_at: number
@@ -92,6 +94,11 @@ export interface DomainTable {
   max_quota_bytes: number
   total_quota_bytes: number
   backup_mx: Generated<Bool>
+  /** JSON of the last DNS check (per-record states), for change detection. */
+  dns_status: string | null
+  dns_checked_at: number | null
+  /** MTA-STS policy id (RFC 8461 section 3.1); changes when the policy does. */
+  mta_sts_id: string | null
   created_at: number
   updated_at: number
 }
@@ -436,3 +443,8 @@ export type NewOrg = Insertable<OrgTable>
 export type OrgUpdate = Updateable<OrgTable>
 export type Job = Selectable<JobTable>
 export type NewEvent = Insertable<EventTable>
+export type Domain = Selectable<DomainTable>
+export type DkimKey = Selectable<DkimKeyTable>
+export type Mailbox = Selectable<MailboxTable>
+export type Alias = Selectable<AliasTable>
+export type Folder = Selectable<FolderTable>

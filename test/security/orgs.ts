@@ -4,8 +4,6 @@
 // minimal body its schema accepts) so the tests cover each route without listing them.
 
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
-import { newId } from '../../src/store/ids.ts'
 import { Api, type ApiResponse } from '../helpers/api.ts'
 import type { TestServer } from '../helpers/server.ts'
 
@@ -33,8 +31,13 @@ export interface Org {
   invitedUserId: string
   invitedEmail: string
   domainId: string
+  domainName: string
   mailboxId: string
   mailboxAddress: string
+  /** The mailbox-scoped key returned when the mailbox was made. */
+  mailboxKey: string
+  mailboxKeyId: string
+  aliasId: string
   appPasswordId: string
 }
 
@@ -79,43 +82,25 @@ export async function createOrg(s: TestServer, tag: string, via: 'setup' | 'sign
     'invite a member',
   ).body
 
-  // No mailbox API yet: the rows go straight into the database.
-  const db = s.postern.store.db
-  const now = Date.now()
   const domainName = `${tag}.postern.test`
-  const domainId = newId('dom', now)
-  await db
-    .insertInto('domains')
-    .values({
-      id: domainId,
-      org_id: orgId,
-      name: domainName,
-      ownership_token: randomBytes(12).toString('hex'),
-      verified_at: null,
-      default_quota_bytes: 1_000_000_000,
-      max_quota_bytes: 10_000_000_000,
-      total_quota_bytes: 100_000_000_000,
-      created_at: now,
-      updated_at: now,
-    })
-    .execute()
-  const mailboxId = newId('mbx', now)
-  const mailboxAddress = `team@${domainName}`
-  await db
-    .insertInto('mailboxes')
-    .values({
-      id: mailboxId,
-      org_id: orgId,
-      domain_id: domainId,
-      local_part: 'team',
-      address: mailboxAddress,
-      password_hash: null,
-      quota_bytes: 1_000_000_000,
-      owner_user_id: ownerId,
-      created_at: now,
-      updated_at: now,
-    })
-    .execute()
+  const domain = expectStatus(
+    await api.post('/v1/domains', { name: domainName }),
+    201,
+    'create a domain',
+  ).body
+  const domainId: string = domain.id
+  const created = expectStatus(
+    await api.post('/v1/mailboxes', { domain: domainName, local_part: 'team', owner_user_id: ownerId }),
+    201,
+    'create a mailbox',
+  ).body
+  const mailboxId: string = created.mailbox.id
+  const mailboxAddress: string = created.mailbox.address
+  const alias = expectStatus(
+    await api.post('/v1/aliases', { address: `sales@${domainName}`, targets: [mailboxAddress] }),
+    201,
+    'create an alias',
+  ).body
   const appPassword = expectStatus(
     await api.post('/v1/me/app-passwords', { name: `phone ${tag}`, mailbox_id: mailboxId }),
     201,
@@ -140,8 +125,12 @@ export async function createOrg(s: TestServer, tag: string, via: 'setup' | 'sign
     invitedUserId: invited.id,
     invitedEmail,
     domainId,
+    domainName,
     mailboxId,
     mailboxAddress,
+    mailboxKey: created.api_key.key,
+    mailboxKeyId: created.api_key.id,
+    aliasId: alias.id,
     appPasswordId: appPassword.id,
   }
 }

@@ -40,6 +40,22 @@ const TARGETS: Record<string, Target> = {
   '/v1/me/sessions/{id}': { params: { id: (b) => b.sessionId } },
   '/v1/me/app-passwords/{id}': { params: { id: (b) => b.appPasswordId } },
   '/v1/admin/jobs/{name}/run': { global: 'job names are installation-wide, not tenant data' },
+  '/v1/domains/{id}': {
+    params: { id: (b) => b.domainId },
+    bodies: { PATCH: { active: false, description: 'taken' } },
+  },
+  '/v1/domains/{id}/dns-records': { params: { id: (b) => b.domainId } },
+  '/v1/domains/{id}/dns-status': { params: { id: (b) => b.domainId } },
+  '/v1/domains/{id}/verify': { params: { id: (b) => b.domainId } },
+  '/v1/domains/{id}/dkim-keys': { params: { id: (b) => b.domainId } },
+  '/v1/mailboxes/{id}': {
+    params: { id: (b) => b.mailboxId },
+    bodies: { PATCH: { active: false, password: 'taken-over-Password-1' } },
+  },
+  '/v1/mailboxes/{id}/grants': { params: { id: (b) => b.mailboxId } },
+  '/v1/mailboxes/{id}/grants/{user_id}': { params: { id: (b) => b.mailboxId, user_id: (b) => b.ownerId } },
+  '/v1/aliases/{id}': { params: { id: (b) => b.aliasId }, bodies: { PATCH: { active: false } } },
+  '/v1/aliases/{id}/default': { params: { id: (b) => b.aliasId } },
 }
 
 /** Ids in request bodies that must not reach B's objects either. */
@@ -70,6 +86,10 @@ function markersOf(b: Org): Record<string, string> {
     'app password id': b.appPasswordId,
     'mailbox id': b.mailboxId,
     'domain id': b.domainId,
+    'domain name': b.domainName,
+    'alias id': b.aliasId,
+    'mailbox key id': b.mailboxKeyId,
+    'mailbox key': b.mailboxKey,
     'owner email': b.ownerEmail,
     'invited email': b.invitedEmail,
     'mailbox address': b.mailboxAddress,
