@@ -60,17 +60,21 @@ export async function withAdmin<T>(
 }
 
 /** A verb with sub-verbs (`postern domain add ...`): dispatches and gives help for each. */
-export function group(
-  name: string,
-  summary: string,
-  subs: Record<string, { usage: string; help: string; run: (args: string[], io: Io) => Promise<number> }>,
-): Command {
+export interface SubCommand {
+  usage: string
+  help: string
+  /** Help lines for options beyond --json and --org. */
+  options?: string[]
+  run(args: string[], io: Io): Promise<number>
+}
+
+export function group(name: string, summary: string, subs: Record<string, SubCommand>): Command {
   const overview = `Usage: postern ${name} <${Object.keys(subs).join('|')}> [options]
 
 ${summary}
 
 ${Object.entries(subs)
-  .map(([k, v]) => `  postern ${name} ${v.usage}\n      ${v.help.split('\n')[0]}`)
+  .map(([, v]) => `  postern ${name} ${v.usage}\n      ${v.help.split('\n')[0]}`)
   .join('\n')}
 
 Every sub-command takes --json, --org and --help.
@@ -88,6 +92,10 @@ ${CONFIG_FLAGS_HELP}`
       if (!entry) {
         io.err(sub ? `unknown sub-command '${sub}'\n\n${overview}` : overview)
         return 2
+      }
+      if (rest.includes('--help') || rest.includes('-h')) {
+        io.out(subHelp(name, entry.usage, entry.help, entry.options))
+        return 0
       }
       return entry.run(rest, io)
     },

@@ -1,7 +1,7 @@
 // `postern alias add|list`: aliases from the command line.
 
 import { createAlias, listAliases } from '../../services/mailboxes/aliases.ts'
-import { group, output, subHelp, withAdmin } from '../admin.ts'
+import { group, output, withAdmin } from '../admin.ts'
 import { UsageError } from '../command.ts'
 
 export const aliasCommand = group(
@@ -12,7 +12,6 @@ export const aliasCommand = group(
       usage: 'add <address> <target> [<target> ...]',
       help: 'Create an alias delivering to one or more targets (local mailboxes or external addresses).',
       async run(args, io) {
-        if (args.includes('--help')) return (io.out(subHelp('alias', this.usage, this.help)), 0)
         return withAdmin(args, io, {}, async ({ ctx, p, values, positionals }) => {
           const [address, ...targets] = positionals
           if (!address || targets.length === 0)
@@ -29,7 +28,6 @@ export const aliasCommand = group(
       usage: 'list [--domain D]',
       help: 'List aliases, optionally of one domain.',
       async run(args, io) {
-        if (args.includes('--help')) return (io.out(subHelp('alias', this.usage, this.help)), 0)
         return withAdmin(args, io, { domain: { type: 'string' } }, async ({ ctx, p, values }) => {
           const list = await listAliases(ctx.domains, p, { domain: values.domain as string | undefined })
           output(

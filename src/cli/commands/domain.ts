@@ -1,7 +1,7 @@
 // `postern domain add|list|dns|verify`: hosted domains from the command line.
 
 import { createDomain, domainRecords, listDomains, verifyDomain } from '../../services/domains/domains.ts'
-import { group, output, subHelp, withAdmin } from '../admin.ts'
+import { group, output, withAdmin } from '../admin.ts'
 import { UsageError } from '../command.ts'
 
 const intFlag = (v: unknown, name: string) => {
@@ -28,7 +28,6 @@ export const domainCommand = group(
           'total-quota-mb': { type: 'string' },
           description: { type: 'string' },
         } as const
-        if (args.includes('--help')) return (io.out(subHelp('domain', this.usage, this.help)), 0)
         return withAdmin(args, io, opts, async ({ ctx, p, values, positionals }) => {
           const name = positionals[0]
           if (!name) throw new UsageError('give the domain name: postern domain add example.com')
@@ -60,7 +59,6 @@ export const domainCommand = group(
       usage: 'list',
       help: 'List the domains of the organisation.',
       async run(args, io) {
-        if (args.includes('--help')) return (io.out(subHelp('domain', this.usage, this.help)), 0)
         return withAdmin(args, io, {}, async ({ ctx, p, values }) => {
           const list = await listDomains(ctx.domains, p)
           output(
@@ -86,7 +84,6 @@ export const domainCommand = group(
       usage: 'dns <name>',
       help: 'Print the DNS records to publish for a domain, as a zone-file snippet (or JSON).',
       async run(args, io) {
-        if (args.includes('--help')) return (io.out(subHelp('domain', this.usage, this.help)), 0)
         return withAdmin(args, io, {}, async ({ ctx, p, values, positionals }) => {
           if (!positionals[0]) throw new UsageError('give the domain: postern domain dns example.com')
           const r = await domainRecords(ctx.domains, p, positionals[0])
@@ -99,7 +96,6 @@ export const domainCommand = group(
       usage: 'verify <name>',
       help: 'Look up the records now and mark the domain verified when ownership and MX are in place.',
       async run(args, io) {
-        if (args.includes('--help')) return (io.out(subHelp('domain', this.usage, this.help)), 0)
         return withAdmin(args, io, {}, async ({ ctx, p, values, positionals }) => {
           if (!positionals[0]) throw new UsageError('give the domain: postern domain verify example.com')
           const r = await verifyDomain(ctx.domains, p, positionals[0], null)

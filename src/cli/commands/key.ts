@@ -3,7 +3,7 @@
 import { KEY_SCOPES } from '../../services/accounts/api-keys.ts'
 import type { KeyScope } from '../../services/accounts/principal.ts'
 import { findMailbox } from '../../services/mailboxes/mailboxes.ts'
-import { group, output, subHelp, withAdmin } from '../admin.ts'
+import { group, output, withAdmin } from '../admin.ts'
 import { UsageError } from '../command.ts'
 
 export const keyCommand = group('key', 'Manage API keys.', {
@@ -11,7 +11,6 @@ export const keyCommand = group('key', 'Manage API keys.', {
     usage: 'create --name N --scope admin|send|read|write|mailbox [--mailbox ADDRESS]',
     help: 'Create an API key (printed once).',
     async run(args, io) {
-      if (args.includes('--help')) return (io.out(subHelp('key', this.usage, this.help)), 0)
       return withAdmin(
         args,
         io,

@@ -1,7 +1,7 @@
 // `postern mailbox add|list|passwd`: mailboxes from the command line.
 
 import { createMailbox, listMailboxes, updateMailbox } from '../../services/mailboxes/mailboxes.ts'
-import { group, output, subHelp, withAdmin } from '../admin.ts'
+import { group, output, withAdmin } from '../admin.ts'
 import { UsageError } from '../command.ts'
 
 const readPassword = (values: Record<string, unknown>, env: Readonly<Record<string, string | undefined>>) =>
@@ -14,21 +14,17 @@ export const mailboxCommand = group(
     add: {
       usage: 'add <address> [--name N] [--quota-mb N] [--password P]',
       help: 'Create a mailbox; prints its IMAP/SMTP password (generated unless given) and a mailbox-scoped API key, once.',
+      options: [
+        '  --name N             display name',
+        '  --quota-mb N         quota (default: the domain default)',
+        '  --password P         the password (prefer POSTERN_MAILBOX_PASSWORD: flags show in ps)',
+      ],
       async run(args, io) {
         const opts = {
           name: { type: 'string' },
           'quota-mb': { type: 'string' },
           password: { type: 'string' },
         } as const
-        if (args.includes('--help'))
-          return (
-            io.out(
-              subHelp('mailbox', this.usage, this.help, [
-                '  --password P         the password (prefer POSTERN_MAILBOX_PASSWORD: flags show in ps)',
-              ]),
-            ),
-            0
-          )
         return withAdmin(args, io, opts, async ({ ctx, p, values, positionals }) => {
           const address = positionals[0]
           const at = address?.lastIndexOf('@') ?? -1
@@ -64,7 +60,6 @@ export const mailboxCommand = group(
       usage: 'list [--domain D]',
       help: 'List mailboxes, optionally of one domain.',
       async run(args, io) {
-        if (args.includes('--help')) return (io.out(subHelp('mailbox', this.usage, this.help)), 0)
         return withAdmin(args, io, { domain: { type: 'string' } }, async ({ ctx, p, values }) => {
           const list = await listMailboxes(ctx.domains, p, { domain: values.domain as string | undefined })
           output(
@@ -90,7 +85,6 @@ export const mailboxCommand = group(
       usage: 'passwd <address> [--password P]',
       help: "Set a mailbox's IMAP/SMTP password (from --password or POSTERN_MAILBOX_PASSWORD).",
       async run(args, io) {
-        if (args.includes('--help')) return (io.out(subHelp('mailbox', this.usage, this.help)), 0)
         return withAdmin(
           args,
           io,

@@ -74,16 +74,14 @@ export const clientSetupRoutes: RoutePlugin = async (app, deps) => {
           )
         const domain = await findServedDomain(ctx, email.split('@')[1] ?? '')
         if (!domain) return notServed(reply, email.split('@')[1] ?? 'That domain')
-        return reply
-          .type('application/xml; charset=utf-8')
-          .send(
-            autodiscoverXml({
-              domain: domain.name,
-              email,
-              mailHost: settings.mailHost,
-              ports: settings.ports,
-            }),
-          )
+        return reply.type('application/xml; charset=utf-8').send(
+          autodiscoverXml({
+            domain: domain.name,
+            email,
+            mailHost: settings.mailHost,
+            ports: settings.ports,
+          }),
+        )
       },
     )
 
