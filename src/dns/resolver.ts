@@ -12,11 +12,19 @@
 
 import { isIP, isIPv4 } from 'node:net'
 
-export type RecordType = 'A' | 'AAAA' | 'MX' | 'TXT' | 'CNAME' | 'PTR'
+export type RecordType = 'A' | 'AAAA' | 'MX' | 'TXT' | 'CNAME' | 'PTR' | 'SRV'
 
 export interface MxRecord {
   exchange: string
   priority: number
+}
+
+/** RFC 2782 service record. */
+export interface SrvRecord {
+  priority: number
+  weight: number
+  port: number
+  target: string
 }
 
 export interface Resolver {
@@ -26,6 +34,7 @@ export interface Resolver {
   resolve4(name: string): Promise<string[]>
   resolve6(name: string): Promise<string[]>
   resolveCname(name: string): Promise<string[]>
+  resolveSrv(name: string): Promise<SrvRecord[]>
   /** Reverse lookup of an IP address (the PTR records of its reverse name). */
   resolvePtr(ip: string): Promise<string[]>
 }
@@ -159,6 +168,8 @@ export function toMailauthResolver(resolver: Resolver): MailauthResolver {
         return resolver.resolveTxt(name)
       case 'CNAME':
         return resolver.resolveCname(name)
+      case 'SRV':
+        return resolver.resolveSrv(name)
       case 'PTR':
         return resolver.resolvePtr(isIP(name) ? name : (fromReverseName(name) ?? name))
       default:

@@ -18,6 +18,7 @@ import {
   type RecordType,
   type Resolver,
   reverseName,
+  type SrvRecord,
 } from './resolver.ts'
 
 export interface ZoneRecords {
@@ -28,6 +29,7 @@ export interface ZoneRecords {
   TXT?: readonly (string | readonly string[])[]
   CNAME?: readonly string[]
   PTR?: readonly string[]
+  SRV?: readonly SrvRecord[]
 }
 
 export type Zone = Record<string, ZoneRecords>
@@ -126,6 +128,7 @@ export function createStaticResolver(
     resolve4: (name) => query(name, 'A'),
     resolve6: (name) => query(name, 'AAAA'),
     resolveCname: (name) => query(name, 'CNAME'),
+    resolveSrv: async (name) => (await query(name, 'SRV')).map((r) => ({ ...r })),
     resolvePtr: async (ip) => {
       if (!isIP(ip)) {
         calls.push({ name: ip, type: 'PTR' })

@@ -109,6 +109,15 @@ export function createResolver(opts: SystemResolverOptions): Resolver {
     resolve4: (name) => query('A', name, (n) => r.resolve4(n)),
     resolve6: (name) => query('AAAA', name, (n) => r.resolve6(n)),
     resolveCname: (name) => query('CNAME', name, (n) => r.resolveCname(n)),
+    resolveSrv: (name) =>
+      query('SRV', name, async (n) =>
+        (await r.resolveSrv(n)).map(({ priority, weight, port, name: target }) => ({
+          priority,
+          weight,
+          port,
+          target,
+        })),
+      ),
     // A PTR query for the reverse name, not r.reverse(): that one answers from /etc/hosts first.
     resolvePtr: (ip) =>
       isIP(ip)

@@ -104,6 +104,14 @@ for (const dialect of DIALECTS) {
         )
         assert.equal(mx.state, 'different')
         assert.match(mx.detail, /mx\.elsewhere\.example/)
+        s.dns.set('_imaps._tcp.xn--bcher-kva.example', 'SRV', [
+          { priority: 0, weight: 1, port: 9993, target: 'mx.postern.test' },
+        ])
+        const srv = (await api.get(`/v1/domains/${created.body.id}/dns-status`)).body.records.find(
+          (r: { purpose: string }) => r.purpose === 'srv-imaps',
+        )
+        assert.equal(srv.state, 'different')
+        assert.match(srv.detail, /9993/)
         publish(s.dns, rec.body.records)
 
         const v = await api.post(`/v1/domains/${created.body.id}/verify`)

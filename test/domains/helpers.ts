@@ -11,7 +11,7 @@ interface Rec {
   value: string
 }
 
-/** Publishes every record the API asked for (except SRV, which the test server does not hold). */
+/** Publishes every record the API asked for. */
 export function publish(dns: DnsServer, records: Rec[]): void {
   const byName = new Map<string, Rec[]>()
   for (const r of records)
@@ -38,6 +38,20 @@ export function publish(dns: DnsServer, records: Rec[]): void {
         name,
         'CNAME',
         list.map((r) => r.value),
+      )
+    else if (type === 'SRV')
+      dns.set(
+        name,
+        'SRV',
+        list.map((r) => {
+          const [priority, weight, port, target] = r.value.split(' ')
+          return {
+            priority: Number(priority),
+            weight: Number(weight),
+            port: Number(port),
+            target: target as string,
+          }
+        }),
       )
   }
 }

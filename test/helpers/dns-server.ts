@@ -37,6 +37,27 @@ export interface DnsServer {
 type Question = { name: string; type: number; class: number }
 type Send = (response: Packet) => unknown
 
+// RFC 2782: an SRV target MUST NOT be compressed, and c-ares (Node's resolver) refuses one that
+// is (EBADRESP); dns2 compresses it like any name, so write SRV rdata without compression.
+type Writer = { write(value: number, bits: number): void; names?: unknown }
+const srvCodec = (
+  Packet.Resource as unknown as Record<string, { encode: (r: Record<string, unknown>, w: Writer) => void }>
+).SRV as {
+  encode: (r: Record<string, unknown>, w: Writer) => void
+}
+srvCodec.encode = (record, writer) => {
+  writer.write(record.priority as number, 16)
+  writer.write(record.weight as number, 16)
+  writer.write(record.port as number, 16)
+  const names = writer.names
+  writer.names = undefined
+  ;(Packet as unknown as { Name: { encode(name: string, w: Writer): void } }).Name.encode(
+    record.target as string,
+    writer,
+  )
+  writer.names = names
+}
+
 const TYPES: Record<number, RecordType> = {
   [Packet.TYPE.A]: 'A',
   [Packet.TYPE.AAAA]: 'AAAA',
@@ -44,6 +65,7 @@ const TYPES: Record<number, RecordType> = {
   [Packet.TYPE.TXT]: 'TXT',
   [Packet.TYPE.CNAME]: 'CNAME',
   [Packet.TYPE.PTR]: 'PTR',
+  [Packet.TYPE.SRV]: 'SRV',
 }
 
 export async function startDnsServer(zone: Zone = {}): Promise<DnsServer> {
@@ -166,5 +188,7 @@ function rdata(type: RecordType, record: ZoneValue<RecordType>[number]): object 
     case 'CNAME':
     case 'PTR':
       return { domain: record }
+    case 'SRV':
+      return { ...(record as { priority: number; weight: number; port: number; target: string }) }
   }
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
 import { before, describe, it, type TestContext } from 'node:test'
-import type { MxRecord, Resolver } from '../../src/dns/resolver.ts'
+import type { MxRecord, Resolver, SrvRecord } from '../../src/dns/resolver.ts'
 import type { Zone } from '../../src/dns/static-zone.ts'
 import { createResolver } from '../../src/dns/system-resolver.ts'
 import {
@@ -366,16 +366,24 @@ describe('mtaStsPolicy', () => {
 
 /** The zone an operator who copied every record would publish, plus the mail host's address. */
 function publishedZone(records: DnsRecord[]): Zone {
-  const zone: Record<string, { MX: MxRecord[]; TXT: string[]; CNAME: string[] }> = {}
+  const zone: Record<string, { MX: MxRecord[]; TXT: string[]; CNAME: string[]; SRV: SrvRecord[] }> = {}
   for (const r of records) {
-    const entry = zone[r.name] ?? { MX: [], TXT: [], CNAME: [] }
+    const entry = zone[r.name] ?? { MX: [], TXT: [], CNAME: [], SRV: [] }
     zone[r.name] = entry
     if (r.type === 'MX') {
       const [priority, exchange] = r.value.split(' ')
       entry.MX.push({ priority: Number(priority), exchange: exchange ?? '' })
     } else if (r.type === 'TXT') entry.TXT.push(r.value)
     else if (r.type === 'CNAME') entry.CNAME.push(r.value)
-    // SRV: the loopback server (and the Resolver) have no SRV support.
+    else if (r.type === 'SRV') {
+      const [priority, weight, port, target] = r.value.split(' ')
+      entry.SRV.push({
+        priority: Number(priority),
+        weight: Number(weight),
+        port: Number(port),
+        target: target ?? '',
+      })
+    }
   }
   return { ...zone, [MAIL_HOST]: { A: ['127.0.0.1'] } }
 }
@@ -396,11 +404,11 @@ const statusOf = (status: DnsStatus, purpose: string, name?: string): RecordStat
 
 const id = (r: DnsRecord) => `${r.purpose} ${r.type} ${r.name}`
 
-/** Every record not listed in `changed` is as published: ok, or unchecked for SRV. */
+/** Every record not listed in `changed` is as published: ok. */
 function assertOthersOk(status: DnsStatus, changed: RecordStatus[]): void {
   for (const r of status.records) {
     if (changed.includes(r)) continue
-    assert.equal(r.state, r.type === 'SRV' ? 'unchecked' : 'ok', `${id(r)}: ${r.detail}`)
+    assert.equal(r.state, 'ok', `${id(r)}: ${r.detail}`)
   }
 }
 
@@ -426,7 +434,7 @@ describe('checkDomainDns', () => {
     ])
     assert.match(statusOf(status, 'dmarc').detail, /^DMARC policy p=quarantine, aggregate reports to mailto:/)
     assert.deepEqual(statusOf(status, 'autoconfig').found, [MAIL_HOST])
-    assert.match(statusOf(status, 'srv-imaps').detail, /not checked/)
+    assert.match(statusOf(status, 'srv-imaps').detail, /points to mx\.postern\.test port 993/)
   })
 
   const pick = (r: RecordStatus): DnsRecord => ({
@@ -711,6 +719,7 @@ describe('checkDomainDns without a working resolver', () => {
       resolve4: () => Promise.reject(new Error('x')),
       resolve6: () => Promise.reject(new Error('x')),
       resolveCname: () => Promise.reject('not even an error'),
+      resolveSrv: () => Promise.reject(new Error('x')),
       resolvePtr: () => Promise.reject(new Error('x')),
     }
     status = await checkDomainDns(broken, RECORDS, 5)
@@ -718,8 +727,7 @@ describe('checkDomainDns without a working resolver', () => {
 
   it('never throws: every checked record is an error with the reason', () => {
     for (const r of status.records) {
-      if (r.type === 'SRV') assert.equal(r.state, 'unchecked')
-      else assert.equal(r.state, 'error', `${id(r)}: ${r.detail}`)
+      assert.equal(r.state, 'error', `${id(r)}: ${r.detail}`)
     }
     assert.match(statusOf(status, 'mx').detail, /MX lookup of example\.test failed: boom/)
     assert.match(statusOf(status, 'autoconfig').detail, /not even an error/)

@@ -14,12 +14,12 @@
 // - MX is `ok` when any exchange is the mail host (case-insensitive, no trailing dot).
 // - CNAME is `ok` when it targets the mail host, or when the name's addresses are all
 //   addresses of the mail host (A records instead of a CNAME, or a CNAME chain).
-// - SRV is `unchecked`: the Resolver interface has no SRV lookup.
+// - SRV (RFC 6186) is ok when a record names the mail host and the expected port.
 // - NXDOMAIN and NODATA are `missing`; any other DNS failure is `error` with its code.
 // Lookups run concurrently, each (name, type) once; checkDomainDns never throws.
 
 import { BlockList, isIP } from 'node:net'
-import { isDnsError, isNoRecords, type MxRecord, type Resolver } from '../../dns/resolver.ts'
+import { isDnsError, isNoRecords, type MxRecord, type Resolver, type SrvRecord } from '../../dns/resolver.ts'
 import type { DnsRecord } from './dns-records.ts'
 
 export type RecordState = 'ok' | 'missing' | 'different' | 'error' | 'unchecked'
@@ -54,6 +54,7 @@ interface Ctx {
   txt(name: string): Promise<Answer<string>>
   mx(name: string): Promise<Answer<MxRecord>>
   cname(name: string): Promise<Answer<string>>
+  srv(name: string): Promise<Answer<SrvRecord>>
   /** A and AAAA together: ok when either has records. */
   addresses(name: string): Promise<Answer<string>>
   mailHost: string
@@ -158,6 +159,7 @@ function context(resolver: Resolver, mailHost: string): Ctx {
     txt: (name) => run('TXT', name, async () => (await resolver.resolveTxt(name)).map((s) => s.join(''))),
     mx: (name) => run('MX', name, () => resolver.resolveMx(name)),
     cname: (name) => run('CNAME', name, async () => (await resolver.resolveCname(name)).map(canon)),
+    srv: (name) => run('SRV', name, () => resolver.resolveSrv(name)),
     addresses: async (name) => {
       const [v4, v6] = await Promise.all([
         run('A', name, () => resolver.resolve4(name)),
@@ -181,16 +183,28 @@ async function check(record: DnsRecord, ctx: Ctx): Promise<Verdict> {
     case 'CNAME':
       return checkCname(record, ctx)
     case 'SRV':
-      return {
-        state: 'unchecked',
-        detail: 'SRV records are not checked (the DNS resolver has no SRV lookup); publish it as shown',
-      }
+      return checkSrv(record, ctx)
     case 'TXT': {
       const answer = await ctx.txt(record.name)
       if (!answer.ok) return { state: answer.none ? 'missing' : 'error', detail: answer.detail }
       const verdict = await checkTxt(record, answer.records, ctx)
       return { ...verdict, found: answer.records }
     }
+  }
+}
+
+/** RFC 6186: ok when a record names our host and port ("0 0 0 ." means the service is not offered). */
+async function checkSrv(record: DnsRecord, ctx: Ctx): Promise<Verdict> {
+  const answer = await ctx.srv(record.name)
+  if (!answer.ok) return { state: answer.none ? 'missing' : 'error', detail: answer.detail }
+  const [, , port = '', target = ''] = record.value.trim().split(/\s+/)
+  const found = answer.records.map((r) => `${r.priority} ${r.weight} ${r.port} ${r.target}`)
+  const match = answer.records.some((r) => canon(r.target) === canon(target) && String(r.port) === port)
+  if (match) return { state: 'ok', detail: `${record.name} points to ${canon(target)} port ${port}`, found }
+  return {
+    state: 'different',
+    detail: `${record.name} has ${found.join(', ')}, not ${canon(target)} port ${port}`,
+    found,
   }
 }
 
