@@ -209,6 +209,11 @@ export interface MessageTable {
   preview: Generated<string>
   auth_results: string | null
   spam_score: number | null
+  /** JSON array of AttachmentInfo from the one parse at delivery. */
+  attachments: Generated<string>
+  /** JSON of the SMTP envelope (mail_from, recipients with DSN parameters, helo, client, tls). */
+  envelope: string | null
+  reply_to_json: Generated<string>
   created_at: number
   deleted_at: number | null
 }
