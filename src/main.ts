@@ -23,6 +23,8 @@ import { completeSetup } from './services/accounts/identity.ts'
 import { createPasswordHasher } from './services/accounts/passwords.ts'
 import { newAppPassword } from './services/accounts/secrets.ts'
 import { createSessionService } from './services/accounts/sessions.ts'
+import { createGroupCommitter } from './services/delivery/group-commit.ts'
+import type { DeliveryContext } from './services/delivery/inbound.ts'
 import { retireDkimKeys } from './services/domains/dkim.ts'
 import { recheckVerifiedDomains } from './services/domains/domains.ts'
 import { createHealthService, type ListenerInfo } from './services/health/health.ts'
@@ -66,6 +68,8 @@ export interface Postern {
   jobs: JobRunner
   setup: SetupService
   accounts: AccountsContext
+  domains: MailboxesContext
+  delivery: DeliveryContext
   limiter: RateLimiter
   resolver: Resolver
   /** Every outbound connection (SMTP delivery, webhooks, MTA-STS, imports) goes through this. */
@@ -351,6 +355,25 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
     const accounts = createAccounts(config, store, clock, secrets, () => publicUrl)
     const throttle = accounts.throttle
     const domains = createDomainsContext(config, { store, clock, resolver, bus, secrets, accounts })
+    const committer = createGroupCommitter(store.db)
+    const delivery: DeliveryContext = {
+      store,
+      clock,
+      blobs,
+      bus,
+      resolver,
+      log: log.child({ mod: 'delivery' }),
+      committer,
+      settings: {
+        hostname: config.hostname as string,
+        authservId: config.smtp.authserv_id ?? (config.hostname as string),
+        verifyAuth: config.smtp.verify_auth,
+        dmarcReject: config.smtp.dmarc_reject,
+        dmarcQuarantineToJunk: config.smtp.dmarc_quarantine_to_junk,
+        maxReceived: 50,
+      },
+    }
+    closers.push(() => committer.drain())
     const mailPorts = resolveMailPorts(config)
     jobs.register({
       name: 'domain-dns-recheck',
@@ -458,6 +481,8 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
       jobs,
       setup,
       accounts,
+      domains,
+      delivery,
       limiter,
       resolver,
       connectGuard,

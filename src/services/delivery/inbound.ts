@@ -1,0 +1,290 @@
+// Inbound delivery: what the MX asks at RCPT (may this address receive mail here?) and at the
+// end of DATA (authenticate, file and store the message). Protocol-free: it answers with
+// reasons, and smtp/mx-handler.ts turns them into reply codes.
+// Invariants:
+// - deliverInbound resolves `ok` only after the raw bytes are durable in the blob store and
+//   every mailbox's rows are committed (group commit): that is what a 250 may promise.
+// - One blob per org for all of that org's recipients; one message row per mailbox.
+// - Only verified, active domains receive mail (resolveRecipient); external alias targets are
+//   refused until the outbound queue exists.
+
+import type { Resolver } from '../../dns/resolver.ts'
+import type { Logger } from '../../log/logger.ts'
+import { verifyMessage } from '../../mail/auth.ts'
+import { countReceived, prependHeaders, stripOwnAuthResults } from '../../mail/headers.ts'
+import { normaliseSubject, parseMessage } from '../../mail/parse.ts'
+import type { BlobStore } from '../../store/blobs/blob-store.ts'
+import type { ChangeBus } from '../../store/change-bus.ts'
+import type { Store } from '../../store/db.ts'
+import { indexMessage } from '../../store/fulltext.ts'
+import { newId } from '../../store/ids.ts'
+import type { Clock } from '../../time/clock.ts'
+import { audit } from '../accounts/audit.ts'
+import { resolveRecipient } from '../mailboxes/resolve.ts'
+import { addToFolder } from '../messages/folder-ops.ts'
+import type { GroupCommitter } from './group-commit.ts'
+import { assignThread } from './threading.ts'
+
+export interface DeliverySettings {
+  hostname: string
+  authservId: string
+  verifyAuth: boolean
+  dmarcReject: boolean
+  dmarcQuarantineToJunk: boolean
+  /** More Received fields than this is a loop (RFC 5321 6.3). */
+  maxReceived: number
+}
+
+export interface DeliveryContext {
+  store: Store
+  clock: Clock
+  blobs: BlobStore
+  bus: ChangeBus
+  resolver: Resolver
+  log: Logger
+  committer: GroupCommitter
+  settings: DeliverySettings
+}
+
+export interface LocalTarget {
+  org_id: string
+  mailbox_id: string
+  address: string
+}
+
+export type RefusalReason =
+  | 'invalid'
+  | 'not_hosted'
+  | 'unknown_recipient'
+  | 'mailbox_disabled'
+  | 'quota_full'
+  | 'tls_required'
+  | 'external_target'
+
+export type RecipientCheck =
+  | { ok: true; targets: LocalTarget[] }
+  | { ok: false; reason: RefusalReason; detail: string }
+
+const MAX_ALIAS_DEPTH = 5
+
+/** Decides one RCPT: the local mailboxes it reaches, or why it is refused. */
+export async function checkRecipient(
+  ctx: { store: Store },
+  address: string,
+  session: { tls: boolean },
+  sizeHint: number | null,
+): Promise<RecipientCheck> {
+  const targets: LocalTarget[] = []
+  const problems: { reason: RefusalReason; detail: string }[] = []
+  const visit = async (addr: string, depth: number, viaAlias: boolean): Promise<void> => {
+    const r = await resolveRecipient(ctx.store, addr)
+    if (r.kind === 'none') {
+      if (viaAlias && r.reason === 'not_hosted')
+        problems.push({
+          reason: 'external_target',
+          detail: `${addr} is outside this server; forwarding is not available yet`,
+        })
+      else problems.push({ reason: r.reason, detail: `${addr}: ${r.reason.replace('_', ' ')}` })
+      return
+    }
+    if (r.kind === 'alias') {
+      if (depth >= MAX_ALIAS_DEPTH) {
+        problems.push({ reason: 'unknown_recipient', detail: `${addr}: aliases nest too deeply` })
+        return
+      }
+      for (const t of r.targets) await visit(t, depth + 1, true)
+      return
+    }
+    if (!r.active)
+      return void problems.push({ reason: 'mailbox_disabled', detail: `${r.address} is disabled` })
+    if (r.tls_enforce_in && !session.tls)
+      return void problems.push({
+        reason: 'tls_required',
+        detail: `${r.address} accepts mail only over TLS; use STARTTLS`,
+      })
+    const q = await ctx.store.db
+      .selectFrom('mailboxes')
+      .select(['quota_bytes', 'used_bytes'])
+      .where('id', '=', r.mailbox_id)
+      .executeTakeFirstOrThrow()
+    if (q.quota_bytes > 0 && q.used_bytes + (sizeHint ?? 0) >= q.quota_bytes)
+      return void problems.push({ reason: 'quota_full', detail: `${r.address} is over its quota` })
+    if (!targets.some((t) => t.mailbox_id === r.mailbox_id))
+      targets.push({ org_id: r.org_id, mailbox_id: r.mailbox_id, address: r.address })
+  }
+  await visit(address, 0, false)
+  // An alias reaching an external or unavailable target is refused as a whole: accepting it
+  // would silently drop part of the delivery.
+  const blocking =
+    problems.find((p) => p.reason === 'external_target') ?? (targets.length === 0 ? problems[0] : undefined)
+  if (blocking) return { ok: false, ...blocking }
+  return { ok: true, targets }
+}
+
+export interface InboundMessage {
+  raw: Buffer
+  mailFrom: string
+  recipients: { address: string; notify: string[] | null; orcpt: string | null }[]
+  targets: LocalTarget[]
+  session: { id: string; ip: string; helo: string | null; tls: { protocol: string; cipher: string } | null }
+}
+
+export type DeliveryOutcome =
+  | {
+      ok: true
+      queue_id: string
+      stored: { mailbox_id: string; message_id: string; folder: 'inbox' | 'junk' }[]
+    }
+  | { ok: false; reason: 'loop' | 'dmarc_reject'; detail: string }
+
+const rfc5322Date = (ms: number) => new Date(ms).toUTCString().replace(/GMT$/, '+0000')
+
+export async function deliverInbound(ctx: DeliveryContext, m: InboundMessage): Promise<DeliveryOutcome> {
+  const s = ctx.settings
+  const received = countReceived(m.raw)
+  if (received > s.maxReceived)
+    return { ok: false, reason: 'loop', detail: `${received} Received header fields: a mail loop` }
+  const stripped = stripOwnAuthResults(m.raw, s.authservId)
+  let authHeaders = ''
+  let summary: string | null = null
+  let junk = false
+  if (s.verifyAuth) {
+    try {
+      const v = await verifyMessage(stripped, {
+        ip: m.session.ip,
+        helo: m.session.helo,
+        mailFrom: m.mailFrom,
+        authservId: s.authservId,
+        resolver: ctx.resolver,
+      })
+      authHeaders = v.headers
+      summary = v.summary
+      if (v.dmarcFailPolicy === 'reject' && s.dmarcReject)
+        return {
+          ok: false,
+          reason: 'dmarc_reject',
+          detail: 'the message fails DMARC and its domain asks receivers to reject it',
+        }
+      junk = v.dmarcFailPolicy === 'quarantine' && s.dmarcQuarantineToJunk
+    } catch (err) {
+      ctx.log.warn({ err, cid: m.session.id }, 'authentication checks failed; delivering without them')
+      summary = 'temperror'
+    }
+  }
+  const now = ctx.clock.now()
+  const queueId = newId('msg', now).slice(4, 18)
+  const forClause = m.recipients.length === 1 ? `\r\n\tfor <${m.recipients[0]?.address}>` : ''
+  const receivedField =
+    `Received: from ${m.session.helo ?? 'unknown'} ([${m.session.ip}])\r\n\tby ${s.hostname} (Postern) with ${m.session.tls ? 'ESMTPS' : 'ESMTP'} id ${queueId}` +
+    `${m.session.tls ? `\r\n\t(using ${m.session.tls.protocol} with cipher ${m.session.tls.cipher})` : ''}${forClause};\r\n\t${rfc5322Date(now)}`
+  const fields = [receivedField, ...(authHeaders ? [authHeaders.replace(/\r?\n$/, '')] : [])]
+  const message = prependHeaders(stripped, fields)
+  const parsed = await parseMessage(message)
+
+  // The bytes first, durable per org (file and directory fsynced), then the rows.
+  const orgs = [...new Set(m.targets.map((t) => t.org_id))]
+  const blobs = new Map(
+    await Promise.all(orgs.map(async (org) => [org, await ctx.blobs.put(org, message)] as const)),
+  )
+  const envelope = JSON.stringify({
+    mail_from: m.mailFrom,
+    recipients: m.recipients,
+    helo: m.session.helo,
+    client_ip: m.session.ip,
+    tls: m.session.tls,
+    session: m.session.id,
+  })
+  const subjectNorm = normaliseSubject(parsed.subject)
+  const addressesText = [parsed.from, ...parsed.to, ...parsed.cc]
+    .filter((a) => a !== null)
+    .map((a) => `${a.name} ${a.address}`)
+    .join(' ')
+  const stored = await ctx.committer.run(async (tx) => {
+    const out: { mailbox_id: string; message_id: string; folder: 'inbox' | 'junk' }[] = []
+    for (const t of m.targets) {
+      const blob = blobs.get(t.org_id) as { sha256: string; size: number }
+      const role = junk ? 'junk' : 'inbox'
+      const folder = await tx
+        .selectFrom('folders')
+        .select(['id', 'mailbox_id', 'org_id'])
+        .where('mailbox_id', '=', t.mailbox_id)
+        .where('role', '=', role)
+        .executeTakeFirst()
+      if (!folder) throw new Error(`mailbox ${t.mailbox_id} has no ${role} folder`)
+      const threadId = await assignThread(tx, {
+        org_id: t.org_id,
+        mailbox_id: t.mailbox_id,
+        subject_norm: subjectNorm,
+        in_reply_to: parsed.in_reply_to,
+        references: parsed.references,
+        at: now,
+      })
+      const id = newId('msg', now)
+      await tx
+        .insertInto('messages')
+        .values({
+          id,
+          org_id: t.org_id,
+          mailbox_id: t.mailbox_id,
+          thread_id: threadId,
+          blob_sha256: blob.sha256,
+          size: blob.size,
+          message_id_header: parsed.message_id,
+          in_reply_to: parsed.in_reply_to,
+          references_header: parsed.references.length ? parsed.references.join(' ') : null,
+          subject: parsed.subject,
+          from_address: parsed.from?.address ?? null,
+          from_name: parsed.from?.name ?? null,
+          to_json: JSON.stringify(parsed.to),
+          cc_json: JSON.stringify(parsed.cc),
+          reply_to_json: JSON.stringify(parsed.reply_to),
+          sent_at: parsed.date,
+          received_at: now,
+          has_attachments: parsed.attachments.length > 0 ? 1 : 0,
+          preview: parsed.preview,
+          attachments: JSON.stringify(parsed.attachments),
+          auth_results: summary,
+          spam_score: null,
+          envelope,
+          created_at: now,
+          deleted_at: null,
+        })
+        .execute()
+      await ctx.blobs.addRef(tx, t.org_id, blob.sha256)
+      await addToFolder(tx, folder, id, now)
+      await indexMessage(tx, ctx.store.dialect, id, {
+        subject: parsed.subject,
+        addresses: addressesText,
+        body: parsed.text,
+      })
+      await tx
+        .updateTable('mailboxes')
+        .set((eb) => ({ used_bytes: eb('used_bytes', '+', blob.size) }))
+        .where('id', '=', t.mailbox_id)
+        .execute()
+      await audit(tx, now, {
+        org_id: t.org_id,
+        type: 'email.received',
+        actor: 'smtp',
+        ip: m.session.ip,
+        subject_id: id,
+        payload: {
+          mailbox_id: t.mailbox_id,
+          folder: role,
+          from: parsed.from?.address ?? null,
+          subject: parsed.subject.slice(0, 200),
+          size: blob.size,
+          auth: summary,
+        },
+      })
+      await ctx.bus.publish(tx, {
+        topic: 'message.received',
+        org_id: t.org_id,
+        data: { message_id: id, mailbox_id: t.mailbox_id },
+      })
+      out.push({ mailbox_id: t.mailbox_id, message_id: id, folder: role })
+    }
+    return out
+  })
+  return { ok: true, queue_id: queueId, stored }
+}
