@@ -43,7 +43,7 @@ export function createGroupCommitter(db: Kysely<Database>, opts: { maxBatch?: nu
         results = null
       }
       if (results) {
-        batch.forEach((job, i) => job.resolve(results[i]))
+        for (const [i, job] of batch.entries()) job.resolve(results[i])
         continue
       }
       for (const job of batch) {
