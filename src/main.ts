@@ -31,12 +31,14 @@ import { createHealthService, type ListenerInfo } from './services/health/health
 import { builtinJobs } from './services/jobs/builtin.ts'
 import { createJobRunner, type JobDef, type JobRunner } from './services/jobs/runner.ts'
 import type { MailboxesContext } from './services/mailboxes/mailboxes.ts'
+import { trashPurgeJob } from './services/messages/purge.ts'
 import { authThrottleSettings, createAuthThrottle } from './services/ratelimit/auth-throttle.ts'
 import { createRateLimiter, type RateLimiter } from './services/ratelimit/limiter.ts'
 import { rulesFromConfig } from './services/ratelimit/rules.ts'
 import { checkKeyEncryptionKey } from './services/secrets/key-check.ts'
 import { createSetupService, type SetupService } from './services/setup/setup-token.ts'
 import { type BlobStore, createBlobStore } from './store/blobs/blob-store.ts'
+import type { FileOps } from './store/blobs/file-ops.ts'
 import { type ChangeBus, createChangeBus } from './store/change-bus.ts'
 import { openStore, type Store } from './store/db.ts'
 import { migrateToLatest } from './store/migrate.ts'
@@ -55,6 +57,10 @@ export interface StartOptions {
   httpPlugins?: FastifyPluginAsync[]
   /** Extra jobs (tests). */
   jobs?: JobDef[]
+  /** The file layer of the blob store (durability tests record its fsyncs). */
+  fileOps?: FileOps
+  /** Called after each delivery transaction commits (durability tests). */
+  onDeliveryCommit?: (jobs: number) => void
   /** Where the start-up banner goes (standard error by default; tests silence it). */
   print?: (line: string) => void
 }
@@ -313,6 +319,7 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
       backend: config.blobs.backend,
       dir: config.blobs.dir as string,
       now: () => clock.now(),
+      fileOps: opts.fileOps,
     })
     await blobs.check() // creates the blob folder on first start
     const bus = createChangeBus({
@@ -355,7 +362,7 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
     const accounts = createAccounts(config, store, clock, secrets, () => publicUrl)
     const throttle = accounts.throttle
     const domains = createDomainsContext(config, { store, clock, resolver, bus, secrets, accounts })
-    const committer = createGroupCommitter(store.db)
+    const committer = createGroupCommitter(store.db, { onCommit: opts.onDeliveryCommit })
     const delivery: DeliveryContext = {
       store,
       clock,
@@ -396,6 +403,7 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
       firstRunDelayMs: 60_000,
       run: async () => ({ windows: await limiter.prune(), failures: await throttle.prune() }),
     })
+    jobs.register(trashPurgeJob({ store, clock, bus, blobs }))
     const setupToken = await setup.issueToken()
 
     const listeners: ListenerInfo[] = []
@@ -425,7 +433,7 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
         config,
         log,
         version: VERSION,
-        services: { health, setup, accounts, domains, limiter, rules: rulesFromConfig(config), jobs },
+        services: { health, setup, accounts, domains, limiter, rules: rulesFromConfig(config), jobs, blobs },
         listeners: () => listeners,
         plugins: opts.httpPlugins ?? [],
       })

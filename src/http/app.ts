@@ -16,11 +16,15 @@ import { authRoutes } from './routes/auth.ts'
 import { clientSetupRoutes } from './routes/client-setup.ts'
 import { configRoutes } from './routes/config.ts'
 import { domainRoutes } from './routes/domains.ts'
+import { folderRoutes } from './routes/folders.ts'
 import { healthRoutes } from './routes/health.ts'
 import { mailboxRoutes } from './routes/mailboxes.ts'
 import { meRoutes } from './routes/me.ts'
+import { messageRoutes } from './routes/messages.ts'
 import { orgRoutes } from './routes/org.ts'
+import { searchRoutes } from './routes/search.ts'
 import { setupRoutes } from './routes/setup.ts'
+import { threadRoutes } from './routes/threads.ts'
 import type { App, AppDeps } from './types.ts'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
@@ -71,6 +75,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     mailboxRoutes,
     aliasRoutes,
     clientSetupRoutes,
+    messageRoutes,
+    threadRoutes,
+    folderRoutes,
+    searchRoutes,
   ])
     await routes(app, deps)
   for (const plugin of deps.plugins ?? []) await app.register(plugin)

@@ -15,6 +15,7 @@ import type { AccountsContext } from '../services/accounts/context.ts'
 import type { HealthService, ListenerInfo } from '../services/health/health.ts'
 import type { JobRunner } from '../services/jobs/runner.ts'
 import type { MailboxesContext } from '../services/mailboxes/mailboxes.ts'
+import type { BlobStore } from '../services/messages/context.ts'
 import type { RateLimiter } from '../services/ratelimit/limiter.ts'
 import type { RateLimitRule, RateLimitRuleName } from '../services/ratelimit/rules.ts'
 import type { SetupService } from '../services/setup/setup-token.ts'
@@ -37,6 +38,8 @@ export interface AppServices {
   limiter: RateLimiter
   rules: Record<RateLimitRuleName, RateLimitRule>
   jobs: JobRunner
+  /** Raw messages and attachments (mail reading). */
+  blobs: BlobStore
 }
 
 export interface AppDeps {

@@ -181,6 +181,14 @@ for (const dialect of DIALECTS) {
           [90, 'Bee', true, false],
         )
         assert.equal((await api.get('/v1/domains/small.example')).body.quota_allocated_mb, 340)
+        const me = (await api.get('/v1/me')).body
+        assert.equal(
+          (await api.patch('/v1/mailboxes/a@small.example', { owner_user_id: me.id })).body.owner_user_id,
+          me.id,
+        )
+        const cleared = await api.patch('/v1/mailboxes/a@small.example', { owner_user_id: null })
+        assert.equal(cleared.status, 200, `null clears the owner (not coerced to ""): ${cleared.text}`)
+        assert.equal(cleared.body.owner_user_id, null)
         assert.equal(
           (await api.post('/v1/mailboxes', { domain: 'nope.example', local_part: 'x' })).status,
           404,

@@ -10,6 +10,7 @@ import { createLogger } from '../../src/log/logger.ts'
 import { type Postern, startPostern } from '../../src/main.ts'
 import { createConnectGuard } from '../../src/net/connect-guard.ts'
 import type { JobDef } from '../../src/services/jobs/runner.ts'
+import type { FileOps } from '../../src/store/blobs/file-ops.ts'
 import type { Clock } from '../../src/time/clock.ts'
 import { type Dialect, testDatabase } from './dialects.ts'
 import { type DnsServer, startDnsServer } from './dns-server.ts'
@@ -23,6 +24,8 @@ export interface TestServerOptions {
   clock?: Clock
   /** Collects every log line (JSON text) at debug level, to check what reaches the logs. */
   logLines?: string[]
+  fileOps?: FileOps
+  onDeliveryCommit?: (jobs: number) => void
 }
 
 export interface TestServer {
@@ -76,6 +79,8 @@ export async function startTestServer(dialect: Dialect, opts: TestServerOptions 
       connectGuard: createConnectGuard({ allow: ['127.0.0.0/8', '::1/128'] }),
       httpPlugins: opts.httpPlugins,
       jobs: opts.jobs,
+      fileOps: opts.fileOps,
+      onDeliveryCommit: opts.onDeliveryCommit,
       print: () => {},
     })
     return {

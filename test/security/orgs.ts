@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict'
 import { Api, type ApiResponse } from '../helpers/api.ts'
 import type { TestServer } from '../helpers/server.ts'
+import { deliver, textMail } from '../messages/fixtures.ts'
 
 export const PASSWORD = 'correct-horse-battery-9'
 
@@ -39,6 +40,10 @@ export interface Org {
   mailboxKeyId: string
   aliasId: string
   appPasswordId: string
+  /** A message delivered to the mailbox, its thread, and a label (role-less folder) of the mailbox. */
+  messageId: string
+  threadId: string
+  labelId: string
 }
 
 /**
@@ -107,6 +112,18 @@ export async function createOrg(s: TestServer, tag: string, via: 'setup' | 'sign
     'create an app password',
   ).body
 
+  const label = expectStatus(
+    await api.post(`/v1/labels?mailbox=${mailboxId}`, { name: `label-${tag}` }),
+    201,
+    'create a label',
+  ).body
+  const messageId = await deliver(
+    s,
+    { org_id: orgId, mailbox_id: mailboxId, address: mailboxAddress },
+    textMail({ subject: `Mail of org ${tag}`, to: mailboxAddress }),
+  )
+  const message = expectStatus(await api.get(`/v1/messages/${messageId}`), 200, 'read the message').body
+
   const sessions = expectStatus(await api.get('/v1/me/sessions'), 200, 'list sessions').body
   const current = (sessions.data as { id: string; current: boolean }[]).find((x) => x.current)
   assert.ok(current, `no current session in ${JSON.stringify(sessions)}`)
@@ -132,6 +149,9 @@ export async function createOrg(s: TestServer, tag: string, via: 'setup' | 'sign
     mailboxKeyId: created.api_key.id,
     aliasId: alias.id,
     appPasswordId: appPassword.id,
+    messageId,
+    threadId: message.thread_id,
+    labelId: label.id,
   }
 }
 

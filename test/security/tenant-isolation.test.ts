@@ -56,6 +56,19 @@ const TARGETS: Record<string, Target> = {
   '/v1/mailboxes/{id}/grants/{user_id}': { params: { id: (b) => b.mailboxId, user_id: (b) => b.ownerId } },
   '/v1/aliases/{id}': { params: { id: (b) => b.aliasId }, bodies: { PATCH: { active: false } } },
   '/v1/aliases/{id}/default': { params: { id: (b) => b.aliasId } },
+  '/v1/messages/{id}': {
+    params: { id: (b) => b.messageId },
+    bodies: { PATCH: { seen: true, folders: ['trash'], labels: { add: ['x'] } } },
+  },
+  '/v1/messages/{id}/raw': { params: { id: (b) => b.messageId } },
+  '/v1/messages/{id}/attachments/{n}': { params: { id: (b) => b.messageId, n: () => '0' } },
+  '/v1/threads/{id}': { params: { id: (b) => b.threadId }, bodies: { PATCH: { trash: true, read: true } } },
+  '/v1/mailboxes/{id}/folders': { params: { id: (b) => b.mailboxId }, bodies: { POST: { name: 'Stolen' } } },
+  '/v1/mailboxes/{id}/folders/{folder_id}': {
+    params: { id: (b) => b.mailboxId, folder_id: (b) => b.labelId },
+    bodies: { PATCH: { name: 'Taken' } },
+  },
+  '/v1/labels/{id}': { params: { id: (b) => b.labelId }, bodies: { PATCH: { name: 'Taken' } } },
 }
 
 /** Ids in request bodies that must not reach B's objects either. */
@@ -88,6 +101,9 @@ function markersOf(b: Org): Record<string, string> {
     'domain id': b.domainId,
     'domain name': b.domainName,
     'alias id': b.aliasId,
+    'message id': b.messageId,
+    'thread id': b.threadId,
+    'label id': b.labelId,
     'mailbox key id': b.mailboxKeyId,
     'mailbox key': b.mailboxKey,
     'owner email': b.ownerEmail,

@@ -128,7 +128,7 @@ const mailboxFields = {
   tls_enforce_out: Type.Optional(
     Type.Boolean({ description: 'Deliver outgoing mail from this mailbox only over TLS' }),
   ),
-  owner_user_id: Type.Optional(Type.Union([Type.String({ maxLength: 100 }), Type.Null()])),
+  owner_user_id: Type.Optional(Type.Union([Type.Null(), Type.String({ maxLength: 100 })])),
 }
 export const MailboxCreate = Type.Object(
   {

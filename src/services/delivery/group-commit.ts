@@ -20,7 +20,13 @@ export interface GroupCommitter {
   readonly stats: { batches: number; jobs: number; maxBatch: number }
 }
 
-export function createGroupCommitter(db: Kysely<Database>, opts: { maxBatch?: number } = {}): GroupCommitter {
+export function createGroupCommitter(
+  db: Kysely<Database>,
+  opts: {
+    maxBatch?: number /** Called after each transaction commits (durability tests). */
+    onCommit?: (jobs: number) => void
+  } = {},
+): GroupCommitter {
   const maxBatch = opts.maxBatch ?? 64
   const queue: Job<unknown>[] = []
   let running: Promise<void> | null = null
@@ -43,12 +49,15 @@ export function createGroupCommitter(db: Kysely<Database>, opts: { maxBatch?: nu
         results = null
       }
       if (results) {
+        opts.onCommit?.(batch.length)
         for (const [i, job] of batch.entries()) job.resolve(results[i])
         continue
       }
       for (const job of batch) {
         try {
-          job.resolve(await db.transaction().execute((tx) => job.run(tx)))
+          const value = await db.transaction().execute((tx) => job.run(tx))
+          opts.onCommit?.(1)
+          job.resolve(value)
         } catch (err) {
           job.reject(err)
         }

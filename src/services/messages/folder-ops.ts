@@ -118,8 +118,8 @@ export async function setKeywords(
       await tx.selectFrom('message_keywords').select('keyword').where('message_id', '=', message.id).execute()
     ).map((r) => r.keyword),
   )
-  const add = (change.add ?? []).filter((k) => !current.has(k))
-  const remove = (change.remove ?? []).filter((k) => current.has(k))
+  const add = [...new Set(change.add ?? [])].filter((k) => !current.has(k))
+  const remove = [...new Set(change.remove ?? [])].filter((k) => current.has(k))
   if (add.length === 0 && remove.length === 0) return false
   if (add.length)
     await tx
