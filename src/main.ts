@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs'
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { FastifyPluginAsync } from 'fastify'
-import { resolveMailPorts } from './config/ports.ts'
+import { type MailPort, resolveMailPorts } from './config/ports.ts'
 import type { Config } from './config/schema.ts'
 import { loadOrCreateSecrets, type ServerSecrets } from './config/secrets.ts'
 import { VERSION } from './config/version.ts'
@@ -37,6 +37,8 @@ import { createRateLimiter, type RateLimiter } from './services/ratelimit/limite
 import { rulesFromConfig } from './services/ratelimit/rules.ts'
 import { checkKeyEncryptionKey } from './services/secrets/key-check.ts'
 import { createSetupService, type SetupService } from './services/setup/setup-token.ts'
+import { createMxHandler } from './smtp/mx-handler.ts'
+import { createSmtpServer } from './smtp/server.ts'
 import { type BlobStore, createBlobStore } from './store/blobs/blob-store.ts'
 import type { FileOps } from './store/blobs/file-ops.ts'
 import { type ChangeBus, createChangeBus } from './store/change-bus.ts'
@@ -408,7 +410,10 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
 
     const listeners: ListenerInfo[] = []
     const notes = [
-      `SMTP and IMAP listeners are not in this build yet; they will use ${mailPorts.map((p) => `${p.name} ${p.port}`).join(', ')}`,
+      `IMAP and SMTP submission are not in this build yet; they will use ${mailPorts
+        .filter((p) => p.name !== 'smtp-mx')
+        .map((p) => `${p.name} ${p.port}`)
+        .join(', ')}`,
       ...mailPorts
         .filter((p) => p.fellBack)
         .map((p) => `${p.name}: port ${p.standard} needs privileges this process lacks; using ${p.port}`),
@@ -457,6 +462,27 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
       }
     }
 
+    if (roles.has('smtp')) {
+      const mx = mailPorts.find((p) => p.name === 'smtp-mx') as MailPort
+      const smtpLog = log.child({ mod: 'smtp' })
+      const smtp = createSmtpServer({
+        handler: createMxHandler(delivery, smtpLog),
+        settings: config.smtp,
+        hostname: config.hostname as string,
+        tls: () => tls.serverOptions(),
+        log: smtpLog,
+        now: () => clock.now(),
+      })
+      const port = await listenMailPort(
+        mx,
+        config.smtp.mx_port === null,
+        (p) => smtp.listen(p, mx.host),
+        notes,
+      )
+      listeners.push({ name: 'smtp-mx', host: mx.host, port, tls: 'starttls' })
+      closers.push(() => smtp.close(config.shutdown.grace_ms))
+    }
+
     if (roles.has('workers')) {
       await jobs.start()
       closers.push(() => jobs.stop())
@@ -464,8 +490,18 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
 
     const bannerUrl = publicUrl
     print(`Postern ${VERSION} is running (data: ${config.data_dir}, database: ${store.location})`)
+    const scheme = (l: ListenerInfo) =>
+      l.name.startsWith('smtp')
+        ? 'smtp'
+        : l.name.startsWith('imap')
+          ? 'imap'
+          : l.tls === 'none'
+            ? 'http'
+            : 'https'
     for (const l of listeners)
-      print(`  ${l.name.padEnd(8)} ${l.tls === 'none' ? 'http' : 'https'}://${hostForUrl(l.host)}:${l.port}`)
+      print(
+        `  ${l.name.padEnd(8)} ${scheme(l)}://${hostForUrl(l.host)}:${l.port}${l.tls === 'starttls' ? ' (STARTTLS)' : ''}`,
+      )
     for (const note of notes) print(`  note: ${note}`)
     if (tls.info().self_signed)
       print(
@@ -509,6 +545,43 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
     await closeAll()
     throw err
   }
+}
+
+/**
+ * Binds a mail listener. A port chosen automatically (the standard one) that is taken or
+ * refused falls back to the documented unprivileged port, and a note says so; a configured
+ * port that cannot be bound stops the start with a clear error.
+ */
+async function listenMailPort(
+  p: MailPort,
+  auto: boolean,
+  listen: (port: number) => Promise<number>,
+  notes: string[],
+): Promise<number> {
+  try {
+    return await listen(p.port)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    const fallback = FALLBACK_PORTS[p.name]
+    if (auto && !p.fellBack && (code === 'EADDRINUSE' || code === 'EACCES') && fallback) {
+      notes.push(
+        `${p.name}: port ${p.port} is ${code === 'EADDRINUSE' ? 'in use by another program' : 'not allowed'}; using ${fallback}`,
+      )
+      return listen(fallback)
+    }
+    throw new Error(
+      `cannot listen for ${p.name} on ${p.host}:${p.port} (${code}); set another port in the config`,
+      { cause: err },
+    )
+  }
+}
+
+const FALLBACK_PORTS: Record<string, number> = {
+  'smtp-mx': 2025,
+  'smtp-submission': 2587,
+  'smtp-submissions': 2465,
+  imap: 2143,
+  imaps: 2993,
 }
 
 /** A strong password for an owner created from the command line (shown once). */

@@ -71,7 +71,11 @@ export async function hostedOrg(
 ): Promise<{ api: Api; domain: string; ann: string; bob: string }> {
   const api = await setupOwner(s)
   await verifiedDomain(api, s.dns, domain)
-  const ann = (await api.post('/v1/mailboxes', { domain, local_part: 'ann' })).body.mailbox.id as string
-  const bob = (await api.post('/v1/mailboxes', { domain, local_part: 'bob' })).body.mailbox.id as string
+  // Owned by the signed-in owner, so the session may read their mail (DESIGN: access to mail is by grant).
+  const me = (await api.get('/v1/me')).body.id as string
+  const ann = (await api.post('/v1/mailboxes', { domain, local_part: 'ann', owner_user_id: me })).body.mailbox
+    .id as string
+  const bob = (await api.post('/v1/mailboxes', { domain, local_part: 'bob', owner_user_id: me })).body.mailbox
+    .id as string
   return { api, domain, ann, bob }
 }

@@ -1,0 +1,114 @@
+// The MX's policy: the SmtpHandler the SMTP server calls in MX mode, implemented with the
+// delivery service. It owns the mapping from delivery reasons to SMTP replies (RFC 5321
+// codes with RFC 3463 enhanced codes), and never relays: a recipient must be hosted here.
+
+import type { Logger } from '../log/logger.ts'
+import {
+  checkRecipient,
+  type DeliveryContext,
+  deliverInbound,
+  type LocalTarget,
+  type RefusalReason,
+} from '../services/delivery/inbound.ts'
+import type { MailFrom, RcptTo, SessionInfo, SmtpHandler, SmtpReply } from './handler.ts'
+
+const RCPT_REPLIES: Record<RefusalReason, (detail: string) => SmtpReply> = {
+  invalid: () => ({ code: 501, enhanced: '5.1.3', message: 'Bad recipient address syntax' }),
+  not_hosted: () => ({
+    code: 550,
+    enhanced: '5.7.1',
+    message: 'Relaying denied: that domain is not hosted here',
+  }),
+  unknown_recipient: () => ({ code: 550, enhanced: '5.1.1', message: 'No such user here' }),
+  mailbox_disabled: () => ({
+    code: 550,
+    enhanced: '5.2.1',
+    message: 'Mailbox disabled, not accepting messages',
+  }),
+  quota_full: () => ({ code: 452, enhanced: '4.2.2', message: 'Mailbox full, try again later' }),
+  tls_required: () => ({ code: 530, enhanced: '5.7.0', message: 'Must issue a STARTTLS command first' }),
+  external_target: () => ({
+    code: 451,
+    enhanced: '4.3.0',
+    message: 'This address forwards outside this server, which is not available yet; try again later',
+  }),
+}
+
+export function createMxHandler(ctx: DeliveryContext, log: Logger): SmtpHandler {
+  // Recipients accepted at RCPT, with the mailboxes they reach, until the message arrives.
+  // Sessions that end without DATA leave entries behind; they are swept once the map grows.
+  const targets = new Map<string, { at: number; rcpts: Map<string, LocalTarget[]> }>()
+  const forSession = (s: SessionInfo) => {
+    let m = targets.get(s.id)
+    if (!m) {
+      if (targets.size > 10_000) {
+        const cutoff = Date.now() - 3_600_000
+        for (const [id, v] of targets) if (v.at < cutoff) targets.delete(id)
+      }
+      m = { at: Date.now(), rcpts: new Map() }
+      targets.set(s.id, m)
+    }
+    return m.rcpts
+  }
+  return {
+    async onConnect() {
+      return null
+    },
+    async onMailFrom(s) {
+      targets.delete(s.id) // a new transaction
+      return null
+    },
+    async onRcptTo(s, from: MailFrom, to: RcptTo) {
+      const r = await checkRecipient(ctx, to.address, { tls: s.tls !== null }, from.size)
+      if (!r.ok) {
+        log.info({ cid: s.id, rcpt: to.address, reason: r.reason }, 'recipient refused')
+        return RCPT_REPLIES[r.reason](r.detail)
+      }
+      forSession(s).set(to.address.toLowerCase(), r.targets)
+      return null
+    },
+    async onMessage(s, envelope, message) {
+      const accepted = forSession(s)
+      targets.delete(s.id)
+      const all: LocalTarget[] = []
+      for (const rcpt of envelope.to)
+        for (const t of accepted.get(rcpt.address.toLowerCase()) ?? [])
+          if (!all.some((x) => x.mailbox_id === t.mailbox_id)) all.push(t)
+      try {
+        const r = await deliverInbound(ctx, {
+          raw: message,
+          mailFrom: envelope.from.address,
+          recipients: envelope.to.map((t) => ({ address: t.address, notify: t.notify, orcpt: t.orcpt })),
+          targets: all,
+          session: { id: s.id, ip: s.remoteAddress, helo: s.helo, tls: s.tls },
+        })
+        if (r.ok) {
+          log.info(
+            { cid: s.id, queue_id: r.queue_id, size: message.length, mailboxes: r.stored.length },
+            'message stored',
+          )
+          return { code: 250, enhanced: '2.0.0', message: `Ok: queued as ${r.queue_id}` }
+        }
+        log.info({ cid: s.id, reason: r.reason }, 'message refused')
+        if (r.reason === 'loop')
+          return {
+            code: 554,
+            enhanced: '5.4.6',
+            message: 'Routing loop detected: too many Received header fields',
+          }
+        return {
+          code: 550,
+          enhanced: '5.7.1',
+          message: 'Message rejected: it fails DMARC and the sender domain asks to reject it',
+        }
+      } catch (err) {
+        log.error({ err, cid: s.id }, 'delivery failed')
+        return {
+          code: 451,
+          enhanced: '4.3.0',
+          message: 'Temporary failure storing the message; try again later',
+        }
+      }
+    },
+  }
+}

@@ -1,0 +1,38 @@
+// DATA (RFC 5321 4.1.1.4): 354, then the message text up to CRLF.CRLF, then the handler's
+// answer. Also deliver(), the end of every transaction, shared with BDAT LAST.
+// Invariants:
+// - The text is always read to its end, even when it is refused (too big, bare LF/CR, header or
+//   line too long), so the next command is read from the right place.
+// - After the text, the transaction is over whatever the answer (RFC 5321 4.1.1.4).
+
+import { MessageReader } from '../protocol/data-reader.ts'
+import { messageProblemReply, REPLIES } from '../protocol/replies.ts'
+import type { Session } from '../session.ts'
+
+export async function data(s: Session): Promise<void> {
+  const tx = s.tx
+  if (!tx || tx.failed) return s.refuse(s.info.helo ? REPLIES.needMail : REPLIES.needHelo)
+  if (tx.chunks) return s.refuse(REPLIES.dataAfterBdat) // RFC 3030 3
+  if (tx.to.length === 0) return s.reply(REPLIES.noValidRecipients) // RFC 5321 3.3, RFC 2920 3.1
+  s.reply(REPLIES.startData)
+  const reader = new MessageReader('data', s.limits)
+  s.conn.startDataClock()
+  const end = await s.conn.readText(reader)
+  s.conn.stopDataClock()
+  if (end !== 'done') return s.interrupted(end)
+  await deliver(s, reader)
+}
+
+/** Hands the finished message to the handler and answers with its reply; ends the transaction. */
+export async function deliver(s: Session, reader: MessageReader): Promise<void> {
+  const tx = s.tx!
+  s.tx = null
+  const done = reader.finish()
+  if (done.problem) {
+    s.log.info({ problem: done.problem, size: reader.size }, 'message refused')
+    return s.reply(messageProblemReply(done.problem, s.limits))
+  }
+  const envelope = { from: tx.from, to: tx.to }
+  const answer = await s.ask('onMessage', () => s.handler.onMessage(s.snapshot(), envelope, done.message))
+  s.reply(s.answer(answer ?? undefined, REPLIES.localError))
+}
