@@ -2,6 +2,7 @@
 // to the events table with who did it, from where and when. Never carries a secret.
 
 import type { Kysely, Transaction } from 'kysely'
+import type { ChangeBus } from '../../store/change-bus.ts'
 import { newId } from '../../store/ids.ts'
 import type { Database } from '../../store/schema.ts'
 
@@ -33,4 +34,16 @@ export async function audit(
       created_at: now,
     })
     .execute()
+}
+
+/** An audited change that other processes hear about too: the event row and the change-bus note, in one transaction. */
+export async function recordChange(
+  bus: ChangeBus,
+  tx: Kysely<Database> | Transaction<Database>,
+  now: number,
+  e: AuditEntry & { topic: string; data: Record<string, unknown> },
+): Promise<void> {
+  const { topic, data, ...entry } = e
+  await audit(tx, now, entry)
+  await bus.publish(tx, { topic, org_id: e.org_id, data })
 }

@@ -7,7 +7,7 @@ import type { Kysely, Transaction } from 'kysely'
 import { normaliseDomain, parseAddress } from '../../mail/address.ts'
 import { newId } from '../../store/ids.ts'
 import type { Alias, Database } from '../../store/schema.ts'
-import { audit } from '../accounts/audit.ts'
+import { audit, recordChange } from '../accounts/audit.ts'
 import type { Principal } from '../accounts/principal.ts'
 import { findDomain } from '../domains/domains.ts'
 import { ServiceError } from '../errors.ts'
@@ -166,17 +166,14 @@ export async function createAlias(
       updated_at: now,
     }
     await tx.insertInto('aliases').values(row).execute()
-    await audit(tx, now, {
+    await recordChange(ctx.bus, tx, now, {
       org_id: p.org_id,
       type: 'alias.created',
       actor: actorOf(p),
       ip,
       subject_id: row.id,
       payload: { address: canonical },
-    })
-    await ctx.bus.publish(tx, {
       topic: 'alias.changed',
-      org_id: p.org_id,
       data: { alias_id: row.id, what: 'created' },
     })
     return aliasView(row)
@@ -216,17 +213,14 @@ export async function updateAlias(
     }
     if (patch.active !== undefined) set.active = patch.active ? 1 : 0
     await tx.updateTable('aliases').set(set).where('id', '=', a.id).where('org_id', '=', p.org_id).execute()
-    await audit(tx, now, {
+    await recordChange(ctx.bus, tx, now, {
       org_id: p.org_id,
       type: 'alias.updated',
       actor: actorOf(p),
       ip,
       subject_id: a.id,
       payload: { fields: Object.keys(patch) },
-    })
-    await ctx.bus.publish(tx, {
       topic: 'alias.changed',
-      org_id: p.org_id,
       data: { alias_id: a.id, what: 'updated' },
     })
     return aliasView(await findAlias(tx, p.org_id, a.id))
@@ -248,17 +242,14 @@ export async function deleteAlias(
       .set({ default_alias_id: null })
       .where('default_alias_id', '=', a.id)
       .execute()
-    await audit(tx, now, {
+    await recordChange(ctx.bus, tx, now, {
       org_id: p.org_id,
       type: 'alias.deleted',
       actor: actorOf(p),
       ip,
       subject_id: a.id,
       payload: { address: a.address },
-    })
-    await ctx.bus.publish(tx, {
       topic: 'alias.changed',
-      org_id: p.org_id,
       data: { alias_id: a.id, what: 'deleted' },
     })
   })

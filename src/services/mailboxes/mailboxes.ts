@@ -14,7 +14,7 @@ import { parseAddress } from '../../mail/address.ts'
 import { newId } from '../../store/ids.ts'
 import type { Database, Folder, Mailbox } from '../../store/schema.ts'
 import type { ApiKeyService } from '../accounts/api-keys.ts'
-import { audit } from '../accounts/audit.ts'
+import { audit, recordChange } from '../accounts/audit.ts'
 import type { PasswordHasher } from '../accounts/passwords.ts'
 import type { Principal } from '../accounts/principal.ts'
 import { newAppPassword } from '../accounts/secrets.ts'
@@ -287,17 +287,14 @@ export async function createMailbox(
         })),
       )
       .execute()
-    await audit(tx, now, {
+    await recordChange(ctx.bus, tx, now, {
       org_id: p.org_id,
       type: 'mailbox.created',
       actor: actorOf(p),
       ip,
       subject_id: row.id,
       payload: { address: row.address },
-    })
-    await ctx.bus.publish(tx, {
       topic: 'mailbox.changed',
-      org_id: p.org_id,
       data: { mailbox_id: row.id, what: 'created' },
     })
     return row
@@ -391,17 +388,14 @@ export async function updateMailbox(
     }
     await tx.updateTable('mailboxes').set(set).where('id', '=', m.id).where('org_id', '=', p.org_id).execute()
     const fields = Object.keys(patch).map((k) => (k === 'password' ? 'password (changed)' : k))
-    await audit(tx, now, {
+    await recordChange(ctx.bus, tx, now, {
       org_id: p.org_id,
       type: 'mailbox.updated',
       actor: actorOf(p),
       ip,
       subject_id: m.id,
       payload: { fields },
-    })
-    await ctx.bus.publish(tx, {
       topic: 'mailbox.changed',
-      org_id: p.org_id,
       data: { mailbox_id: m.id, what: 'updated' },
     })
     return mailboxView(
@@ -421,17 +415,14 @@ export async function deleteMailbox(
   await ctx.store.db.transaction().execute(async (tx) => {
     await releaseMailboxBlobs(tx, m.id, now)
     await tx.deleteFrom('mailboxes').where('id', '=', m.id).where('org_id', '=', p.org_id).execute()
-    await audit(tx, now, {
+    await recordChange(ctx.bus, tx, now, {
       org_id: p.org_id,
       type: 'mailbox.deleted',
       actor: actorOf(p),
       ip,
       subject_id: m.id,
       payload: { address: m.address },
-    })
-    await ctx.bus.publish(tx, {
       topic: 'mailbox.changed',
-      org_id: p.org_id,
       data: { mailbox_id: m.id, what: 'deleted' },
     })
   })
