@@ -34,9 +34,28 @@ export class BlobCorruptError extends Error {
   override name = 'BlobCorruptError'
 }
 
+/** Bytes written and fsynced but not yet part of the store (see stage/commitStaged). */
+export interface StagedBlob extends BlobRef {
+  namespace: string
+  /** Filesystem backend: the fsynced temp file. */
+  tmp: string | null
+  /** Database backend: the bytes. */
+  data: Buffer | null
+}
+
 export interface BlobStore {
   readonly backend: 'fs' | 'database'
   put(namespace: string, source: BlobSource): Promise<BlobRef>
+  /**
+   * Two-step put for callers that batch their writes (delivery's group commit): stage writes
+   * and fsyncs the bytes; commitStaged, inside the caller's transaction, touches the row and
+   * then makes the bytes visible (rename and directory fsync), so the one commit that records
+   * the message also covers its blob. Idempotent, so a retried transaction may run it again.
+   */
+  stage(namespace: string, source: BlobSource): Promise<StagedBlob>
+  commitStaged(tx: Executor, staged: StagedBlob): Promise<BlobRef>
+  /** Drops a staged blob that will not be committed. */
+  discard(staged: StagedBlob): Promise<void>
   get(namespace: string, sha256: string): Promise<Buffer>
   exists(namespace: string, sha256: string): Promise<boolean>
   /** +1 reference, inside the caller's transaction (the row exists since put). */
@@ -155,7 +174,7 @@ export function createBlobStore(opts: BlobStoreOptions): BlobStore {
     return {
       backend: 'database',
       ...common,
-      async put(namespace, source) {
+      async stage(namespace, source) {
         checkAddress(namespace)
         const parts: Uint8Array[] = []
         const hash = createHash('sha256')
@@ -164,16 +183,21 @@ export function createBlobStore(opts: BlobStoreOptions): BlobStore {
           parts.push(chunk)
         }
         const data = Buffer.concat(parts)
-        const sha256 = hash.digest('hex')
-        await db.transaction().execute(async (tx) => {
-          await touch(tx, namespace, sha256, data.length)
-          await tx
-            .insertInto('blob_data')
-            .values({ namespace, sha256, data, created_at: now() })
-            .onConflict((oc) => oc.columns(['namespace', 'sha256']).doNothing())
-            .execute()
-        })
-        return { sha256, size: data.length }
+        return { namespace, sha256: hash.digest('hex'), size: data.length, tmp: null, data }
+      },
+      async commitStaged(tx, s) {
+        await touch(tx, s.namespace, s.sha256, s.size)
+        await tx
+          .insertInto('blob_data')
+          .values({ namespace: s.namespace, sha256: s.sha256, data: s.data as Buffer, created_at: now() })
+          .onConflict((oc) => oc.columns(['namespace', 'sha256']).doNothing())
+          .execute()
+        return { sha256: s.sha256, size: s.size }
+      },
+      async discard() {},
+      async put(namespace, source) {
+        const staged = await this.stage(namespace, source)
+        return db.transaction().execute((tx) => this.commitStaged(tx, staged))
       },
       async get(namespace, sha256) {
         checkAddress(namespace, sha256)
@@ -208,6 +232,10 @@ export function createBlobStore(opts: BlobStoreOptions): BlobStore {
 
   const root = opts.dir
   const tmpDir = join(root, 'tmp')
+  let tmpReady = false
+  const ignoreMissing = (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err
+  }
   const pathOf = (ns: string, sha: string) => join(root, ns, sha.slice(0, 2), sha.slice(2, 4), sha)
 
   /** mkdir -p, then fsync the parent of every directory it created, so the new entries persist. */
@@ -222,9 +250,12 @@ export function createBlobStore(opts: BlobStoreOptions): BlobStore {
   return {
     backend: 'fs',
     ...common,
-    async put(namespace, source) {
+    async stage(namespace, source) {
       checkAddress(namespace)
-      await durableMkdirp(tmpDir)
+      if (!tmpReady) {
+        await durableMkdirp(tmpDir)
+        tmpReady = true
+      }
       const tmp = join(tmpDir, `${randomBytes(12).toString('hex')}.tmp`)
       const hash = createHash('sha256')
       let size = 0
@@ -240,20 +271,35 @@ export function createBlobStore(opts: BlobStoreOptions): BlobStore {
         } finally {
           await file.close()
         }
-        const sha256 = hash.digest('hex')
-        await touch(db, namespace, sha256, size)
-        const final = pathOf(namespace, sha256)
-        if (await ops.exists(final)) {
-          await ops.unlink(tmp) // same bytes are already durable under this address
-        } else {
-          const dir = join(final, '..')
-          await durableMkdirp(dir)
-          await ops.rename(tmp, final)
-          await ops.syncDir(dir)
-        }
-        return { sha256, size }
+        return { namespace, sha256: hash.digest('hex'), size, tmp, data: null }
       } catch (err) {
         await ops.unlink(tmp).catch(() => {})
+        throw err
+      }
+    },
+    async commitStaged(tx, s) {
+      // The row first (see the module invariants), then the bytes become visible.
+      await touch(tx, s.namespace, s.sha256, s.size)
+      const final = pathOf(s.namespace, s.sha256)
+      if (await ops.exists(final)) {
+        await ops.unlink(s.tmp as string).catch(ignoreMissing) // same bytes already durable here
+      } else {
+        const dir = join(final, '..')
+        await durableMkdirp(dir)
+        await ops.rename(s.tmp as string, final)
+        await ops.syncDir(dir)
+      }
+      return { sha256: s.sha256, size: s.size }
+    },
+    async discard(s) {
+      if (s.tmp) await ops.unlink(s.tmp).catch(ignoreMissing)
+    },
+    async put(namespace, source) {
+      const staged = await this.stage(namespace, source)
+      try {
+        return await db.transaction().execute((tx) => this.commitStaged(tx, staged))
+      } catch (err) {
+        await this.discard(staged)
         throw err
       }
     },

@@ -31,9 +31,16 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .on('folder_messages')
     .columns(['folder_id', 'created_at'])
     .execute()
+  // Threading by subject looks up (mailbox, subject) within a time window.
+  await db.schema
+    .createIndex('threads_mailbox_subject')
+    .on('threads')
+    .columns(['mailbox_id', 'subject_norm', 'last_message_at'])
+    .execute()
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
+  await db.schema.dropIndex('threads_mailbox_subject').execute()
   await db.schema.dropIndex('folder_messages_folder_created').execute()
   if (isPostgres(db)) await db.schema.alterTable('messages').dropColumn('search').execute()
   else await sql`DROP TABLE messages_fts`.execute(db)
