@@ -40,10 +40,15 @@ export function createGroupCommitter(
       stats.maxBatch = Math.max(stats.maxBatch, batch.length)
       let results: unknown[] | null = null
       try {
+        // The jobs run concurrently: their statements still go one at a time through the
+        // transaction's connection, but their file work (renames, directory fsyncs) overlaps.
+        // Wait for every job to settle before failing the batch: a rollback issued while other
+        // jobs still have statements queued would let those run outside the transaction.
         results = await db.transaction().execute(async (tx) => {
-          const out: unknown[] = []
-          for (const job of batch) out.push(await job.run(tx))
-          return out
+          const settled = await Promise.allSettled(batch.map((job) => job.run(tx)))
+          const failed = settled.find((r) => r.status === 'rejected')
+          if (failed) throw (failed as PromiseRejectedResult).reason
+          return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value)
         })
       } catch {
         results = null

@@ -281,14 +281,19 @@ export function createBlobStore(opts: BlobStoreOptions): BlobStore {
       // The row first (see the module invariants), then the bytes become visible.
       await touch(tx, s.namespace, s.sha256, s.size)
       const final = pathOf(s.namespace, s.sha256)
-      if (await ops.exists(final)) {
-        await ops.unlink(s.tmp as string).catch(ignoreMissing) // same bytes already durable here
-      } else {
-        const dir = join(final, '..')
+      const dir = join(final, '..')
+      // Renaming over an existing blob is safe (same address, same bytes) and saves a lookup;
+      // the directory is made only when the rename finds none. A retried transaction finds the
+      // temp file gone and the blob in place.
+      try {
+        await ops.rename(s.tmp as string, final)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+        if (await ops.exists(final)) return { sha256: s.sha256, size: s.size }
         await durableMkdirp(dir)
         await ops.rename(s.tmp as string, final)
-        await ops.syncDir(dir)
       }
+      await ops.syncDir(dir)
       return { sha256: s.sha256, size: s.size }
     },
     async discard(s) {
