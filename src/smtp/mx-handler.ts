@@ -78,6 +78,7 @@ export function createMxHandler(ctx: DeliveryContext, log: Logger): SmtpHandler 
         const r = await deliverInbound(ctx, {
           raw: message,
           mailFrom: envelope.from.address,
+          dsn: { ret: envelope.from.ret, envid: envelope.from.envid },
           recipients: envelope.to.map((t) => ({ address: t.address, notify: t.notify, orcpt: t.orcpt })),
           targets: all,
           session: { id: s.id, ip: s.remoteAddress, helo: s.helo, tls: s.tls },

@@ -103,12 +103,14 @@ for (const dialect of DIALECTS) {
         await api.post('/v1/aliases', { address: `fwd@${domain}`, targets: ['out@elsewhere.example'] })
         const replies = await transcript(mxPort(s), [
           'EHLO client.example',
-          'MAIL FROM:<a@sender.example>',
+          'MAIL FROM:<a@sender.example> RET=HDRS ENVID=abc123',
           `RCPT TO:<nobody@${domain}>`,
           'RCPT TO:<victim@not-hosted.example>',
           `RCPT TO:<bob@${domain}>`,
           `RCPT TO:<fwd@${domain}>`,
-          `RCPT TO:<ann+tag@${domain}>`,
+          `RCPT TO:<ann+tag@${domain}> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;ann+2Btag@${domain}`, // xtext: "+" is written +2B
+          'DATA',
+          `From: a@sender.example\r\nTo: ann+tag@${domain}\r\nSubject: DSN parameters\r\n\r\nhi\r\n.`,
           'QUIT',
         ])
         const codes = replies.map((r) => r.slice(0, 9))
@@ -125,7 +127,21 @@ for (const dialect of DIALECTS) {
           '550 5.2.1',
           '451 4.3.0',
           '250 2.1.5',
+          codes[8] as string,
+          '250 2.0.0',
           '221 2.0.0',
+        ])
+        assert.match(codes[8] as string, /^354/)
+        // DSN parameters are kept with the message for status notifications (RFC 3461).
+        const stored = await s.postern.store.db
+          .selectFrom('messages')
+          .select('envelope')
+          .executeTakeFirstOrThrow()
+        const env = JSON.parse(stored.envelope as string)
+        assert.equal(env.ret, 'HDRS')
+        assert.equal(env.envid, 'abc123')
+        assert.deepEqual(env.recipients, [
+          { address: `ann+tag@${domain}`, notify: ['SUCCESS', 'FAILURE'], orcpt: `rfc822;ann+tag@${domain}` },
         ])
       } finally {
         await s.close()

@@ -124,6 +124,8 @@ export async function checkRecipient(
 export interface InboundMessage {
   raw: Buffer
   mailFrom: string
+  /** DSN parameters of MAIL FROM (RFC 3461 4.3, 4.4), kept for delivery status notifications. */
+  dsn?: { ret: 'FULL' | 'HDRS' | null; envid: string | null }
   recipients: { address: string; notify: string[] | null; orcpt: string | null }[]
   targets: LocalTarget[]
   session: { id: string; ip: string; helo: string | null; tls: { protocol: string; cipher: string } | null }
@@ -189,6 +191,8 @@ export async function deliverInbound(ctx: DeliveryContext, m: InboundMessage): P
   )
   const envelope = JSON.stringify({
     mail_from: m.mailFrom,
+    ret: m.dsn?.ret ?? null,
+    envid: m.dsn?.envid ?? null,
     recipients: m.recipients,
     helo: m.session.helo,
     client_ip: m.session.ip,
