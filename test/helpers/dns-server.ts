@@ -106,12 +106,9 @@ export async function startDnsServer(zone: Zone = {}): Promise<DnsServer> {
     send(response)
   }
 
-  const udp = new UDPServer()
-  udp.on('request', handle)
-  const port = await new Promise<number>((resolve, reject) => {
-    udp.once('error', reject)
-    udp.bind(0, '127.0.0.1', () => resolve((udp.address() as AddressInfo).port))
-  })
+  // UDP and TCP on the same random port. The TCP twin of a free UDP port may be taken (by an
+  // outgoing connection's ephemeral port, say): then try another pair, so large answers
+  // (truncated over UDP, retried over TCP) always work.
   const tcp = new TCPServer()
   tcp.on('request', handle)
   const connections = new Set<Socket>()
@@ -119,13 +116,30 @@ export async function startDnsServer(zone: Zone = {}): Promise<DnsServer> {
     connections.add(socket)
     socket.once('close', () => connections.delete(socket))
   })
-  try {
-    await new Promise<void>((resolve, reject) => {
-      tcp.once('error', reject)
-      tcp.listen(port, '127.0.0.1', () => resolve())
+  let udp = new UDPServer()
+  let port = 0
+  for (let attempt = 0; ; attempt++) {
+    udp = new UDPServer()
+    udp.on('request', handle)
+    const u = udp
+    port = await new Promise<number>((resolve, reject) => {
+      u.once('error', reject)
+      u.bind(0, '127.0.0.1', () => resolve((u.address() as AddressInfo).port))
     })
-  } catch {
-    // The TCP port twin was taken: UDP alone still answers everything that fits in a datagram.
+    try {
+      await new Promise<void>((resolve, reject) => {
+        tcp.once('error', reject)
+        tcp.listen(port, '127.0.0.1', () => {
+          tcp.off('error', reject)
+          resolve()
+        })
+      })
+      break
+    } catch (err) {
+      await new Promise<void>((resolve) => u.close(() => resolve()))
+      if (attempt >= 20)
+        throw new Error(`no free UDP+TCP port pair for the test DNS server: ${(err as Error).message}`)
+    }
   }
 
   return {
