@@ -21,6 +21,7 @@ import type { GroupCommitter } from '../../src/services/delivery/group-commit.ts
 import { publish } from '../../test/domains/helpers.ts'
 import { Api, type ApiResponse } from '../../test/helpers/api.ts'
 import type { DnsServer } from '../../test/helpers/dns-server.ts'
+import { loopbackEnv } from '../../test/helpers/server.ts'
 import type { DnsProcess } from './dns-process.ts'
 import { round2, summarize } from './proc-stats.ts'
 
@@ -98,21 +99,12 @@ export async function startMx(opts: {
   }
   // A clean environment: nothing from the caller's POSTERN_* settings leaks into the run.
   const env: Record<string, string> = {
+    ...loopbackEnv(),
     POSTERN_DATA_DIR: dataDir,
     POSTERN_HOSTNAME: 'mx.bench.test',
     POSTERN_LOG_LEVEL: 'warn',
-    POSTERN_HTTP_HOST: '127.0.0.1',
-    POSTERN_HTTP_PORT: '0',
-    POSTERN_HTTPS_PORT: '0',
-    POSTERN_SMTP_HOST: '127.0.0.1',
-    POSTERN_SMTP_MX_PORT: '0',
-    POSTERN_SMTP_SUBMISSION_PORT: '0',
-    POSTERN_SMTP_SUBMISSIONS_PORT: '0',
-    POSTERN_IMAP_HOST: '127.0.0.1',
-    POSTERN_IMAP_PORT: '0',
-    POSTERN_IMAP_TLS_PORT: '0',
+    POSTERN_EVENTS_POLL_MS: '100',
     POSTERN_DNS_SERVERS: opts.dns.servers.join(','),
-    POSTERN_NET_CONNECT_ALLOW: '127.0.0.0/8',
     POSTERN_SMTP_MAX_CONNECTIONS: String(Math.max(1000, opts.sessions * 4)),
     POSTERN_SMTP_MAX_CONNECTIONS_PER_IP: String(Math.max(200, opts.sessions * 4)),
     POSTERN_SMTP_MAX_TRANSACTIONS: '100000',

@@ -497,16 +497,21 @@ async function useToken(ctx: AccountsContext, tx: Tx, token: string, purpose: 'r
   return row as typeof row & { user_id: string }
 }
 
+/** The address a reset or invitation token was issued to (for the password rule), if any. */
+function tokenEmail(ctx: AccountsContext, token: string) {
+  return ctx.store.db
+    .selectFrom('one_time_tokens')
+    .select('email')
+    .where('token_hash', '=', sha256Hex(token))
+    .executeTakeFirst()
+}
+
 export async function resetPassword(
   ctx: AccountsContext,
   input: { token: string; password: string },
   meta: ClientMeta,
 ): Promise<void> {
-  const probe = await ctx.store.db
-    .selectFrom('one_time_tokens')
-    .select('email')
-    .where('token_hash', '=', sha256Hex(input.token))
-    .executeTakeFirst()
+  const probe = await tokenEmail(ctx, input.token)
   checkPassword(ctx, input.password, probe?.email)
   const hash = await ctx.hasher.hash(input.password)
   const now = ctx.clock.now()
@@ -544,11 +549,7 @@ export async function claimInvite(
   input: { token: string; password: string; name?: string },
   meta: ClientMeta,
 ): Promise<SignedIn> {
-  const probe = await ctx.store.db
-    .selectFrom('one_time_tokens')
-    .select('email')
-    .where('token_hash', '=', sha256Hex(input.token))
-    .executeTakeFirst()
+  const probe = await tokenEmail(ctx, input.token)
   checkPassword(ctx, input.password, probe?.email)
   const hash = await ctx.hasher.hash(input.password)
   const now = ctx.clock.now()
