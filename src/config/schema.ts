@@ -266,6 +266,7 @@ export const schema = {
     setup: rate('3/15m', 'First-run setup attempts per client address.'),
     send_ip: rate('20/60s', 'Messages sent by people per client address.'),
     send_user: rate('30/60s', 'Messages sent per user.'),
+    send_key: rate('6000/60s', 'Messages sent per API key (a batch counts each message).'),
     admin_jobs: rate('5/60s', 'Manual job runs per user.'),
   },
   domains: {
@@ -293,6 +294,42 @@ export const schema = {
       86_400,
     ),
     recheck_hours: int(24, 'How often verified domains have their DNS re-checked.', 1, 720),
+  },
+  outbound: {
+    mx_port: port(25, 'Port outbound mail connects to on remote MX hosts (tests point it at a local server).'),
+    helo: optStr('Name sent in EHLO by outbound SMTP.', { derived: 'hostname' }),
+    concurrency: int(20, 'Outbound SMTP connections open at once, in total.', 1, 10_000),
+    per_destination: int(5, 'Outbound SMTP connections open at once to one destination domain.', 1, 1000),
+    recipients_per_transaction: int(50, 'Recipients sent in one SMTP transaction to one destination.', 1, 1000),
+    retry_intervals: list(
+      ['5m', '10m', '30m', '1h', '2h', '4h'],
+      'Waits between delivery attempts after a temporary failure; the last repeats (units ms, s, m, h, d).',
+    ),
+    lifetime_seconds: int(
+      432_000,
+      'How long a message is retried before it bounces as failed (default 5 days).',
+      1,
+    ),
+    delay_notice_seconds: int(
+      14_400,
+      'After this long undelivered, an email.delayed event (and a notice to a local sender) is sent once.',
+      1,
+    ),
+    connect_timeout_ms: int(30_000, 'Time allowed to connect to a remote SMTP server.', 100),
+    command_timeout_ms: int(300_000, 'Time allowed for each remote SMTP reply.', 100),
+    poll_ms: int(1000, 'How often an idle queue worker looks for due messages.', 5),
+    lease_seconds: int(600, 'How long a worker holds a message it is delivering before another may retry it.', 5),
+    smart_host: optStr('Relay all outbound mail through this host as ip:port or host:port (resolved through Postern\'s resolver).'),
+    smart_host_tls: oneOf(
+      ['starttls', 'require', 'implicit', 'none'] as const,
+      'require',
+      'TLS towards the smart host: require (STARTTLS, verified), starttls (when offered), implicit (port 465), none.',
+    ),
+    smart_host_user: optStr('User name for SMTP AUTH at the smart host.'),
+    smart_host_password: optStr('Password for SMTP AUTH at the smart host.', { secret: true }),
+    org_hourly_cap: int(10_000, 'Recipients one organisation may send per hour (0 = no cap).', 0),
+    org_daily_cap: int(100_000, 'Recipients one organisation may send per day (0 = no cap).', 0),
+    max_batch: int(100, 'Messages in one batch send request.', 1, 1000),
   },
   net: {
     connect_allow: list(

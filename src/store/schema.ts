@@ -274,6 +274,18 @@ export interface OutboundMessageTable {
   attempts: Generated<number>
   lease_owner: string | null
   lease_until: number | null
+  /** 'api', 'batch', 'system', 'submission' or 'forward'. */
+  origin: Generated<string>
+  message_id_header: string | null
+  /** JSON: to, cc, bcc, reply_to as given (for the API view). */
+  headers_json: Generated<string>
+  first_attempt_at: number | null
+  finished_at: number | null
+  /** Retries stop (and pending recipients fail) after this. */
+  expires_at: number | null
+  delay_notified: Generated<Bool>
+  held_reason: string | null
+  system_mail_id: string | null
   created_at: number
   updated_at: number
 }
@@ -293,8 +305,50 @@ export interface OutboundRecipientTable {
   /** DSN NOTIFY and ORCPT parameters (RFC 3461). */
   dsn_notify: string | null
   dsn_orcpt: string | null
+  type: Generated<'to' | 'cc' | 'bcc'>
+  delivered_at: number | null
+  /** The host that gave the last reply. */
+  remote_mta: string | null
   created_at: number
   updated_at: number
+}
+
+export interface OutboundTraceTable {
+  id: string
+  org_id: string
+  outbound_id: string
+  attempt: Generated<number>
+  kind: string
+  /** JSON */
+  detail: Generated<string>
+  at: number
+}
+
+export interface SuppressionTable {
+  id: string
+  org_id: string
+  /** Canonical (lower-case) address. */
+  address: string
+  reason: 'hard_bounce' | 'complaint' | 'manual' | 'unsubscribe'
+  detail: Generated<string>
+  outbound_id: string | null
+  created_at: number
+}
+
+export interface IdempotencyKeyTable {
+  org_id: string
+  key: string
+  request_hash: string
+  status: number
+  /** JSON of the first response. */
+  response: string
+  created_at: number
+}
+
+export interface QueuePauseTable {
+  org_id: string
+  paused_by: string | null
+  created_at: number
 }
 
 export interface EventTable {
@@ -430,6 +484,10 @@ export interface Database {
   expunged: ExpungedTable
   outbound_messages: OutboundMessageTable
   outbound_recipients: OutboundRecipientTable
+  outbound_trace: OutboundTraceTable
+  suppressions: SuppressionTable
+  idempotency_keys: IdempotencyKeyTable
+  queue_pauses: QueuePauseTable
   events: EventTable
   blobs: BlobTable
   blob_data: BlobDataTable
@@ -453,3 +511,6 @@ export type DkimKey = Selectable<DkimKeyTable>
 export type Mailbox = Selectable<MailboxTable>
 export type Alias = Selectable<AliasTable>
 export type Folder = Selectable<FolderTable>
+export type OutboundMessage = Selectable<OutboundMessageTable>
+export type OutboundRecipient = Selectable<OutboundRecipientTable>
+export type Suppression = Selectable<SuppressionTable>

@@ -22,8 +22,8 @@ import type { Clock } from '../../time/clock.ts'
 import { audit } from '../accounts/audit.ts'
 import { resolveRecipient } from '../mailboxes/resolve.ts'
 import { addToFolder } from '../messages/folder-ops.ts'
+import { fileMessage } from './file-message.ts'
 import type { GroupCommitter } from './group-commit.ts'
-import { assignThread } from './threading.ts'
 
 export interface DeliverySettings {
   hostname: string
@@ -199,11 +199,7 @@ export async function deliverInbound(ctx: DeliveryContext, m: InboundMessage): P
     tls: m.session.tls,
     session: m.session.id,
   })
-  const subjectNorm = normaliseSubject(parsed.subject)
-  const addressesText = [parsed.from, ...parsed.to, ...parsed.cc]
-    .filter((a) => a !== null)
-    .map((a) => `${a.name} ${a.address}`)
-    .join(' ')
+  const fileDeps = { blobs: ctx.blobs, bus: ctx.bus, dialect: ctx.store.dialect }
   const stored = await ctx.committer
     .run(async (tx) => {
       const out: { mailbox_id: string; message_id: string; folder: 'inbox' | 'junk' }[] = []
@@ -212,83 +208,28 @@ export async function deliverInbound(ctx: DeliveryContext, m: InboundMessage): P
       for (const t of m.targets) {
         const blob = blobs.get(t.org_id) as { sha256: string; size: number }
         const role = junk ? 'junk' : 'inbox'
-        const folder = await tx
-          .selectFrom('folders')
-          .select(['id', 'mailbox_id', 'org_id'])
-          .where('mailbox_id', '=', t.mailbox_id)
-          .where('role', '=', role)
-          .executeTakeFirst()
-        if (!folder) throw new Error(`mailbox ${t.mailbox_id} has no ${role} folder`)
-        const threadId = await assignThread(tx, {
+        const id = await fileMessage(tx, fileDeps, {
           org_id: t.org_id,
           mailbox_id: t.mailbox_id,
-          subject_norm: subjectNorm,
-          in_reply_to: parsed.in_reply_to,
-          references: parsed.references,
-          at: now,
-        })
-        const id = newId('msg', now)
-        await tx
-          .insertInto('messages')
-          .values({
-            id,
-            org_id: t.org_id,
-            mailbox_id: t.mailbox_id,
-            thread_id: threadId,
-            blob_sha256: blob.sha256,
-            size: blob.size,
-            message_id_header: parsed.message_id,
-            in_reply_to: parsed.in_reply_to,
-            references_header: parsed.references.length ? parsed.references.join(' ') : null,
-            subject: parsed.subject,
-            from_address: parsed.from?.address ?? null,
-            from_name: parsed.from?.name ?? null,
-            to_json: JSON.stringify(parsed.to),
-            cc_json: JSON.stringify(parsed.cc),
-            reply_to_json: JSON.stringify(parsed.reply_to),
-            sent_at: parsed.date,
-            received_at: now,
-            has_attachments: parsed.attachments.length > 0 ? 1 : 0,
-            preview: parsed.preview,
-            attachments: JSON.stringify(parsed.attachments),
-            auth_results: summary,
-            spam_score: null,
-            envelope,
-            created_at: now,
-            deleted_at: null,
-          })
-          .execute()
-        await ctx.blobs.addRef(tx, t.org_id, blob.sha256)
-        await addToFolder(tx, folder, id, now)
-        await indexMessage(tx, ctx.store.dialect, id, {
-          subject: parsed.subject,
-          addresses: addressesText,
-          body: parsed.text,
-        })
-        await tx
-          .updateTable('mailboxes')
-          .set((eb) => ({ used_bytes: eb('used_bytes', '+', blob.size) }))
-          .where('id', '=', t.mailbox_id)
-          .execute()
-        await audit(tx, now, {
-          org_id: t.org_id,
-          type: 'email.received',
-          actor: 'smtp',
-          ip: m.session.ip,
-          subject_id: id,
-          payload: {
-            mailbox_id: t.mailbox_id,
-            folder: role,
-            from: parsed.from?.address ?? null,
-            subject: parsed.subject.slice(0, 200),
-            size: blob.size,
-            auth: summary,
+          role,
+          blob,
+          parsed,
+          now,
+          auth_summary: summary,
+          envelope,
+          event: {
+            type: 'email.received',
+            actor: 'smtp',
+            ip: m.session.ip,
+            payload: {
+              mailbox_id: t.mailbox_id,
+              folder: role,
+              from: parsed.from?.address ?? null,
+              subject: parsed.subject.slice(0, 200),
+              size: blob.size,
+              auth: summary,
+            },
           },
-        })
-        await ctx.bus.publish(tx, {
-          topic: 'message.received',
-          org_id: t.org_id,
-          data: { message_id: id, mailbox_id: t.mailbox_id },
         })
         out.push({ mailbox_id: t.mailbox_id, message_id: id, folder: role })
       }

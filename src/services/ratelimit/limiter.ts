@@ -39,8 +39,8 @@ export interface RateLimitHit {
 }
 
 export interface RateLimiter {
-  /** Counts one hit for (rule, subject) and decides, in one atomic statement. */
-  hit(rule: RateLimitRule, subject: string): Promise<RateLimitDecision>
+  /** Counts `cost` hits (default 1; a batch send counts each message) for (rule, subject) and decides, in one atomic statement. */
+  hit(rule: RateLimitRule, subject: string, cost?: number): Promise<RateLimitDecision>
   /** Several rules at once (e.g. login per IP and per email): counts all, allowed only if all
    * allow; returns the most restrictive decision. */
   hitAll(hits: RateLimitHit[]): Promise<RateLimitDecision>
@@ -65,7 +65,7 @@ export function createRateLimiter(deps: { store: Store; clock: Clock }): RateLim
   const { store, clock } = deps
   const db = store.db
 
-  async function hit(rule: RateLimitRule, subject: string): Promise<RateLimitDecision> {
+  async function hit(rule: RateLimitRule, subject: string, cost = 1): Promise<RateLimitDecision> {
     const now = clock.now()
     const expiresAt = now + rule.windowMs
     // Every value is bound as one parameter (no arithmetic on parameters: PostgreSQL cannot type
@@ -73,11 +73,11 @@ export function createRateLimiter(deps: { store: Store; clock: Clock }): RateLim
     const expired = sql<boolean>`rate_limits.expires_at <= ${now}`
     const row = await db
       .insertInto('rate_limits')
-      .values({ key: boundedKey(rule.name, subject), window_start: now, count: 1, expires_at: expiresAt })
+      .values({ key: boundedKey(rule.name, subject), window_start: now, count: cost, expires_at: expiresAt })
       .onConflict((oc) =>
         oc.column('key').doUpdateSet({
           window_start: sql<number>`CASE WHEN ${expired} THEN ${now} ELSE rate_limits.window_start END`,
-          count: sql<number>`CASE WHEN ${expired} THEN 1 ELSE rate_limits.count + 1 END`,
+          count: sql<number>`CASE WHEN ${expired} THEN ${cost} ELSE rate_limits.count + ${cost} END`,
           expires_at: sql<number>`CASE WHEN ${expired} THEN ${expiresAt} ELSE rate_limits.expires_at END`,
         }),
       )

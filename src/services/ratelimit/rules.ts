@@ -25,6 +25,7 @@ export const RATE_LIMIT_RULE_NAMES = [
   'setup',
   'send_ip',
   'send_user',
+  'send_key',
   'admin_jobs',
 ] as const
 

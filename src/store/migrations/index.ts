@@ -6,10 +6,12 @@ import * as init from './0001-init.ts'
 import * as accounts from './0002-accounts.ts'
 import * as domains from './0003-domains.ts'
 import * as messages from './0004-messages.ts'
+import * as outbound from './0005-outbound.ts'
 
 export const migrations: Record<string, Migration> = {
   '0001-init': init,
   '0002-accounts': accounts,
   '0003-domains': domains,
   '0004-messages': messages,
+  '0005-outbound': outbound,
 }
