@@ -3,6 +3,7 @@
 // roles this process runs, starts the workers, and returns one handle whose close() shuts all
 // of it down in reverse order within shutdown.grace_ms. No capability logic lives here.
 
+import { hkdfSync } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
@@ -32,11 +33,15 @@ import { builtinJobs } from './services/jobs/builtin.ts'
 import { createJobRunner, type JobDef, type JobRunner } from './services/jobs/runner.ts'
 import type { MailboxesContext } from './services/mailboxes/mailboxes.ts'
 import { trashPurgeJob } from './services/messages/purge.ts'
+import { type OutboundContext, outboundSettings } from './services/outbound/context.ts'
+import { drainSystemMail } from './services/outbound/system-mail.ts'
+import { createQueueWorker } from './services/outbound/worker.ts'
 import { authThrottleSettings, createAuthThrottle } from './services/ratelimit/auth-throttle.ts'
 import { createRateLimiter, type RateLimiter } from './services/ratelimit/limiter.ts'
 import { rulesFromConfig } from './services/ratelimit/rules.ts'
 import { checkKeyEncryptionKey } from './services/secrets/key-check.ts'
 import { createSetupService, type SetupService } from './services/setup/setup-token.ts'
+import { createSmtpTransport } from './smtp/client/transport.ts'
 import { createMxHandler } from './smtp/mx-handler.ts'
 import { createSmtpServer } from './smtp/server.ts'
 import { type BlobStore, createBlobStore } from './store/blobs/blob-store.ts'
@@ -383,6 +388,34 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
       },
     }
     closers.push(() => committer.drain())
+    const rules = rulesFromConfig(config)
+    const outbound: OutboundContext = {
+      store,
+      clock,
+      blobs,
+      bus,
+      log: log.child({ mod: 'outbound' }),
+      committer,
+      keyEncryptionKey: secrets.keyEncryptionKey,
+      returnPathKey: returnPathKey(secrets),
+      limiter,
+      rules,
+      resolver,
+      transport: createSmtpTransport({
+        connectGuard,
+        logger: log.child({ mod: 'smtp-out' }),
+        clock,
+        timeouts: {
+          connectMs: config.outbound.connect_timeout_ms,
+          greetingMs: config.outbound.command_timeout_ms,
+          commandMs: config.outbound.command_timeout_ms,
+          dataMs: config.outbound.command_timeout_ms * 2,
+        },
+      }),
+      allows: (ip) => connectGuard.allows(ip),
+      local: { ...delivery, settings: { ...delivery.settings, verifyAuth: false } },
+      settings: outboundSettings(config, config.hostname as string),
+    }
     const mailPorts = resolveMailPorts(config)
     jobs.register({
       name: 'domain-dns-recheck',
@@ -438,7 +471,7 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
         config,
         log,
         version: VERSION,
-        services: { health, setup, accounts, domains, limiter, rules: rulesFromConfig(config), jobs, blobs },
+        services: { health, setup, accounts, domains, limiter, rules, jobs, blobs, outbound },
         listeners: () => listeners,
         plugins: opts.httpPlugins ?? [],
       })
@@ -486,6 +519,17 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
     if (roles.has('workers')) {
       await jobs.start()
       closers.push(() => jobs.stop())
+      const worker = createQueueWorker(outbound, {
+        periodic: () => drainSystemMail(outbound, () => setup.operatorOrgId()),
+      })
+      outbound.wake = () => worker.wake()
+      // Sends accepted by another process wake this one's worker too.
+      const unsubscribe = bus.subscribe('email.queued', () => worker.wake())
+      worker.start()
+      closers.push(async () => {
+        unsubscribe()
+        await worker.stop()
+      })
     }
 
     const bannerUrl = publicUrl
@@ -613,4 +657,11 @@ async function closeServerWithin(server: HttpsServer, graceMs: number): Promise<
   await new Promise<void>((resolve) => server.close(() => resolve()))
   clearTimeout(timer)
   clearInterval(sweep)
+}
+
+/** The key that signs return paths: derived from the token signing key, so every node agrees without a new secret. */
+function returnPathKey(secrets: ServerSecrets): Buffer {
+  return Buffer.from(
+    hkdfSync('sha256', secrets.tokenSigningKey, Buffer.alloc(0), 'postern return-path v1', 32),
+  )
 }

@@ -296,11 +296,19 @@ export const schema = {
     recheck_hours: int(24, 'How often verified domains have their DNS re-checked.', 1, 720),
   },
   outbound: {
-    mx_port: port(25, 'Port outbound mail connects to on remote MX hosts (tests point it at a local server).'),
+    mx_port: port(
+      25,
+      'Port outbound mail connects to on remote MX hosts (tests point it at a local server).',
+    ),
     helo: optStr('Name sent in EHLO by outbound SMTP.', { derived: 'hostname' }),
     concurrency: int(20, 'Outbound SMTP connections open at once, in total.', 1, 10_000),
     per_destination: int(5, 'Outbound SMTP connections open at once to one destination domain.', 1, 1000),
-    recipients_per_transaction: int(50, 'Recipients sent in one SMTP transaction to one destination.', 1, 1000),
+    recipients_per_transaction: int(
+      50,
+      'Recipients sent in one SMTP transaction to one destination.',
+      1,
+      1000,
+    ),
     retry_intervals: list(
       ['5m', '10m', '30m', '1h', '2h', '4h'],
       'Waits between delivery attempts after a temporary failure; the last repeats (units ms, s, m, h, d).',
@@ -318,8 +326,14 @@ export const schema = {
     connect_timeout_ms: int(30_000, 'Time allowed to connect to a remote SMTP server.', 100),
     command_timeout_ms: int(300_000, 'Time allowed for each remote SMTP reply.', 100),
     poll_ms: int(1000, 'How often an idle queue worker looks for due messages.', 5),
-    lease_seconds: int(600, 'How long a worker holds a message it is delivering before another may retry it.', 5),
-    smart_host: optStr('Relay all outbound mail through this host as ip:port or host:port (resolved through Postern\'s resolver).'),
+    lease_seconds: int(
+      600,
+      'How long a worker holds a message it is delivering before another may retry it.',
+      5,
+    ),
+    smart_host: optStr(
+      "Relay all outbound mail through this host as ip:port or host:port (resolved through Postern's resolver).",
+    ),
     smart_host_tls: oneOf(
       ['starttls', 'require', 'implicit', 'none'] as const,
       'require',

@@ -16,14 +16,17 @@ import { authRoutes } from './routes/auth.ts'
 import { clientSetupRoutes } from './routes/client-setup.ts'
 import { configRoutes } from './routes/config.ts'
 import { domainRoutes } from './routes/domains.ts'
+import { emailRoutes } from './routes/emails.ts'
 import { folderRoutes } from './routes/folders.ts'
 import { healthRoutes } from './routes/health.ts'
 import { mailboxRoutes } from './routes/mailboxes.ts'
 import { meRoutes } from './routes/me.ts'
 import { messageRoutes } from './routes/messages.ts'
 import { orgRoutes } from './routes/org.ts'
+import { queueRoutes } from './routes/queue.ts'
 import { searchRoutes } from './routes/search.ts'
 import { setupRoutes } from './routes/setup.ts'
+import { suppressionRoutes } from './routes/suppressions.ts'
 import { threadRoutes } from './routes/threads.ts'
 import type { App, AppDeps } from './types.ts'
 
@@ -79,6 +82,9 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     threadRoutes,
     folderRoutes,
     searchRoutes,
+    emailRoutes,
+    queueRoutes,
+    suppressionRoutes,
   ])
     await routes(app, deps)
   for (const plugin of deps.plugins ?? []) await app.register(plugin)

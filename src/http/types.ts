@@ -16,6 +16,7 @@ import type { HealthService, ListenerInfo } from '../services/health/health.ts'
 import type { JobRunner } from '../services/jobs/runner.ts'
 import type { MailboxesContext } from '../services/mailboxes/mailboxes.ts'
 import type { BlobStore } from '../services/messages/context.ts'
+import type { OutboundContext } from '../services/outbound/context.ts'
 import type { RateLimiter } from '../services/ratelimit/limiter.ts'
 import type { RateLimitRule, RateLimitRuleName } from '../services/ratelimit/rules.ts'
 import type { SetupService } from '../services/setup/setup-token.ts'
@@ -40,6 +41,8 @@ export interface AppServices {
   jobs: JobRunner
   /** Raw messages and attachments (mail reading). */
   blobs: BlobStore
+  /** Sending, the queue and suppressions. */
+  outbound: OutboundContext
 }
 
 export interface AppDeps {

@@ -22,6 +22,8 @@ export type IdPrefix =
   | 'rcp'
   | 'evt'
   | 'req'
+  | 'sup'
+  | 'trc'
 
 export function newId(prefix: IdPrefix, now: number = Date.now()): string {
   let time = ''

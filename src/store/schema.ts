@@ -460,7 +460,7 @@ export interface SystemMailTable {
   to_address: string
   subject: string
   text: string
-  status: Generated<'queued' | 'sent' | 'failed'>
+  status: Generated<'queued' | 'sending' | 'sent' | 'failed'>
   created_at: number
   sent_at: number | null
 }

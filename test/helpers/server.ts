@@ -26,6 +26,8 @@ export interface TestServerOptions {
   logLines?: string[]
   fileOps?: FileOps
   onDeliveryCommit?: (jobs: number) => void
+  /** A DNS server shared with other servers (two instances exchanging mail); not closed by this one. */
+  dns?: DnsServer
 }
 
 export interface TestServer {
@@ -63,7 +65,9 @@ export function loopbackEnv(): Record<string, string> {
 
 export async function startTestServer(dialect: Dialect, opts: TestServerOptions = {}): Promise<TestServer> {
   const tdb = testDatabase(dialect)
-  const dns = await startDnsServer(opts.zone ?? {})
+  const shared = opts.dns
+  const dns = shared ?? (await startDnsServer(opts.zone ?? {}))
+  const closeDns = () => (shared ? Promise.resolve() : dns.close())
   try {
     const env = { ...loopbackEnv(), POSTERN_DNS_SERVERS: dns.servers.join(','), ...tdb.env, ...opts.env }
     const { config } = loadConfig({ env, args: [], cwd: tdb.dataDir })
@@ -91,12 +95,12 @@ export async function startTestServer(dialect: Dialect, opts: TestServerOptions 
       dataDir: tdb.dataDir,
       async close() {
         await postern.close()
-        await dns.close()
+        await closeDns()
         await tdb.drop()
       },
     }
   } catch (err) {
-    await dns.close()
+    await closeDns()
     await tdb.drop()
     throw err
   }

@@ -1,0 +1,245 @@
+// One delivery attempt of one queued message: its due recipients grouped by destination
+// domain; each group delivered locally (a domain hosted here), through the smart host, or to
+// the domain's MX hosts in preference order; every outcome recorded as it is known.
+// Invariants:
+// - Outcomes of a group are committed as soon as that group's transaction ends, so a crash
+//   later in the attempt never sends a recorded 250 again.
+// - A temporary failure of one MX host moves on to the next; only when every host failed is
+//   the group deferred. A 5xx to a recipient bounces that recipient only.
+// - The SMTP client is given IP addresses, never names (destination.ts resolves them).
+
+import type { OutboundRecipient } from '../../store/schema.ts'
+import { checkRecipient, deliverInbound } from '../delivery/inbound.ts'
+import type { OutboundContext } from './context.ts'
+import { resolveDestination } from './destination.ts'
+import type { TraceRow } from './events.ts'
+import type { ConnectionPool } from './pool.ts'
+import { type DeliveryTarget, type TraceStep, TransportError } from './transport.ts'
+
+export interface Outcome {
+  recipient: OutboundRecipient
+  code: number
+  enhanced: string | null
+  message: string
+  /** Who answered: an MX host name, 'local', or the smart host. */
+  mta: string | null
+}
+
+export interface GroupResult {
+  outcomes: Outcome[]
+  trace: TraceRow[]
+}
+
+const reply = (code: number, enhanced: string, message: string) => ({ code, enhanced, message })
+
+export async function deliverGroup(
+  ctx: OutboundContext,
+  pool: ConnectionPool,
+  m: { id: string; mail_from: string; attempt: number },
+  domain: string,
+  recipients: OutboundRecipient[],
+  raw: Buffer,
+): Promise<GroupResult> {
+  const trace: TraceRow[] = []
+  const step = (kind: string, detail: Record<string, unknown>) =>
+    trace.push({ kind, attempt: m.attempt, at: ctx.clock.now(), detail })
+  const all = (code: number, enhanced: string | null, message: string, mta: string | null): GroupResult => ({
+    outcomes: recipients.map((recipient) => ({ recipient, code, enhanced, message, mta })),
+    trace,
+  })
+
+  const hosted = await ctx.store.db
+    .selectFrom('domains')
+    .select('id')
+    .where('name', '=', domain)
+    .where('status', '=', 'verified')
+    .where('active', '=', 1)
+    .executeTakeFirst()
+  if (hosted) return { outcomes: await deliverLocally(ctx, m, recipients, raw, step), trace }
+
+  let targets: DeliveryTarget[]
+  let auth: { user: string; pass: string } | null = null
+  let tls: 'starttls' | 'require' | 'implicit' | 'none' = 'starttls'
+  let verify = false
+  const smart = ctx.settings.smartHost
+  if (smart) {
+    const dest = await resolveDestination(smart.host, {
+      resolver: ctx.resolver,
+      allows: () => true,
+      localHosts: [],
+      port: smart.port,
+    }).catch(() => null)
+    const ips = dest?.kind === 'ok' ? dest.targets : []
+    // A smart host given as an IP literal needs no lookup.
+    if (/^[\d.]+$|:/.test(smart.host))
+      ips.unshift({ host: smart.host, ip: smart.host, port: smart.port, preference: 0 })
+    step('dns', { query: smart.host, type: 'smart_host', answers: ips.map((t) => t.ip) })
+    if (ips.length === 0) return all(451, '4.4.3', `smart host ${smart.host} does not resolve`, null)
+    targets = ips.map((t) => ({ domain, host: smart.host, ip: t.ip, port: smart.port }))
+    auth = ctx.settings.smartHostAuth
+    tls = ctx.settings.smartHostTls
+    verify = tls === 'require' || tls === 'implicit'
+  } else {
+    const dest = await resolveDestination(domain, {
+      resolver: ctx.resolver,
+      allows: (ip) => ctx.allows(ip),
+      localHosts: ctx.settings.localHosts,
+      port: ctx.settings.mxPort,
+    })
+    for (const d of dest.dns) step('dns', { ...d })
+    if (dest.kind !== 'ok') {
+      step('route', { result: dest.kind, reason: dest.reason, enhanced: dest.enhanced })
+      return dest.kind === 'permanent'
+        ? all(550, dest.enhanced, dest.reason, null)
+        : all(451, dest.enhanced, dest.reason, null)
+    }
+    targets = dest.targets.map((t) => ({ domain, host: t.host, ip: t.ip, port: t.port }))
+  }
+
+  const sink = (s: TraceStep) => trace.push({ kind: s.kind, attempt: m.attempt, at: s.at, detail: s.detail })
+  let last = reply(451, '4.4.1', 'no mail server could be reached')
+  let lastPermanent = false
+  for (const target of targets) {
+    let lease: Awaited<ReturnType<ConnectionPool['acquire']>>
+    try {
+      lease = await pool.acquire(
+        target,
+        { helo: ctx.settings.helo, tls, verifyCertificate: verify, auth },
+        sink,
+      )
+    } catch (err) {
+      const e = toTransportError(err)
+      step('error', { host: target.host, ip: target.ip, phase: e.phase, message: e.message })
+      last = reply(
+        e.code ?? (e.temporary ? 451 : 550),
+        e.enhanced ?? (e.temporary ? '4.4.1' : '5.4.4'),
+        e.message,
+      )
+      lastPermanent = !e.temporary
+      // A server that refuses us outright at greeting/EHLO with 5xx speaks for the domain.
+      if (!e.temporary && e.phase !== 'connect')
+        return all(last.code, last.enhanced, last.message, target.host)
+      continue
+    }
+    if (!lease.fresh) step('reuse', { host: target.host, ip: target.ip, tls: lease.session.tls })
+    const outcomes: Outcome[] = []
+    try {
+      const size = ctx.settings.recipientsPerTransaction
+      for (let i = 0; i < recipients.length; i += size) {
+        const chunk = recipients.slice(i, i + size)
+        const r = await lease.session.send({
+          mailFrom: m.mail_from,
+          recipients: chunk.map((x) => ({
+            address: x.address,
+            notify: x.dsn_notify
+              ? (x.dsn_notify.split(',') as ('NEVER' | 'SUCCESS' | 'FAILURE' | 'DELAY')[])
+              : null,
+            orcpt: x.dsn_orcpt,
+          })),
+          message: raw,
+        })
+        for (const [j, o] of r.recipients.entries())
+          outcomes.push({
+            recipient: chunk[j] as OutboundRecipient,
+            code: o.code,
+            enhanced: o.enhanced,
+            message: o.message,
+            mta: target.host,
+          })
+      }
+      lease.release(true)
+      return { outcomes, trace }
+    } catch (err) {
+      lease.release(false)
+      const e = toTransportError(err)
+      step('error', { host: target.host, ip: target.ip, phase: e.phase, message: e.message })
+      // Recipients already answered in an earlier transaction keep their outcome; the rest
+      // are deferred (the connection broke mid-transaction: never treat that as a refusal).
+      const answered = new Set(outcomes.map((o) => o.recipient.id))
+      const rest = recipients.filter((x) => !answered.has(x.id))
+      return {
+        outcomes: [
+          ...outcomes,
+          ...rest.map((recipient) => ({
+            recipient,
+            code: 451,
+            enhanced: '4.4.2',
+            message: `connection to ${target.host} lost: ${e.message}`,
+            mta: target.host,
+          })),
+        ],
+        trace,
+      }
+    }
+  }
+  return lastPermanent
+    ? all(550, last.enhanced, last.message, null)
+    : all(last.code, last.enhanced, last.message, null)
+}
+
+function toTransportError(err: unknown): TransportError {
+  if (err instanceof TransportError) return err
+  return new TransportError((err as Error)?.message ?? String(err), { temporary: true, phase: 'connect' })
+}
+
+async function deliverLocally(
+  ctx: OutboundContext,
+  m: { id: string; mail_from: string },
+  recipients: OutboundRecipient[],
+  raw: Buffer,
+  step: (kind: string, detail: Record<string, unknown>) => void,
+): Promise<Outcome[]> {
+  const outcomes: Outcome[] = []
+  const accepted: { r: OutboundRecipient; targets: Awaited<ReturnType<typeof checkRecipient>> }[] = []
+  for (const r of recipients) {
+    const check = await checkRecipient(ctx.local, r.address, { tls: true }, raw.length)
+    if (check.ok) accepted.push({ r, targets: check })
+    else {
+      const [code, enhanced] =
+        check.reason === 'quota_full'
+          ? [452, '4.2.2']
+          : check.reason === 'mailbox_disabled'
+            ? [550, '5.2.1']
+            : check.reason === 'external_target'
+              ? [451, '4.3.0']
+              : [550, '5.1.1']
+      outcomes.push({ recipient: r, code, enhanced, message: check.detail, mta: 'local' })
+    }
+  }
+  if (accepted.length) {
+    const targets = accepted.flatMap((a) => (a.targets.ok ? a.targets.targets : []))
+    const unique = [...new Map(targets.map((t) => [t.mailbox_id, t])).values()]
+    try {
+      const result = await deliverInbound(ctx.local, {
+        raw,
+        mailFrom: m.mail_from,
+        recipients: accepted.map((a) => ({ address: a.r.address, notify: null, orcpt: null })),
+        targets: unique,
+        session: { id: m.id, ip: '127.0.0.1', helo: ctx.settings.hostname, tls: null },
+      })
+      for (const a of accepted)
+        outcomes.push(
+          result.ok
+            ? {
+                recipient: a.r,
+                code: 250,
+                enhanced: '2.0.0',
+                message: `delivered locally (${result.queue_id})`,
+                mta: 'local',
+              }
+            : { recipient: a.r, code: 554, enhanced: '5.4.6', message: result.detail, mta: 'local' },
+        )
+    } catch (err) {
+      for (const a of accepted)
+        outcomes.push({
+          recipient: a.r,
+          code: 451,
+          enhanced: '4.3.0',
+          message: `local delivery failed: ${(err as Error).message}`,
+          mta: 'local',
+        })
+    }
+  }
+  step('local', { delivered: outcomes.filter((o) => o.code < 300).map((o) => o.recipient.address) })
+  return outcomes
+}

@@ -1,0 +1,83 @@
+// Events and trace steps of outbound mail. Every state change of a message or recipient is an
+// `email.<state>` event row (DESIGN.md: events are rows; webhooks and analytics read them)
+// plus a change-bus note; the trace is the finer record of one message's delivery (DNS
+// answers, connections, TLS, each SMTP reply) behind GET /v1/emails/{id}/trace.
+// Invariant: neither carries a secret (no AUTH credentials, no message bodies).
+
+import { randomBytes } from 'node:crypto'
+import type { ChangeBus } from '../../store/change-bus.ts'
+import { newId } from '../../store/ids.ts'
+import { audit } from '../accounts/audit.ts'
+import type { Tx } from '../messages/context.ts'
+
+export const EMAIL_EVENTS = [
+  'queued',
+  'sent',
+  'delivered',
+  'deferred',
+  'bounced',
+  'complained',
+  'failed',
+  'cancelled',
+  'suppressed',
+  'held',
+  'delayed',
+  'rescheduled',
+] as const
+export type EmailEvent = (typeof EMAIL_EVENTS)[number]
+
+export async function emailEvent(
+  tx: Tx,
+  bus: ChangeBus,
+  now: number,
+  e: {
+    org_id: string
+    outbound_id: string
+    type: EmailEvent
+    actor?: string
+    recipient?: string | null
+    data?: Record<string, unknown>
+  },
+): Promise<void> {
+  const payload = { email_id: e.outbound_id, ...(e.recipient ? { recipient: e.recipient } : {}), ...e.data }
+  await audit(tx, now, {
+    org_id: e.org_id,
+    type: `email.${e.type}`,
+    actor: e.actor ?? 'queue',
+    ip: null,
+    subject_id: e.outbound_id,
+    payload,
+  })
+  await bus.publish(tx, { topic: `email.${e.type}`, org_id: e.org_id, data: payload })
+}
+
+export interface TraceRow {
+  kind: string
+  attempt: number
+  at: number
+  detail: Record<string, unknown>
+}
+
+export async function addTrace(
+  tx: Tx,
+  orgId: string,
+  outboundId: string,
+  rows: readonly TraceRow[],
+): Promise<void> {
+  if (rows.length === 0) return
+  await tx
+    .insertInto('outbound_trace')
+    .values(
+      rows.map((r, i) => ({
+        // Sortable within one millisecond too: time, then the row's place in this write.
+        id: `${newId('trc', r.at).slice(0, 14)}${String(i).padStart(4, '0')}${randomBytes(5).toString('hex')}`,
+        org_id: orgId,
+        outbound_id: outboundId,
+        attempt: r.attempt,
+        kind: r.kind,
+        detail: JSON.stringify(r.detail),
+        at: r.at,
+      })),
+    )
+    .execute()
+}
