@@ -499,7 +499,7 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
       const mx = mailPorts.find((p) => p.name === 'smtp-mx') as MailPort
       const smtpLog = log.child({ mod: 'smtp' })
       const smtp = createSmtpServer({
-        handler: createMxHandler(delivery, smtpLog),
+        handler: createMxHandler(delivery, smtpLog, outbound),
         settings: config.smtp,
         hostname: config.hostname as string,
         tls: () => tls.serverOptions(),

@@ -10,6 +10,8 @@ import {
   type LocalTarget,
   type RefusalReason,
 } from '../services/delivery/inbound.ts'
+import type { OutboundContext } from '../services/outbound/context.ts'
+import { checkReturnPath, handleReport, type ReturnPathTarget } from '../services/outbound/feedback.ts'
 import type { MailFrom, RcptTo, SessionInfo, SmtpHandler, SmtpReply } from './handler.ts'
 
 const RCPT_REPLIES: Record<RefusalReason, (detail: string) => SmtpReply> = {
@@ -34,7 +36,15 @@ const RCPT_REPLIES: Record<RefusalReason, (detail: string) => SmtpReply> = {
   }),
 }
 
-export function createMxHandler(ctx: DeliveryContext, log: Logger): SmtpHandler {
+/** What the MX needs to take reports (bounces, complaints) at the return paths of sent mail. */
+export type FeedbackContext = Pick<
+  OutboundContext,
+  'store' | 'clock' | 'bus' | 'committer' | 'log' | 'returnPathKey'
+>
+
+export function createMxHandler(ctx: DeliveryContext, log: Logger, feedback?: FeedbackContext): SmtpHandler {
+  // Return paths accepted at RCPT in the current transaction of each session.
+  const reports = new Map<string, ReturnPathTarget[]>()
   // Recipients accepted at RCPT, with the mailboxes they reach, until the message arrives.
   // Sessions that end without DATA leave entries behind; they are swept once the map grows.
   const targets = new Map<string, { at: number; rcpts: Map<string, LocalTarget[]> }>()
@@ -56,9 +66,23 @@ export function createMxHandler(ctx: DeliveryContext, log: Logger): SmtpHandler 
     },
     async onMailFrom(s) {
       targets.delete(s.id) // a new transaction
+      reports.delete(s.id)
       return null
     },
     async onRcptTo(s, from: MailFrom, to: RcptTo) {
+      if (feedback) {
+        const rp = await checkReturnPath(feedback, to.address)
+        if (rp === false) {
+          log.info({ cid: s.id, rcpt: to.address }, 'return path refused: bad signature or unknown message')
+          return { code: 550, enhanced: '5.1.1', message: 'No such return path here' }
+        }
+        if (rp) {
+          const list = reports.get(s.id) ?? []
+          list.push(rp)
+          reports.set(s.id, list)
+          return null
+        }
+      }
       const r = await checkRecipient(ctx, to.address, { tls: s.tls !== null }, from.size)
       if (!r.ok) {
         log.info({ cid: s.id, rcpt: to.address, reason: r.reason }, 'recipient refused')
@@ -70,6 +94,24 @@ export function createMxHandler(ctx: DeliveryContext, log: Logger): SmtpHandler 
     async onMessage(s, envelope, message) {
       const accepted = forSession(s)
       targets.delete(s.id)
+      const rps = reports.get(s.id) ?? []
+      reports.delete(s.id)
+      if (rps.length && feedback) {
+        try {
+          const r = await handleReport(feedback, rps, message)
+          log.info({ cid: s.id, kind: r.kind, matched: r.matched }, 'report at a return path')
+        } catch (err) {
+          log.error({ err, cid: s.id }, 'report handling failed')
+          return {
+            code: 451,
+            enhanced: '4.3.0',
+            message: 'Temporary failure handling the report; try again later',
+          }
+        }
+        // Only return paths in this transaction: nothing else to store.
+        if (envelope.to.every((t) => !accepted.has(t.address.toLowerCase())))
+          return { code: 250, enhanced: '2.0.0', message: 'Ok: report received' }
+      }
       const all: LocalTarget[] = []
       for (const rcpt of envelope.to)
         for (const t of accepted.get(rcpt.address.toLowerCase()) ?? [])

@@ -4,6 +4,7 @@
 // minimal body its schema accepts) so the tests cover each route without listing them.
 
 import assert from 'node:assert/strict'
+import { verifiedDomain } from '../domains/helpers.ts'
 import { Api, type ApiResponse } from '../helpers/api.ts'
 import type { TestServer } from '../helpers/server.ts'
 import { deliver, textMail } from '../messages/fixtures.ts'
@@ -44,6 +45,10 @@ export interface Org {
   messageId: string
   threadId: string
   labelId: string
+  /** A scheduled outbound email (an hour ahead, so it stays queued) and a suppression. */
+  emailId: string
+  suppressionId: string
+  suppressedAddress: string
 }
 
 /**
@@ -88,12 +93,8 @@ export async function createOrg(s: TestServer, tag: string, via: 'setup' | 'sign
   ).body
 
   const domainName = `${tag}.postern.test`
-  const domain = expectStatus(
-    await api.post('/v1/domains', { name: domainName }),
-    201,
-    'create a domain',
-  ).body
-  const domainId: string = domain.id
+  // Verified (its records published in the test DNS), so the org may send from it.
+  const domainId = (await verifiedDomain(api, s.dns, domainName)).id
   const created = expectStatus(
     await api.post('/v1/mailboxes', { domain: domainName, local_part: 'team', owner_user_id: ownerId }),
     201,
@@ -124,6 +125,24 @@ export async function createOrg(s: TestServer, tag: string, via: 'setup' | 'sign
   )
   const message = expectStatus(await api.get(`/v1/messages/${messageId}`), 200, 'read the message').body
 
+  const email = expectStatus(
+    await api.withKey(send.key).post('/v1/emails', {
+      from: mailboxAddress,
+      to: `someone@${tag}-partner.example`,
+      subject: `Outbound of org ${tag}`,
+      text: 'hello',
+      scheduled_at: new Date(Date.now() + 3_600_000).toISOString(),
+    }),
+    202,
+    'send an email',
+  ).body
+  const suppressedAddress = `blocked-${tag}@${tag}-partner.example`
+  const suppression = expectStatus(
+    await api.post('/v1/suppressions', { address: suppressedAddress }),
+    201,
+    'add a suppression',
+  ).body
+
   const sessions = expectStatus(await api.get('/v1/me/sessions'), 200, 'list sessions').body
   const current = (sessions.data as { id: string; current: boolean }[]).find((x) => x.current)
   assert.ok(current, `no current session in ${JSON.stringify(sessions)}`)
@@ -152,6 +171,9 @@ export async function createOrg(s: TestServer, tag: string, via: 'setup' | 'sign
     messageId,
     threadId: message.thread_id,
     labelId: label.id,
+    emailId: email.id,
+    suppressionId: suppression.id,
+    suppressedAddress,
   }
 }
 

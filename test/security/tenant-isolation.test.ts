@@ -69,6 +69,14 @@ const TARGETS: Record<string, Target> = {
     bodies: { PATCH: { name: 'Taken' } },
   },
   '/v1/labels/{id}': { params: { id: (b) => b.labelId }, bodies: { PATCH: { name: 'Taken' } } },
+  '/v1/emails/{id}': { params: { id: (b) => b.emailId }, bodies: { PATCH: { scheduled_at: null } } },
+  '/v1/emails/{id}/trace': { params: { id: (b) => b.emailId } },
+  '/v1/emails/{id}/cancel': { params: { id: (b) => b.emailId } },
+  '/v1/queue/messages/{id}': {
+    params: { id: (b) => b.emailId },
+    bodies: { PATCH: { next_attempt_at: null } },
+  },
+  '/v1/suppressions/{id}': { params: { id: (b) => b.suppressionId } },
 }
 
 /** Ids in request bodies that must not reach B's objects either. */
@@ -111,6 +119,9 @@ function markersOf(b: Org): Record<string, string> {
     'mailbox address': b.mailboxAddress,
     'admin key': b.adminKey,
     'send key': b.sendKey,
+    'email id': b.emailId,
+    'suppression id': b.suppressionId,
+    'suppressed address': b.suppressedAddress,
   }
 }
 

@@ -52,7 +52,7 @@ describe('rate rules', () => {
     const rules = rulesFromConfig(config)
     assert.deepEqual(rules.login_ip, { name: 'login_ip', limit: 10, windowMs: 15 * MIN })
     assert.deepEqual(rules.send_ip, { name: 'send_ip', limit: 20, windowMs: 60_000 })
-    assert.equal(Object.keys(rules).length, 10)
+    assert.equal(Object.keys(rules).length, 11)
     for (const [name, rule] of Object.entries(rules)) assert.equal(rule.name, name)
     const broken = { ...config, rate_limits: { ...config.rate_limits, setup: '0/1m' } }
     assert.throws(() => rulesFromConfig(broken), /rate_limits\.setup: invalid rate/)
