@@ -329,7 +329,7 @@ export const schema = {
     lease_seconds: int(
       600,
       'How long a worker holds a message it is delivering before another may retry it.',
-      5,
+      1,
     ),
     smart_host: optStr(
       "Relay all outbound mail through this host as ip:port or host:port (resolved through Postern's resolver).",

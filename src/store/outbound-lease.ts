@@ -2,7 +2,8 @@
 // processes) share one queue without delivering a message twice at once. The only
 // dialect-specific part of the queue lives here.
 // Invariants:
-// - A message is claimable when it is queued (or held) and due (`next_attempt_at <= now`), its
+// - A message is claimable when it is queued, scheduled, held, or sending under an expired
+//   lease (a crashed worker), and due (`next_attempt_at <= now`), its
 //   org's queue is not paused, and nobody holds an unexpired lease on it.
 // - A claim sets lease_owner and lease_until in the same statement that selects the rows:
 //   PostgreSQL with `FOR UPDATE SKIP LOCKED` (concurrent claimers skip each other's rows),
@@ -23,7 +24,8 @@ export async function claimOutbound(
   o: { owner: string; now: number; leaseMs: number; limit: number },
 ): Promise<ClaimedMessage[]> {
   const until = o.now + o.leaseMs
-  const due = sql`status IN ('queued', 'held', 'scheduled') AND next_attempt_at <= ${o.now}
+  // 'sending' with an expired lease: its worker died mid-attempt; the attempt is taken over.
+  const due = sql`status IN ('queued', 'held', 'scheduled', 'sending') AND next_attempt_at <= ${o.now}
     AND (lease_until IS NULL OR lease_until < ${o.now})
     AND org_id NOT IN (SELECT org_id FROM queue_pauses)`
   if (store.dialect === 'postgres') {
@@ -49,7 +51,7 @@ export async function nextDueAt(store: Store): Promise<number | null> {
   const r = await store.db
     .selectFrom('outbound_messages')
     .select((eb) => eb.fn.min('next_attempt_at').as('at'))
-    .where('status', 'in', ['queued', 'held', 'scheduled'])
+    .where('status', 'in', ['queued', 'held', 'scheduled', 'sending'])
     .executeTakeFirst()
   return r?.at == null ? null : Number(r.at)
 }

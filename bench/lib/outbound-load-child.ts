@@ -1,0 +1,319 @@
+// Child process of the outbound benchmark: the client side, in a process of its own so it costs
+// Postern's process nothing. It starts Postfix's smtp-sink (the receiving MX) on a free
+// 127.0.0.1 port with -c, reads the sink's running counter from its standard output as it
+// comes (the moment the N-th message arrived is the end-to-end time), and sends mail through
+// Postern's HTTP API: `single` (C keep-alive clients each POST /v1/emails one message at a
+// time) or `batch` (C clients each POST /v1/emails/batch with `batchSize` messages).
+// Driven over IPC by outbound-load.ts:
+//   (start)                       -> { ready, port, sinkPid }
+//   { op: 'count', id }           -> { id, mesg, sess }  the sink's counters now
+//   { op: 'run', id, ...RunJob }  -> { accepted: at } when the last 202 arrived, then
+//                                    { id, report } when the sink counted every message
+// Every clock is epoch ms with sub-ms precision (performance.timeOrigin + now), comparable
+// across the benchmark's processes. Loopback only; bounded by count and timeouts.
+
+import { spawn } from 'node:child_process'
+import { Agent, request } from 'node:http'
+import { connect, createServer } from 'node:net'
+
+export interface RunJob {
+  /** http://127.0.0.1:<port> */
+  url: string
+  key: string
+  mode: 'single' | 'batch'
+  messages: number
+  clients: number
+  batchSize: number
+  from: string
+  to: string
+  /** Size of the text part, in bytes. */
+  textBytes: number
+  /** Subject prefix, so runs are told apart. */
+  label: string
+  timeoutMs: number
+}
+
+export interface RunReport {
+  mode: 'single' | 'batch'
+  messages: number
+  requests: number
+  accepted: number
+  refused: number
+  codes: Record<string, number>
+  firstError: string | null
+  /** Epoch ms: first request written, last 202 read, N-th message counted by the sink (null: never). */
+  t0: number
+  tAccepted: number
+  tDelivered: number | null
+  /** Sink counters at the start and the end of the run. */
+  sinkBase: { mesg: number; sess: number }
+  sinkEnd: { mesg: number; sess: number }
+  /** Messages the sink had received (this run) when the last 202 arrived. */
+  deliveredAtAccept: number
+  /** Request latencies (send to full reply), ms. */
+  latencies: number[]
+  /** One sample a second: seconds since t0, accepted and delivered so far. */
+  timeline: { s: number; accepted: number; delivered: number }[]
+  requestBytes: number
+}
+
+const SMTP_SINK = '/usr/sbin/smtp-sink'
+const now = () => performance.timeOrigin + performance.now()
+const send = (m: unknown) => process.send?.(m)
+
+const sink = { mesg: 0, sess: 0 }
+let onCount: (() => void) | null = null
+
+/** A free 127.0.0.1 port (asked of the kernel, then released for smtp-sink to bind). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+/** Resolves when something on the port answers with a 220 greeting. */
+async function greets(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ host: '127.0.0.1', port })
+    const timer = setTimeout(() => {
+      sock.destroy()
+      resolve(false)
+    }, 1000)
+    sock.once('data', (d) => {
+      clearTimeout(timer)
+      sock.end('QUIT\r\n')
+      resolve(d.toString('latin1').startsWith('220'))
+    })
+    sock.once('error', () => {
+      clearTimeout(timer)
+      resolve(false)
+    })
+  })
+}
+
+async function startSink(): Promise<{ port: number; pid: number }> {
+  const port = await freePort()
+  // -c: a running "sess=S quit=Q mesg=M\r" record on stdout at every change. As root,
+  // smtp-sink insists on dropping privileges (-u). -m: concurrent sessions; 1024: backlog.
+  const asRoot = process.getuid?.() === 0
+  const args = ['-c', ...(asRoot ? ['-u', 'postfix'] : []), '-m', '1024', `127.0.0.1:${port}`, '1024']
+  const child = spawn(SMTP_SINK, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  let tail = ''
+  child.stdout.setEncoding('latin1')
+  child.stdout.on('data', (chunk: string) => {
+    tail += chunk
+    const end = tail.lastIndexOf('\r')
+    if (end < 0) return
+    const done = tail.slice(0, end)
+    tail = tail.slice(end + 1)
+    const i = done.lastIndexOf('sess=')
+    const m = /sess=(\d+) quit=\d+ mesg=(\d+)/.exec(done.slice(i))
+    if (!m) return
+    sink.sess = Number(m[1])
+    sink.mesg = Number(m[2])
+    onCount?.()
+  })
+  let err = ''
+  child.stderr.on('data', (d) => {
+    if (err.length < 4000) err += d
+  })
+  child.once('exit', (code) => {
+    if (!exiting) {
+      console.error(`smtp-sink exited (${code}): ${err.trim()}`)
+      process.exit(1)
+    }
+  })
+  process.on('exit', () => child.kill())
+  for (let i = 0; i < 50; i++) {
+    if (await greets(port)) return { port, pid: child.pid as number }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  child.kill()
+  throw new Error(`smtp-sink did not answer on 127.0.0.1:${port}: ${err.trim()}`)
+}
+
+/** About `bytes` of plain text in lines of at most 72 characters (7bit, no soft breaks). */
+function bodyText(bytes: number): string {
+  const words = 'the queue hands each message to the remote server and records its answer'.split(' ')
+  const lines: string[] = []
+  let total = 0
+  for (let n = 1; total < bytes; n++) {
+    let line = `${String(n).padStart(3, '0')}`
+    for (let w = n; line.length < 66; w++) line += ` ${words[w % words.length]}`
+    lines.push(line)
+    total += line.length + 1
+  }
+  return `${lines.join('\n')}\n`
+}
+
+let exiting = false
+
+async function run(job: RunJob, id: number): Promise<RunReport> {
+  const u = new URL(job.url)
+  if (u.hostname !== '127.0.0.1') throw new Error('benchmarks talk to 127.0.0.1 only')
+  // The JSON-escaped text once; each message differs by its subject only.
+  const text = JSON.stringify(bodyText(job.textBytes))
+  const from = JSON.stringify(job.from)
+  const to = JSON.stringify(job.to)
+  const one = (i: number) => `{"from":${from},"to":${to},"subject":"${job.label} ${i}","text":${text}}`
+  const per = job.mode === 'single' ? 1 : job.batchSize
+  const requests = Math.ceil(job.messages / per)
+  const agent = new Agent({ keepAlive: true, maxSockets: job.clients })
+  const path = job.mode === 'single' ? '/v1/emails' : '/v1/emails/batch'
+  const report: RunReport = {
+    mode: job.mode,
+    messages: job.messages,
+    requests: 0,
+    accepted: 0,
+    refused: 0,
+    codes: {},
+    firstError: null,
+    t0: 0,
+    tAccepted: 0,
+    tDelivered: null,
+    sinkBase: { ...sink },
+    sinkEnd: { ...sink },
+    deliveredAtAccept: 0,
+    latencies: [],
+    timeline: [],
+    requestBytes: 0,
+  }
+  const base = sink.mesg
+  const target = base + job.messages
+  const delivered = new Promise<void>((resolve) => {
+    const check = () => {
+      if (sink.mesg >= target) {
+        report.tDelivered ??= now()
+        onCount = null
+        resolve()
+      }
+    }
+    onCount = check
+  })
+
+  const post = (body: Buffer) =>
+    new Promise<{ status: number; text: string }>((resolve) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: u.port,
+          path,
+          method: 'POST',
+          agent,
+          headers: {
+            'content-type': 'application/json',
+            'content-length': body.length,
+            authorization: `Bearer ${job.key}`,
+          },
+        },
+        (res) => {
+          let text = ''
+          res.setEncoding('utf8')
+          res.on('data', (d: string) => {
+            if (text.length < 2000) text += d
+          })
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }))
+          res.on('error', (e) => resolve({ status: 0, text: e.message }))
+        },
+      )
+      req.setTimeout(120_000, () => req.destroy(new Error('no reply within 120 s')))
+      req.on('error', (e) => resolve({ status: 0, text: e.message }))
+      req.end(body)
+    })
+
+  let next = 0
+  const client = async () => {
+    for (let r = next++; r < requests; r = next++) {
+      const first = r * per
+      const count = Math.min(per, job.messages - first)
+      const body = Buffer.from(
+        job.mode === 'single'
+          ? one(first)
+          : `[${Array.from({ length: count }, (_, k) => one(first + k)).join(',')}]`,
+      )
+      report.requestBytes += body.length
+      const t = now()
+      const res = await post(body)
+      report.latencies.push(Math.round((now() - t) * 1000) / 1000)
+      report.requests++
+      if (res.status === 202) report.accepted += count
+      else {
+        report.refused += count
+        report.codes[res.status] = (report.codes[res.status] ?? 0) + 1
+        report.firstError ??= `${res.status} ${res.text.slice(0, 300)}`
+      }
+    }
+  }
+  report.t0 = now()
+  const sampler = setInterval(() => {
+    report.timeline.push({
+      s: Math.round((now() - report.t0) / 10) / 100,
+      accepted: report.accepted,
+      delivered: sink.mesg - base,
+    })
+  }, 1000)
+  try {
+    await Promise.all(Array.from({ length: job.clients }, client))
+    report.tAccepted = now()
+    report.deliveredAtAccept = sink.mesg - base
+    send({ id, accepted: report.tAccepted })
+    // Refused messages never arrive: wait for the accepted ones only.
+    if (report.refused) onCount = null
+    const waitFor = report.refused ? waitUntil(() => sink.mesg >= base + report.accepted) : delivered
+    const left = Math.max(1000, job.timeoutMs - (now() - report.t0))
+    await Promise.race([waitFor, new Promise((r) => setTimeout(r, left))])
+    if (report.refused && sink.mesg >= base + report.accepted) report.tDelivered = now()
+  } finally {
+    clearInterval(sampler)
+    onCount = null
+    agent.destroy()
+  }
+  report.timeline.push({
+    s: Math.round((now() - report.t0) / 10) / 100,
+    accepted: report.accepted,
+    delivered: sink.mesg - base,
+  })
+  report.sinkEnd = { ...sink }
+  return report
+}
+
+function waitUntil(cond: () => boolean): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setInterval(() => {
+      if (cond()) {
+        clearInterval(t)
+        resolve()
+      }
+    }, 5)
+  })
+}
+
+process.on('disconnect', () => {
+  exiting = true
+  process.exit(0)
+})
+process.on('message', async (m: { op: string; id: number } & Partial<RunJob>) => {
+  if (m.op === 'count') send({ id: m.id, mesg: sink.mesg, sess: sink.sess })
+  else if (m.op === 'run') {
+    try {
+      send({ id: m.id, report: await run(m as unknown as RunJob, m.id) })
+    } catch (err) {
+      send({ id: m.id, error: (err as Error).stack ?? String(err) })
+    }
+  } else if (m.op === 'close') {
+    exiting = true
+    process.exit(0)
+  }
+})
+try {
+  const s = await startSink()
+  send({ ready: true, port: s.port, sinkPid: s.pid })
+} catch (err) {
+  send({ error: (err as Error).message })
+  process.exit(1)
+}
