@@ -1,0 +1,144 @@
+// Sending limits and other ways in: the per-org cap (429 when a request cannot fit; queued
+// mail over the cap is held, not dropped), the per-key limit counting each message of a
+// batch, batches that are all or nothing, and system mail (invitations) drained through the
+// queue, DKIM-signed when the host name is a verified domain.
+
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { DIALECTS } from '../helpers/dialects.ts'
+import { type DnsServer, startDnsServer } from '../helpers/dns-server.ts'
+import { fakeHandler, startSmtp, type TestSmtp } from '../smtp/helpers.ts'
+import { type Sender, startSender, waitForEmail } from './helpers.ts'
+
+const REMOTE = 'remote.example'
+const msg = (to: string | string[], subject = 'Hi') => ({
+  from: 'alice@a.example',
+  to,
+  subject,
+  text: 'Hello',
+})
+
+for (const dialect of DIALECTS) {
+  describe(`outbound limits (${dialect})`, () => {
+    let dns: DnsServer
+    let remote: TestSmtp
+    before(async () => {
+      dns = await startDnsServer({})
+      remote = await startSmtp({ handler: fakeHandler() })
+      dns.set(REMOTE, 'MX', [{ priority: 10, exchange: `mx.${REMOTE}` }])
+      dns.set(`mx.${REMOTE}`, 'A', ['127.0.0.1'])
+    })
+    after(async () => {
+      await remote?.close()
+      await dns?.close()
+    })
+
+    describe('org cap', () => {
+      let a: Sender
+      before(async () => {
+        a = await startSender(dialect, dns, remote.port, { env: { POSTERN_OUTBOUND_ORG_HOURLY_CAP: '3' } })
+      })
+      after(() => a?.server.close())
+
+      it('holds queued mail over the cap and answers 429 to sends that cannot fit', async () => {
+        await a.api.post('/v1/queue/pause')
+        const first = await a.send.post('/v1/emails', msg([`c1@${REMOTE}`, `c2@${REMOTE}`]))
+        const second = await a.send.post('/v1/emails', msg([`c3@${REMOTE}`, `c4@${REMOTE}`]))
+        assert.equal(first.status, 202, first.text)
+        assert.equal(second.status, 202, second.text)
+        await a.api.post('/v1/queue/resume')
+        await waitForEmail(a.api, first.body.id, (e) => e.status === 'sent')
+        const held = await waitForEmail(a.api, second.body.id, (e) => e.status === 'held')
+        assert.match(held.held_reason, /hourly cap of 3/)
+        assert.ok(held.events.some((e: { type: string }) => e.type === 'email.held'))
+        assert.ok(
+          held.recipients.every((r: { state: string }) => r.state === 'queued'),
+          'held, not dropped',
+        )
+        // Two of three used: one more recipient fits, two do not.
+        const fits = await a.send.post('/v1/emails', msg(`c5@${REMOTE}`))
+        assert.equal(fits.status, 202, fits.text)
+        await waitForEmail(a.api, fits.body.id, (e) => e.status === 'sent')
+        const over = await a.send.post('/v1/emails', msg([`c6@${REMOTE}`, `c7@${REMOTE}`]))
+        assert.equal(over.status, 429, over.text)
+        assert.equal(over.body.code, 'ORG_SEND_CAP')
+        assert.ok(Number(over.headers.get('retry-after')) > 0)
+        const q = await a.api.get('/v1/queue')
+        assert.equal(q.body.messages.held, 1)
+      })
+    })
+
+    describe('batches, key limits and system mail', () => {
+      let a: Sender
+      before(async () => {
+        a = await startSender(dialect, dns, remote.port, {
+          env: { POSTERN_RATE_LIMITS_SEND_KEY: '5/60s', POSTERN_HOSTNAME: 'a.example' },
+        })
+      })
+      after(() => a?.server.close())
+
+      it('sends a batch all or nothing, and counts each of its messages against the key', async () => {
+        const bad = await a.send.post('/v1/emails/batch', [
+          msg(`b1@${REMOTE}`),
+          { ...msg(`b2@${REMOTE}`), subject: 'x\r\ny' },
+        ])
+        assert.equal(bad.status, 422, bad.text)
+        assert.match(bad.text, /\[1\]\.subject/)
+        assert.equal(
+          (await a.api.get(`/v1/emails?recipient=b1@${REMOTE}`)).body.data.length,
+          0,
+          'nothing queued',
+        )
+        const ok = await a.send.post('/v1/emails/batch', [
+          msg(`b1@${REMOTE}`),
+          msg(`b2@${REMOTE}`),
+          msg(`b3@${REMOTE}`),
+        ])
+        assert.equal(ok.status, 202, ok.text)
+        assert.equal(ok.body.data.length, 3)
+        for (const r of ok.body.data) await waitForEmail(a.api, r.id, (e) => e.status === 'sent')
+        const tooMany = await a.send.post('/v1/emails/batch', [
+          msg(`b4@${REMOTE}`),
+          msg(`b5@${REMOTE}`),
+          msg(`b6@${REMOTE}`),
+        ])
+        assert.equal(tooMany.status, 429, tooMany.text)
+        assert.equal(tooMany.body.code, 'RATE_LIMITED')
+      })
+
+      it('drains system mail (an invitation) through the queue, signed for the host name’s domain', async () => {
+        const inv = await a.api.post('/v1/users/invite', { email: `newbie@${REMOTE}`, role: 'member' })
+        assert.equal(inv.status, 201, inv.text)
+        const until = Date.now() + 15_000
+        let got: Buffer | undefined
+        while (!got && Date.now() < until) {
+          got = remote.handler.messages().find((m) => m.includes(`newbie@${REMOTE}`))
+          if (!got) await new Promise((r) => setTimeout(r, 50))
+        }
+        assert.ok(got, 'the invitation reached the remote MX')
+        const head = got.subarray(0, got.indexOf('\r\n\r\n')).toString()
+        assert.match(head, /^DKIM-Signature:[\s\S]*d=a\.example/m)
+        assert.match(head, /^From: Postern <postern@a\.example>/m)
+        assert.match(head, /^Auto-Submitted: auto-generated/m)
+        const row = await a.server.postern.store.db
+          .selectFrom('system_mail')
+          .selectAll()
+          .where('to_address', '=', `newbie@${REMOTE}`)
+          .executeTakeFirstOrThrow()
+        const deadline = Date.now() + 5000
+        let status = row.status
+        while (status !== 'sent' && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 50))
+          status = (
+            await a.server.postern.store.db
+              .selectFrom('system_mail')
+              .select('status')
+              .where('id', '=', row.id)
+              .executeTakeFirstOrThrow()
+          ).status
+        }
+        assert.equal(status, 'sent')
+      })
+    })
+  })
+}
