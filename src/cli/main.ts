@@ -10,6 +10,7 @@ import { initCommand } from './commands/init.ts'
 import { keyCommand } from './commands/key.ts'
 import { mailboxCommand } from './commands/mailbox.ts'
 import { migrateCommand } from './commands/migrate.ts'
+import { queueCommand } from './commands/queue.ts'
 import { type ServeExtras, serveCommand } from './commands/serve.ts'
 
 export function commands(extras: ServeExtras = {}): Command[] {
@@ -21,6 +22,7 @@ export function commands(extras: ServeExtras = {}): Command[] {
     domainCommand,
     mailboxCommand,
     aliasCommand,
+    queueCommand,
     keyCommand,
   ]
 }
