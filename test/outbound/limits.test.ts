@@ -68,6 +68,49 @@ for (const dialect of DIALECTS) {
       })
     })
 
+    describe('lifetime, delay notice and smart host', () => {
+      let a: Sender
+      let relay: TestSmtp
+      before(async () => {
+        relay = await startSmtp({
+          handler: fakeHandler({
+            rcpt: async (to) =>
+              to.address.startsWith('stuck') ? { code: 451, enhanced: '4.4.1', message: 'Not now' } : null,
+          }),
+        })
+        a = await startSender(dialect, dns, remote.port, {
+          env: {
+            POSTERN_OUTBOUND_LIFETIME_SECONDS: '2',
+            POSTERN_OUTBOUND_DELAY_NOTICE_SECONDS: '1',
+            POSTERN_OUTBOUND_SMART_HOST: `127.0.0.1:${relay.port}`,
+            POSTERN_OUTBOUND_SMART_HOST_TLS: 'none',
+          },
+        })
+      })
+      after(async () => {
+        await a?.server.close()
+        await relay?.close()
+      })
+
+      it('relays everything through the smart host, and gives up after the lifetime with a delay notice first', async () => {
+        const ok = await a.send.post('/v1/emails', msg(`relayed@${REMOTE}`))
+        const e = await waitForEmail(a.api, ok.body.id, (x) => x.status === 'sent')
+        assert.equal(e.recipients[0].remote_mta, '127.0.0.1')
+        const rcpts = (h: TestSmtp) =>
+          h.handler.calls.flatMap((c) => (c.kind === 'rcpt' ? [c.to.address] : []))
+        assert.ok(rcpts(relay).includes(`relayed@${REMOTE}`))
+        assert.ok(!rcpts(remote).includes(`relayed@${REMOTE}`), 'the MX was not used')
+        const stuck = await a.send.post('/v1/emails', msg(`stuck@${REMOTE}`))
+        const f = await waitForEmail(a.api, stuck.body.id, (x) => x.status === 'failed', 20_000)
+        assert.equal(f.recipients[0].state, 'failed')
+        assert.match(f.recipients[0].last_response, /gave up/)
+        const types = f.events.map((x: { type: string }) => x.type)
+        assert.ok(types.includes('email.deferred'))
+        assert.ok(types.includes('email.delayed'), types.join(','))
+        assert.ok(types.indexOf('email.delayed') < types.lastIndexOf('email.failed'))
+      })
+    })
+
     describe('batches, key limits and system mail', () => {
       let a: Sender
       before(async () => {
