@@ -11,7 +11,7 @@
 import type { OutboundRecipient } from '../../store/schema.ts'
 import { checkRecipient, deliverInbound } from '../delivery/inbound.ts'
 import type { OutboundContext } from './context.ts'
-import { resolveDestination } from './destination.ts'
+import { type DestinationResult, resolveDestination } from './destination.ts'
 import type { TraceRow } from './events.ts'
 import type { ConnectionPool } from './pool.ts'
 import { type DeliveryTarget, type TraceStep, TransportError } from './transport.ts'
@@ -80,13 +80,8 @@ export async function deliverGroup(
     tls = ctx.settings.smartHostTls
     verify = tls === 'require' || tls === 'implicit'
   } else {
-    const dest = await resolveDestination(domain, {
-      resolver: ctx.resolver,
-      allows: (ip) => ctx.allows(ip),
-      localHosts: ctx.settings.localHosts,
-      port: ctx.settings.mxPort,
-    })
-    for (const d of dest.dns) step('dns', { ...d })
+    const { result: dest, cached } = await destinationFor(ctx, domain)
+    for (const d of dest.dns) step('dns', cached ? { ...d, cached: true } : { ...d })
     if (dest.kind !== 'ok') {
       step('route', { result: dest.kind, reason: dest.reason, enhanced: dest.enhanced })
       return dest.kind === 'permanent'
@@ -175,6 +170,36 @@ export async function deliverGroup(
   return lastPermanent
     ? all(550, last.enhanced, last.message, null)
     : all(last.code, last.enhanced, last.message, null)
+}
+
+/** How long a destination lookup is reused: a stream of mail to one domain asks DNS once a minute, not per message. */
+const DESTINATION_TTL_MS = 60_000
+const destinations = new WeakMap<object, Map<string, { at: number; result: DestinationResult }>>()
+
+async function destinationFor(
+  ctx: OutboundContext,
+  domain: string,
+): Promise<{ result: DestinationResult; cached: boolean }> {
+  let cache = destinations.get(ctx)
+  if (!cache) {
+    cache = new Map()
+    destinations.set(ctx, cache)
+  }
+  const now = ctx.clock.now()
+  const hit = cache.get(domain)
+  if (hit && now - hit.at < DESTINATION_TTL_MS) return { result: hit.result, cached: true }
+  const result = await resolveDestination(domain, {
+    resolver: ctx.resolver,
+    allows: (ip) => ctx.allows(ip),
+    localHosts: ctx.settings.localHosts,
+    port: ctx.settings.mxPort,
+  })
+  // Temporary failures are asked again next time; answers (good or permanent) are kept a while.
+  if (result.kind !== 'temporary') {
+    if (cache.size > 10_000) cache.clear()
+    cache.set(domain, { at: now, result })
+  }
+  return { result, cached: false }
 }
 
 function toTransportError(err: unknown): TransportError {
