@@ -320,7 +320,7 @@ export const schema = {
     ),
     delay_notice_seconds: int(
       14_400,
-      'After this long undelivered, an email.delayed event (and a notice to a local sender) is sent once.',
+      'After this long undelivered, an email.delayed event is raised once (webhooks carry it to the sender).',
       1,
     ),
     connect_timeout_ms: int(30_000, 'Time allowed to connect to a remote SMTP server.', 100),
