@@ -166,7 +166,11 @@ async function attempt(ctx: OutboundContext, pool: ConnectionPool, id: string, o
   if (m.expires_at !== null && now >= Number(m.expires_at)) return expire(ctx, m, recipients, now)
   if (due.length === 0) return reschedule(ctx, m, recipients)
 
-  const cap = await reserveCapacity(ctx, m.org_id, due.length)
+  // The caps count recipients once, at their first attempt; retries do not count again.
+  const firstTries = due.filter((r) => Number(r.attempts) === 0).length
+  const cap = firstTries
+    ? await reserveCapacity(ctx, m.org_id, firstTries)
+    : { ok: true as const, window: null, cap: 0, resetAt: 0 }
   if (!cap.ok)
     return hold(ctx, m, cap.resetAt, `over the organisation's ${cap.window}ly cap of ${cap.cap} recipients`)
 
