@@ -118,22 +118,32 @@ export async function run(args: string[]): Promise<void> {
   }
 
   const rows: Row[] = []
+  let failed = false
   for (const d of dialects)
     for (const v of variants) {
       const label = `${d} ${v}`
       console.log(`${label}: starting...`)
-      const row = await inWorker({
-        dialect: d,
-        variant: v,
-        messages,
-        clients: v === 'single' ? concurrency : batchClients,
-        batchSize,
-        warmup,
-        perDestination,
-        outboundConcurrency,
-        pollMs,
-        profileDir,
-      })
+      let row: Row
+      try {
+        row = await inWorker({
+          dialect: d,
+          variant: v,
+          messages,
+          clients: v === 'single' ? concurrency : batchClients,
+          batchSize,
+          warmup,
+          perDestination,
+          outboundConcurrency,
+          pollMs,
+          profileDir,
+        })
+      } catch (err) {
+        // One failed configuration must not lose the others' figures.
+        console.log(`${label}: FAILED: ${(err as Error).message}`)
+        notes.push(`${label} failed: ${(err as Error).message.split('\n')[0]}`)
+        failed = true
+        continue
+      }
       rows.push(row)
       console.log(`${label}: done (${row.problems.length ? row.problems.join('; ') : 'ok'})`)
     }
@@ -172,7 +182,7 @@ export async function run(args: string[]): Promise<void> {
       target_vs_postfix_delivered: TARGET,
     }),
   )
-  if (rows.some((r) => !r.ok)) process.exitCode = 1
+  if (failed || rows.some((r) => !r.ok)) process.exitCode = 1
 }
 
 /** Runs one configuration in a fresh bench process (lib/outbound-worker.ts) with Postern inside it. */
@@ -261,7 +271,8 @@ function print(
     )
   for (const r of rows)
     console.log(
-      `mean message ${r.run}: ${r.mean_message_bytes} B stored (signed); dns: ${JSON.stringify(r.dns_by_name)}`,
+      `${r.run}: mean message ${r.mean_message_bytes} B stored (signed); machine CPU ${r.machine_cpu_pct}% of all cores; ` +
+        `CPU of the HTTP client process ${r.client_cpu_s} s, of smtp-sink ${r.sink_cpu_s ?? '?'} s; dns questions ${JSON.stringify(r.dns_by_name)}`,
     )
   if (ratios)
     for (const q of ratios)

@@ -13,6 +13,7 @@
 // across the benchmark's processes. Loopback only; bounded by count and timeouts.
 
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { Agent, request } from 'node:http'
 import { connect, createServer } from 'node:net'
 
@@ -55,6 +56,9 @@ export interface RunReport {
   /** One sample a second: seconds since t0, accepted and delivered so far. */
   timeline: { s: number; accepted: number; delivered: number }[]
   requestBytes: number
+  /** CPU seconds (user+sys) of this client process and of smtp-sink during the run. */
+  clientCpuS: number
+  sinkCpuS: number | null
 }
 
 const SMTP_SINK = '/usr/sbin/smtp-sink'
@@ -62,6 +66,17 @@ const now = () => performance.timeOrigin + performance.now()
 const send = (m: unknown) => process.send?.(m)
 
 const sink = { mesg: 0, sess: 0 }
+let sinkPid = 0
+
+/** CPU seconds (user+sys) of a process so far, from /proc (Linux; clock ticks of 10 ms). */
+function procCpuS(pid: number): number | null {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+    return (Number(f[11]) + Number(f[12])) / 100
+  } catch {
+    return null
+  }
+}
 let onCount: (() => void) | null = null
 
 /** A free 127.0.0.1 port (asked of the kernel, then released for smtp-sink to bind). */
@@ -129,6 +144,7 @@ async function startSink(): Promise<{ port: number; pid: number }> {
     }
   })
   process.on('exit', () => child.kill())
+  sinkPid = child.pid as number
   for (let i = 0; i < 50; i++) {
     if (await greets(port)) return { port, pid: child.pid as number }
     await new Promise((r) => setTimeout(r, 100))
@@ -182,7 +198,11 @@ async function run(job: RunJob, id: number): Promise<RunReport> {
     latencies: [],
     timeline: [],
     requestBytes: 0,
+    clientCpuS: 0,
+    sinkCpuS: null,
   }
+  const cpu0 = process.cpuUsage()
+  const sinkCpu0 = procCpuS(sinkPid)
   const base = sink.mesg
   const target = base + job.messages
   const delivered = new Promise<void>((resolve) => {
@@ -279,6 +299,11 @@ async function run(job: RunJob, id: number): Promise<RunReport> {
     delivered: sink.mesg - base,
   })
   report.sinkEnd = { ...sink }
+  const cpu = process.cpuUsage(cpu0)
+  report.clientCpuS = Math.round((cpu.user + cpu.system) / 1e4) / 100
+  const sinkCpu1 = procCpuS(sinkPid)
+  report.sinkCpuS =
+    sinkCpu0 === null || sinkCpu1 === null ? null : Math.round((sinkCpu1 - sinkCpu0) * 100) / 100
   return report
 }
 

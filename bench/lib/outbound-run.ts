@@ -95,6 +95,9 @@ export interface Row {
   peak_rss_mib: number
   sampled_peak_rss_mib: number
   machine_cpu_pct: number
+  /** CPU seconds of the HTTP client process and of smtp-sink during the run. */
+  client_cpu_s: number
+  sink_cpu_s: number | null
   /** Sessions the sink saw in the run (connections Postern opened). */
   sink_sessions: number
   sink_messages: number
@@ -240,6 +243,8 @@ async function timedRun(
     peak_rss_mib: peak,
     sampled_peak_rss_mib: sampled,
     machine_cpu_pct: cpuBusyPct(cpu0, cpu1),
+    client_cpu_s: r.clientCpuS,
+    sink_cpu_s: r.sinkCpuS,
     sink_sessions: r.sinkEnd.sess - r.sinkBase.sess,
     sink_messages: sinkMessages,
     db_status: db.status,
