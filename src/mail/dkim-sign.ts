@@ -5,7 +5,8 @@
 // instead of being shown to the reader (RFC 6376 8.15). Verification stays with mailauth.
 // Invariants:
 // - Never an l= tag: the whole body is signed.
-// - The body hash is computed once and shared by every signature of the message.
+// - The body hash is computed once and shared by every signature of the message; the
+//   signatures themselves are computed off the event loop (libuv's thread pool).
 // - The input must have CRLF line ends (what the composer makes); the output is the input
 //   with the DKIM-Signature fields prepended, the body untouched.
 
@@ -110,7 +111,7 @@ const wrapB64 = (b64: string): string => b64.replace(/.{1,64}/g, (m) => `${m}\r\
  * Returns the message with one DKIM-Signature per key prepended (Ed25519 last, so it is the
  * first field; order does not matter to verifiers). `now` is the t= time (epoch ms).
  */
-export function dkimSign(raw: Buffer, keys: readonly DkimKey[], now: number): Buffer {
+export async function dkimSign(raw: Buffer, keys: readonly DkimKey[], now: number): Promise<Buffer> {
   if (keys.length === 0) return raw
   const { header, body } = splitMessage(raw)
   const all = fields(header)
@@ -138,10 +139,13 @@ export function dkimSign(raw: Buffer, keys: readonly DkimKey[], now: number): Bu
       'latin1',
     )
     const pk = typeof key.privateKey === 'string' ? createPrivateKey(key.privateKey) : key.privateKey
-    const b =
-      key.algorithm === 'rsa'
-        ? sign('sha256', data, pk)
-        : sign(null, createHash('sha256').update(data).digest(), pk)
+    // The callback form runs the signature in libuv's thread pool: RSA signing is the costliest
+    // step of sending and would otherwise block the event loop.
+    const b = await new Promise<Buffer>((resolve, reject) => {
+      const done = (err: Error | null, sig: Buffer) => (err ? reject(err) : resolve(sig))
+      if (key.algorithm === 'rsa') sign('sha256', data, pk, done)
+      else sign(null, createHash('sha256').update(data).digest(), pk, done)
+    })
     signatures.push(`${unsigned}${wrapB64(b.toString('base64'))}`)
   }
   return Buffer.concat([Buffer.from(`${signatures.reverse().join('\r\n')}\r\n`, 'latin1'), raw])

@@ -8,6 +8,7 @@
 // - Suppressed recipients are recorded with state `suppressed` and never reach the worker.
 // - A copy for the sender's Sent folder, when asked for, is filed in the same transaction.
 
+import { createPrivateKey } from 'node:crypto'
 import { type DkimKey, dkimSign } from '../../mail/dkim-sign.ts'
 import { parseMessage } from '../../mail/parse.ts'
 import { makeReturnPath } from '../../mail/return-path.ts'
@@ -79,7 +80,8 @@ async function signingKeys(ctx: OutboundContext, domain: { id: string; name: str
     domain: domain.name,
     selector: k.selector,
     algorithm: k.algorithm,
-    privateKey: k.privatePem,
+    // Parsed once per minute, not per message.
+    privateKey: createPrivateKey(k.privatePem),
   }))
   cache.set(domain.id, { at: now, keys })
   return keys
@@ -93,7 +95,7 @@ export function forgetSigningKeys(ctx: OutboundContext): void {
 export async function enqueue(ctx: OutboundContext, r: EnqueueRequest): Promise<Enqueued> {
   const now = ctx.clock.now()
   const id = newId('eml', now)
-  const signed = r.domain ? dkimSign(r.raw, await signingKeys(ctx, r.domain), now) : r.raw
+  const signed = r.domain ? await dkimSign(r.raw, await signingKeys(ctx, r.domain), now) : r.raw
   const mailFrom = r.mail_from ?? (r.domain ? makeReturnPath(ctx.returnPathKey, id, r.domain.name) : '')
   const staged = await ctx.blobs.stage(r.org_id, signed)
   const parsedCopy = r.sent_copy_mailbox ? await parseMessage(signed) : null

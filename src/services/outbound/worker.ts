@@ -175,21 +175,26 @@ async function attempt(ctx: OutboundContext, pool: ConnectionPool, id: string, o
     return hold(ctx, m, cap.resetAt, `over the organisation's ${cap.window}ly cap of ${cap.cap} recipients`)
 
   const attemptNo = Number(m.attempts) + 1
-  await ctx.committer.run(async (tx) => {
+  // The attempt's start (status, attempt count, the `sent` event) is written with the first
+  // outcome, in the same transaction: one commit fewer per message.
+  const started = { done: false }
+  const begin = async (tx: Tx, at: number) => {
+    if (started.done) return
+    started.done = true
     await tx
       .updateTable('outbound_messages')
       .set({
         status: 'sending',
         attempts: attemptNo,
         held_reason: null,
-        first_attempt_at: m.first_attempt_at ?? now,
-        updated_at: now,
+        first_attempt_at: m.first_attempt_at ?? at,
+        updated_at: at,
       })
       .where('id', '=', id)
       .execute()
     if (m.first_attempt_at === null)
-      await emailEvent(tx, ctx.bus, now, { org_id: m.org_id, outbound_id: id, type: 'sent' })
-  })
+      await emailEvent(tx, ctx.bus, at, { org_id: m.org_id, outbound_id: id, type: 'sent' })
+  }
 
   const raw = await ctx.blobs.get(m.org_id, m.blob_sha256 as string)
   const byDomain = new Map<string, OutboundRecipient[]>()
@@ -198,6 +203,12 @@ async function attempt(ctx: OutboundContext, pool: ConnectionPool, id: string, o
     list.push(r)
     byDomain.set(r.domain, list)
   }
+  const notDue = recipients.filter((r) => !due.includes(r))
+  const after: OutboundMessage = { ...m, attempts: attemptNo, first_attempt_at: m.first_attempt_at ?? now }
+  // With one destination and every pending recipient due (the common case), the message is
+  // finished or rescheduled in the transaction that records the outcomes.
+  const single = byDomain.size === 1 && notDue.length === 0
+  const stillPending: OutboundRecipient[] = [...notDue]
   await Promise.all(
     [...byDomain].map(async ([domain, list]) => {
       const result = await deliverGroup(
@@ -224,19 +235,17 @@ async function attempt(ctx: OutboundContext, pool: ConnectionPool, id: string, o
           },
         ],
       }))
-      await record(ctx, m, attemptNo, result.outcomes, result.trace)
+      await record(ctx, m, attemptNo, result.outcomes, result.trace, begin, async (tx, deferred, at) => {
+        stillPending.push(...deferred)
+        if (!single) return
+        if (deferred.length === 0) await finishTx(tx, ctx, after, at)
+        else await rescheduleTx(tx, ctx, after, deferred, at)
+      })
     }),
   )
-  const fresh = await db
-    .selectFrom('outbound_messages')
-    .selectAll()
-    .where('id', '=', id)
-    .executeTakeFirstOrThrow()
-  const left = (
-    await db.selectFrom('outbound_recipients').selectAll().where('outbound_id', '=', id).execute()
-  ).filter((r) => isPending(r.state))
-  if (left.length === 0) return finish(ctx, fresh, ctx.clock.now())
-  await reschedule(ctx, fresh, left)
+  if (single) return
+  if (stillPending.length === 0) return finish(ctx, after, ctx.clock.now())
+  await reschedule(ctx, after, stillPending)
 }
 
 /** The wait before attempt n+1 after n failed attempts. */
@@ -250,9 +259,13 @@ async function record(
   attemptNo: number,
   outcomes: Outcome[],
   trace: TraceRow[],
+  first: (tx: Tx, now: number) => Promise<void>,
+  then: (tx: Tx, deferred: OutboundRecipient[], now: number) => Promise<void>,
 ): Promise<void> {
   const now = ctx.clock.now()
   await ctx.committer.run(async (tx) => {
+    await first(tx, now)
+    const deferred: OutboundRecipient[] = []
     await addTrace(tx, m.org_id, m.id, trace)
     for (const o of outcomes) {
       const r = o.recipient
@@ -290,6 +303,7 @@ async function record(
       } else {
         const next = now + retryDelay(ctx.settings.retryMs, attempts)
         await setRecipient(tx, r.id, { ...base, state: 'deferred', next_attempt_at: next })
+        deferred.push({ ...r, ...base, state: 'deferred', next_attempt_at: next })
         await emailEvent(tx, ctx.bus, now, {
           org_id: m.org_id,
           outbound_id: m.id,
@@ -306,6 +320,7 @@ async function record(
         })
       }
     }
+    await then(tx, deferred, now)
   })
 }
 
@@ -366,7 +381,11 @@ export async function bounceRecipient(
 
 /** No pending recipient left: the message is sent (something was delivered) or failed. */
 async function finish(ctx: OutboundContext, m: OutboundMessage, now: number): Promise<void> {
-  await ctx.committer.run(async (tx) => {
+  await ctx.committer.run((tx) => finishTx(tx, ctx, m, now))
+}
+
+async function finishTx(tx: Tx, ctx: OutboundContext, m: OutboundMessage, now: number): Promise<void> {
+  {
     const states = await tx
       .selectFrom('outbound_recipients')
       .select('state')
@@ -398,7 +417,7 @@ async function finish(ctx: OutboundContext, m: OutboundMessage, now: number): Pr
         .set({ status, sent_at: now })
         .where('id', '=', m.system_mail_id)
         .execute()
-  })
+  }
 }
 
 /** Retry later: next attempt at the earliest pending recipient's time; the delay notice once. */
@@ -408,34 +427,42 @@ async function reschedule(
   pending: OutboundRecipient[],
 ): Promise<void> {
   const now = ctx.clock.now()
+  await ctx.committer.run((tx) => rescheduleTx(tx, ctx, m, pending, now))
+}
+
+async function rescheduleTx(
+  tx: Tx,
+  ctx: OutboundContext,
+  m: OutboundMessage,
+  pending: OutboundRecipient[],
+  now: number,
+): Promise<void> {
   const next = Math.min(...pending.map((r) => Number(r.next_attempt_at ?? now)))
   const since = Number(m.scheduled_at ?? m.created_at)
   const notice = !m.delay_notified && now - since >= ctx.settings.delayNoticeMs
-  await ctx.committer.run(async (tx) => {
-    await tx
-      .updateTable('outbound_messages')
-      .set({
-        status: 'queued',
-        next_attempt_at: next,
-        lease_owner: null,
-        lease_until: null,
-        updated_at: now,
-        ...(notice ? { delay_notified: 1 } : {}),
-      })
-      .where('id', '=', m.id)
-      .where('status', '!=', 'cancelled')
-      .execute()
-    if (notice)
-      await emailEvent(tx, ctx.bus, now, {
-        org_id: m.org_id,
-        outbound_id: m.id,
-        type: 'delayed',
-        data: {
-          pending: pending.map((r) => ({ recipient: r.address, last_response: r.last_response })),
-          next_attempt_at: new Date(next).toISOString(),
-        },
-      })
-  })
+  await tx
+    .updateTable('outbound_messages')
+    .set({
+      status: 'queued',
+      next_attempt_at: next,
+      lease_owner: null,
+      lease_until: null,
+      updated_at: now,
+      ...(notice ? { delay_notified: 1 } : {}),
+    })
+    .where('id', '=', m.id)
+    .where('status', '!=', 'cancelled')
+    .execute()
+  if (notice)
+    await emailEvent(tx, ctx.bus, now, {
+      org_id: m.org_id,
+      outbound_id: m.id,
+      type: 'delayed',
+      data: {
+        pending: pending.map((r) => ({ recipient: r.address, last_response: r.last_response })),
+        next_attempt_at: new Date(next).toISOString(),
+      },
+    })
 }
 
 async function hold(ctx: OutboundContext, m: OutboundMessage, until: number, reason: string): Promise<void> {
