@@ -43,6 +43,7 @@
 import { fork } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
+import { intOption } from './lib/args.ts'
 import { type PostfixRelayRun, runPostfixRelay } from './lib/outbound-postfix.ts'
 import type { Row, RunOptions, Variant } from './lib/outbound-run.ts'
 import { type Dialect, postgresUrl } from './lib/postern-mx.ts'
@@ -70,11 +71,7 @@ export async function run(args: string[]): Promise<void> {
       profile: { type: 'string' },
     },
   })
-  const int = (v: string | undefined, def: number, name: string, min = 0) => {
-    const n = v === undefined ? def : Number(v)
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: expected an integer >= ${min}, got ${v}`)
-    return n
-  }
+  const int = intOption
   const messages = int(values.messages, 20_000, 'messages', 1)
   const concurrency = int(values.concurrency, 20, 'concurrency', 1)
   const batchClients = int(values['batch-clients'], 4, 'batch-clients', 1)

@@ -34,6 +34,7 @@
 import { fork } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
 import { parseArgs } from 'node:util'
+import { intOption } from './lib/args.ts'
 import { type Row, type RunOptions, SIZE, type Variant } from './lib/inbound-run.ts'
 import { type PostfixRun, runPostfixMx, SMTP_SOURCE } from './lib/peers.ts'
 import { type Dialect, postgresUrl } from './lib/postern-mx.ts'
@@ -54,11 +55,7 @@ export async function run(args: string[]): Promise<void> {
       profile: { type: 'string' },
     },
   })
-  const int = (v: string | undefined, def: number, name: string, min = 0) => {
-    const n = v === undefined ? def : Number(v)
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: expected an integer >= ${min}, got ${v}`)
-    return n
-  }
+  const int = intOption
   const messages = int(values.messages, 20_000, 'messages', 1)
   const sessions = int(values.sessions, 20, 'sessions', 1)
   const warmup = int(values.warmup, 500, 'warmup')

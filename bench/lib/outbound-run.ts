@@ -25,7 +25,7 @@ import type { DnsServer } from '../../test/helpers/dns-server.ts'
 import { loopbackEnv } from '../../test/helpers/server.ts'
 import { type DnsProcess, startDnsProcess } from './dns-process.ts'
 import { type OutboundLoad, type RunReport, startOutboundLoad } from './outbound-load.ts'
-import { type Dialect, postgresUrl } from './postern-mx.ts'
+import { benchOrgWithDomain, type Dialect, must, postgresUrl } from './postern-mx.ts'
 import {
   cpuBusyPct,
   cpuSnapshot,
@@ -420,38 +420,9 @@ async function startSender(o: RunOptions, dns: DnsProcess, sinkPort: number): Pr
 
 /** Setup, domain bench-sender.test (records published, verified), a send key; remote.test's MX. */
 async function setUpSending(postern: Postern, dns: DnsProcess): Promise<string> {
-  const api = new Api(postern.url as string)
-  const must = async <T>(what: string, p: Promise<ApiResponse<T>>, want: number): Promise<T> => {
-    const r = await p
-    if (r.status !== want) throw new Error(`${what}: ${r.status} ${r.text}`)
-    return r.body
-  }
-  await must(
-    'setup',
-    api.post('/v1/setup', {
-      setup_token: postern.setupToken,
-      org_name: 'Bench Sender',
-      email: 'owner@example.com',
-      password: 'correct-horse-battery-9',
-      name: 'Bench Owner',
-    }),
-    201,
-  )
-  const domain = await must(
-    'create domain',
-    api.post<{ id: string }>('/v1/domains', { name: SENDER_DOMAIN }),
-    201,
-  )
-  const records = await must(
-    'dns records',
-    api.get<{ records: Parameters<typeof publish>[1] }>(`/v1/domains/${domain.id}/dns-records`),
-    200,
-  )
-  publish(dns as unknown as DnsServer, records.records)
   dns.set(RECIPIENT_DOMAIN, 'MX', [{ priority: 10, exchange: `mx.${RECIPIENT_DOMAIN}` }])
   dns.set(`mx.${RECIPIENT_DOMAIN}`, 'A', ['127.0.0.1'])
-  await dns.stats() // every record is in the zone
-  await must('verify', api.post(`/v1/domains/${domain.id}/verify`), 200)
+  const { api } = await benchOrgWithDomain(postern, dns, 'Bench Sender', { name: SENDER_DOMAIN })
   const key = await must(
     'api key',
     api.post<{ key: string }>('/v1/api-keys', { name: 'bench', scope: 'send' }),

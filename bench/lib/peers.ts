@@ -86,9 +86,25 @@ export async function runPostfixMx(o: {
   sessions: number
   timeoutMs: number
 }): Promise<PostfixRun> {
-  const script = join(PEERS_DIR, 'bench-postfix-mx.sh')
+  const r = await runPeerScript('bench-postfix-mx.sh', o)
+  return {
+    ...r,
+    accept_msgs_per_sec: Number(r.fields.median_accept_msgs_per_sec ?? Number.NaN),
+    delivered_msgs_per_sec: Number(r.fields.median_delivered_msgs_per_sec ?? Number.NaN),
+  }
+}
+
+/**
+ * Runs one of the peers' bench scripts once (BENCH_RUNS=1) with `messages` over `sessions`, in
+ * its own process group (a timeout stops all of it), and parses the key=value pairs it prints.
+ */
+export async function runPeerScript(
+  name: string,
+  o: { messages: number; sessions: number; timeoutMs: number },
+): Promise<{ fields: Record<string, string>; output: string; rc: number | null }> {
+  const script = join(PEERS_DIR, name)
   if (!existsSync(script)) throw new Error(`${script} is missing`)
-  const results = mkdtempSync(join(tmpdir(), 'postern-bench-postfix-'))
+  const results = mkdtempSync(join(tmpdir(), 'postern-bench-peer-'))
   const child = spawn('bash', [script], {
     env: {
       ...process.env,
@@ -99,7 +115,7 @@ export async function runPostfixMx(o: {
       RESULTS_DIR: results,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true, // its own process group, so a timeout can stop all of it
+    detached: true,
   })
   let output = ''
   child.stdout.on('data', (d) => {
@@ -116,11 +132,5 @@ export async function runPostfixMx(o: {
   rmSync(results, { recursive: true, force: true })
   const fields: Record<string, string> = {}
   for (const m of output.matchAll(/([a-z_]+)=([^\s]+)/g)) fields[m[1] as string] = m[2] as string
-  return {
-    accept_msgs_per_sec: Number(fields.median_accept_msgs_per_sec ?? Number.NaN),
-    delivered_msgs_per_sec: Number(fields.median_delivered_msgs_per_sec ?? Number.NaN),
-    fields,
-    output: output.trim(),
-    rc,
-  }
+  return { fields, output: output.trim(), rc }
 }

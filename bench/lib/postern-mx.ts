@@ -165,44 +165,57 @@ export async function startMx(opts: {
   }
 }
 
-/** Setup, domain bench.test (records published, verified), mailbox user1 with a big quota. */
-async function hostDomain(postern: Postern, dns: DnsProcess): Promise<string> {
+/** Throws unless the response has status `want`; returns its body. */
+export async function must<T>(what: string, p: Promise<ApiResponse<T>>, want: number): Promise<T> {
+  const r = await p
+  if (r.status !== want) throw new Error(`${what}: ${r.status} ${r.text}`)
+  return r.body
+}
+
+/**
+ * The first owner and org (POST /v1/setup), then a domain created with `domain` (its name and
+ * limits), its records published in the loopback DNS and verified. The signed-in owner's client
+ * and the domain id.
+ */
+export async function benchOrgWithDomain(
+  postern: Postern,
+  dns: DnsProcess,
+  orgName: string,
+  domain: { name: string } & Record<string, unknown>,
+): Promise<{ api: Api; domainId: string }> {
   const api = new Api(postern.url as string)
-  const must = async <T>(what: string, p: Promise<ApiResponse<T>>, want: number): Promise<T> => {
-    const r = await p
-    if (r.status !== want) throw new Error(`${what}: ${r.status} ${r.text}`)
-    return r.body
-  }
   await must(
     'setup',
     api.post('/v1/setup', {
       setup_token: postern.setupToken,
-      org_name: 'Bench',
+      org_name: orgName,
       email: 'owner@example.com',
       password: 'correct-horse-battery-9',
       name: 'Bench Owner',
     }),
     201,
   )
-  const quotaMb = 100_000
-  const domain = await must(
-    'create domain',
-    api.post<{ id: string }>('/v1/domains', {
-      name: HOSTED_DOMAIN,
-      default_quota_mb: 1024,
-      max_quota_mb: quotaMb,
-      total_quota_mb: quotaMb,
-    }),
-    201,
-  )
+  const created = await must('create domain', api.post<{ id: string }>('/v1/domains', domain), 201)
   const records = await must(
     'dns records',
-    api.get<{ records: Parameters<typeof publish>[1] }>(`/v1/domains/${domain.id}/dns-records`),
+    api.get<{ records: Parameters<typeof publish>[1] }>(`/v1/domains/${created.id}/dns-records`),
     200,
   )
   publish(dns as unknown as DnsServer, records.records)
   await dns.stats() // every record is in the zone
-  await must('verify', api.post(`/v1/domains/${domain.id}/verify`), 200)
+  await must('verify', api.post(`/v1/domains/${created.id}/verify`), 200)
+  return { api, domainId: created.id }
+}
+
+/** Setup, domain bench.test (records published, verified), mailbox user1 with a big quota. */
+async function hostDomain(postern: Postern, dns: DnsProcess): Promise<string> {
+  const quotaMb = 100_000
+  const { api } = await benchOrgWithDomain(postern, dns, 'Bench', {
+    name: HOSTED_DOMAIN,
+    default_quota_mb: 1024,
+    max_quota_mb: quotaMb,
+    total_quota_mb: quotaMb,
+  })
   const me = await must('me', api.get<{ id: string }>('/v1/me'), 200)
   const mailbox = await must(
     'create mailbox',

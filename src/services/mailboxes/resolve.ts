@@ -19,6 +19,17 @@ export type Resolution =
   | { kind: 'alias'; org_id: string; alias_id: string; address: string; targets: string[] }
   | { kind: 'none'; reason: 'invalid' | 'not_hosted' | 'unknown_recipient' }
 
+/** The verified, active domain of this name (in whichever org holds it), or undefined: the one test of "hosted here". */
+export function hostedDomain(store: Store, name: string) {
+  return store.db
+    .selectFrom('domains')
+    .select(['id', 'org_id'])
+    .where('name', '=', name)
+    .where('status', '=', 'verified')
+    .where('active', '=', 1)
+    .executeTakeFirst()
+}
+
 export async function resolveRecipient(
   store: Store,
   address: string,
@@ -31,13 +42,7 @@ export async function resolveRecipient(
     return { kind: 'none', reason: 'invalid' }
   }
   const db = store.db
-  const domain = await db
-    .selectFrom('domains')
-    .select(['id', 'org_id'])
-    .where('name', '=', parsed.domain)
-    .where('status', '=', 'verified')
-    .where('active', '=', 1)
-    .executeTakeFirst()
+  const domain = await hostedDomain(store, parsed.domain)
   if (!domain) return { kind: 'none', reason: 'not_hosted' }
   const lookup = async (canonical: string): Promise<Resolution | null> => {
     const m = await db

@@ -8,8 +8,10 @@
 //   the group deferred. A 5xx to a recipient bounces that recipient only.
 // - The SMTP client is given IP addresses, never names (destination.ts resolves them).
 
+import { isIP } from 'node:net'
 import type { OutboundRecipient } from '../../store/schema.ts'
 import { checkRecipient, deliverInbound } from '../delivery/inbound.ts'
+import { hostedDomain } from '../mailboxes/resolve.ts'
 import type { OutboundContext } from './context.ts'
 import { type DestinationResult, resolveDestination } from './destination.ts'
 import type { TraceRow } from './events.ts'
@@ -48,14 +50,8 @@ export async function deliverGroup(
     trace,
   })
 
-  const hosted = await ctx.store.db
-    .selectFrom('domains')
-    .select('id')
-    .where('name', '=', domain)
-    .where('status', '=', 'verified')
-    .where('active', '=', 1)
-    .executeTakeFirst()
-  if (hosted) return { outcomes: await deliverLocally(ctx, m, recipients, raw, step), trace }
+  if (await hostedDomain(ctx.store, domain))
+    return { outcomes: await deliverLocally(ctx, m, recipients, raw, step), trace }
 
   let targets: DeliveryTarget[]
   let auth: { user: string; pass: string } | null = null
@@ -63,19 +59,17 @@ export async function deliverGroup(
   let verify = false
   const smart = ctx.settings.smartHost
   if (smart) {
-    const dest = await resolveDestination(smart.host, {
-      resolver: ctx.resolver,
-      allows: () => true,
-      localHosts: [],
-      port: smart.port,
-    }).catch(() => null)
-    const ips = dest?.kind === 'ok' ? dest.targets : []
-    // A smart host given as an IP literal needs no lookup.
-    if (/^[\d.]+$|:/.test(smart.host))
-      ips.unshift({ host: smart.host, ip: smart.host, port: smart.port, preference: 0 })
-    step('dns', { query: smart.host, type: 'smart_host', answers: ips.map((t) => t.ip) })
+    // The relay's own addresses (A, then AAAA), never its MX; an IP literal is used as given.
+    const none = () => [] as string[]
+    const ips = isIP(smart.host)
+      ? [smart.host]
+      : [
+          ...(await ctx.resolver.resolve4(smart.host).catch(none)),
+          ...(await ctx.resolver.resolve6(smart.host).catch(none)),
+        ]
+    step('dns', { query: smart.host, type: 'smart_host', answers: ips })
     if (ips.length === 0) return all(451, '4.4.3', `smart host ${smart.host} does not resolve`, null)
-    targets = ips.map((t) => ({ domain, host: smart.host, ip: t.ip, port: smart.port }))
+    targets = ips.map((ip) => ({ domain, host: smart.host, ip, port: smart.port }))
     auth = ctx.settings.smartHostAuth
     tls = ctx.settings.smartHostTls
     verify = tls === 'require' || tls === 'implicit'

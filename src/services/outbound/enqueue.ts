@@ -87,11 +87,6 @@ async function signingKeys(ctx: OutboundContext, domain: { id: string; name: str
   return keys
 }
 
-/** Forgets cached keys (after a rotation in this process). */
-export function forgetSigningKeys(ctx: OutboundContext): void {
-  keyCache.delete(ctx)
-}
-
 export async function enqueue(ctx: OutboundContext, r: EnqueueRequest): Promise<Enqueued> {
   const now = ctx.clock.now()
   const id = newId('eml', now)

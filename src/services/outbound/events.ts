@@ -4,7 +4,6 @@
 // answers, connections, TLS, each SMTP reply) behind GET /v1/emails/{id}/trace.
 // Invariant: neither carries a secret (no AUTH credentials, no message bodies).
 
-import { randomBytes } from 'node:crypto'
 import type { ChangeBus } from '../../store/change-bus.ts'
 import { newId } from '../../store/ids.ts'
 import { audit } from '../accounts/audit.ts'
@@ -68,9 +67,9 @@ export async function addTrace(
   await tx
     .insertInto('outbound_trace')
     .values(
-      rows.map((r, i) => ({
-        // Sortable within one millisecond too: time, then the row's place in this write.
-        id: `${newId('trc', r.at).slice(0, 14)}${String(i).padStart(4, '0')}${randomBytes(5).toString('hex')}`,
+      rows.map((r) => ({
+        // Ids are monotonic per millisecond (store/ids.ts), so rows sort in the order written.
+        id: newId('trc', r.at),
         org_id: orgId,
         outbound_id: outboundId,
         attempt: r.attempt,

@@ -6,7 +6,6 @@
 // messages that would go over.
 // Invariant: a refused reservation is given back, so refusals do not eat the window.
 
-import type { Tx } from '../messages/context.ts'
 import type { RateLimitRule } from '../ratelimit/rules.ts'
 import type { OutboundContext } from './context.ts'
 
@@ -20,12 +19,27 @@ export interface CapDecision {
   resetAt: number
 }
 
+const CAPS_TTL_MS = 60_000
+const capsCache = new WeakMap<object, Map<string, { at: number; rules: RateLimitRule[] }>>()
+
+/** The org's cap rules (its settings over the config), re-read at most once a minute. */
 export async function orgCaps(
-  tx: Tx,
+  ctx: Pick<OutboundContext, 'store' | 'settings' | 'clock'>,
   orgId: string,
-  ctx: Pick<OutboundContext, 'settings'>,
 ): Promise<RateLimitRule[]> {
-  const org = await tx.selectFrom('orgs').select('settings').where('id', '=', orgId).executeTakeFirst()
+  let cache = capsCache.get(ctx)
+  if (!cache) {
+    cache = new Map()
+    capsCache.set(ctx, cache)
+  }
+  const now = ctx.clock.now()
+  const hit = cache.get(orgId)
+  if (hit && now - hit.at < CAPS_TTL_MS) return hit.rules
+  const org = await ctx.store.db
+    .selectFrom('orgs')
+    .select('settings')
+    .where('id', '=', orgId)
+    .executeTakeFirst()
   let s: Record<string, unknown> = {}
   try {
     s = JSON.parse(org?.settings ?? '{}') as Record<string, unknown>
@@ -36,47 +50,55 @@ export async function orgCaps(
   const rules: RateLimitRule[] = []
   if (hour > 0) rules.push({ name: 'org_send_hour', limit: hour, windowMs: 3_600_000 })
   if (day > 0) rules.push({ name: 'org_send_day', limit: day, windowMs: 86_400_000 })
+  if (cache.size > 10_000) cache.clear()
+  cache.set(orgId, { at: now, rules })
   return rules
 }
 
 const windowOf = (r: RateLimitRule): 'hour' | 'day' => (r.name === 'org_send_hour' ? 'hour' : 'day')
 
-/** Counts `n` recipients against the org's caps; gives them back and refuses when any cap would be exceeded. */
+const OK: CapDecision = { ok: true, window: null, cap: 0, remaining: 0, resetAt: 0 }
+
+/**
+ * Counts `n` recipients against the org's caps; gives them back and refuses when any cap would
+ * be exceeded. The counters move inside a group commit, not in transactions of their own.
+ */
 export async function reserveCapacity(
-  ctx: Pick<OutboundContext, 'limiter' | 'store' | 'settings'>,
+  ctx: Pick<OutboundContext, 'limiter' | 'store' | 'settings' | 'clock' | 'committer'>,
   orgId: string,
   n: number,
 ): Promise<CapDecision> {
-  const rules = await orgCaps(ctx.store.db, orgId, ctx)
-  const taken: RateLimitRule[] = []
-  for (const rule of rules) {
-    const d = await ctx.limiter.hit(rule, orgId, n)
-    taken.push(rule)
-    if (!d.allowed) {
-      for (const t of taken) await ctx.limiter.hit(t, orgId, -n)
-      return {
-        ok: false,
-        window: windowOf(rule),
-        cap: rule.limit,
-        remaining: d.remaining,
-        resetAt: d.resetAt,
+  const rules = await orgCaps(ctx, orgId)
+  if (rules.length === 0) return OK
+  return ctx.committer.run(async (tx) => {
+    const taken: RateLimitRule[] = []
+    for (const rule of rules) {
+      const d = await ctx.limiter.hit(rule, orgId, n, tx)
+      taken.push(rule)
+      if (!d.allowed) {
+        for (const t of taken) await ctx.limiter.hit(t, orgId, -n, tx)
+        return {
+          ok: false,
+          window: windowOf(rule),
+          cap: rule.limit,
+          remaining: d.remaining,
+          resetAt: d.resetAt,
+        }
       }
     }
-  }
-  return { ok: true, window: null, cap: 0, remaining: 0, resetAt: 0 }
+    return OK
+  })
 }
 
-/** Whether `n` more recipients fit now, without counting them (the send API's check). */
+/** Whether `n` more recipients fit now, without counting them (the send API's check; a read). */
 export async function peekCapacity(
   ctx: Pick<OutboundContext, 'limiter' | 'store' | 'settings' | 'clock'>,
   orgId: string,
   n: number,
 ): Promise<CapDecision> {
-  const rules = await orgCaps(ctx.store.db, orgId, ctx)
-  for (const rule of rules) {
-    const d = await ctx.limiter.hit(rule, orgId, 0)
-    const used = rule.limit - d.remaining
-    if (used + n > rule.limit)
+  for (const rule of await orgCaps(ctx, orgId)) {
+    const d = await ctx.limiter.peek(rule, orgId, 0)
+    if (d.remaining < n)
       return {
         ok: false,
         window: windowOf(rule),
@@ -85,5 +107,5 @@ export async function peekCapacity(
         resetAt: d.resetAt,
       }
   }
-  return { ok: true, window: null, cap: 0, remaining: 0, resetAt: 0 }
+  return OK
 }

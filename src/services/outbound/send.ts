@@ -15,7 +15,7 @@ import { ComposeError, composeMessage } from '../../mail/compose.ts'
 import { newId } from '../../store/ids.ts'
 import type { Principal } from '../accounts/principal.ts'
 import { ServiceError } from '../errors.ts'
-import { resolveRecipient } from '../mailboxes/resolve.ts'
+import { hostedDomain, resolveRecipient } from '../mailboxes/resolve.ts'
 import { reachableMailboxIds } from '../messages/access.ts'
 import { rateLimitedError } from '../ratelimit/limiter.ts'
 import type { OutboundContext } from './context.ts'
@@ -232,25 +232,29 @@ async function senderMailbox(ctx: OutboundContext, address: string): Promise<str
   return null
 }
 
+/** The message a checked request makes (sending and the dry run compose the same way). */
+const compose = (m: Prepared, messageId: string, date: Date) =>
+  composeMessage({
+    from: m.from,
+    to: m.to,
+    cc: m.cc,
+    bcc: m.bcc,
+    replyTo: m.replyTo,
+    subject: m.input.subject,
+    text: m.input.text ?? null,
+    html: m.input.html ?? null,
+    attachments: m.attachments,
+    headers: m.input.headers ?? {},
+    messageId,
+    date,
+  })
+
 async function composeAndEnqueue(ctx: OutboundContext, p: Principal, m: Prepared, origin: 'api' | 'batch') {
   const now = ctx.clock.now()
   const messageId = `${newId('msg', now).slice(4)}@${m.domain.name}`
   let raw: Buffer
   try {
-    raw = await composeMessage({
-      from: m.from,
-      to: m.to,
-      cc: m.cc,
-      bcc: m.bcc,
-      replyTo: m.replyTo,
-      subject: m.input.subject,
-      text: m.input.text ?? null,
-      html: m.input.html ?? null,
-      attachments: m.attachments,
-      headers: m.input.headers ?? {},
-      messageId,
-      date: new Date(m.scheduledAt && m.scheduledAt > now ? m.scheduledAt : now),
-    })
+    raw = await compose(m, messageId, new Date(m.scheduledAt && m.scheduledAt > now ? m.scheduledAt : now))
   } catch (err) {
     if (err instanceof ComposeError) throw invalid(err.field, err.message)
     throw err
@@ -411,20 +415,7 @@ export async function validateEmail(
   const errors: { field: string; message: string }[] = []
   let size: number | null = null
   try {
-    const raw = await composeMessage({
-      from: m.from,
-      to: m.to,
-      cc: m.cc,
-      bcc: m.bcc,
-      replyTo: m.replyTo,
-      subject: input.subject,
-      text: input.text ?? null,
-      html: input.html ?? null,
-      attachments: m.attachments,
-      headers: input.headers ?? {},
-      messageId: `validate@${m.domain.name}`,
-      date: new Date(ctx.clock.now()),
-    })
+    const raw = await compose(m, `validate@${m.domain.name}`, new Date(ctx.clock.now()))
     size = raw.length
     if (raw.length > ctx.settings.maxMessageBytes)
       errors.push({
@@ -441,12 +432,7 @@ export async function validateEmail(
   for (const address of all) {
     const d = (address.split('@').pop() as string).toLowerCase()
     if (byDomain.has(d)) continue
-    const hosted = await ctx.store.db
-      .selectFrom('domains')
-      .select('id')
-      .where('name', '=', d)
-      .where('status', '=', 'verified')
-      .executeTakeFirst()
+    const hosted = await hostedDomain(ctx.store, d)
     byDomain.set(
       d,
       hosted

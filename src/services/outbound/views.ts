@@ -126,6 +126,16 @@ export async function findEmail(db: Tx, p: Principal, id: string): Promise<Outbo
   return m
 }
 
+/** The recipients of a message the caller has already found (in its org). */
+const recipientsOf = (db: Tx, m: OutboundMessage) =>
+  db
+    .selectFrom('outbound_recipients')
+    .selectAll()
+    .where('outbound_id', '=', m.id)
+    .where('org_id', '=', m.org_id)
+    .orderBy('id')
+    .execute()
+
 export async function getEmail(
   ctx: Pick<OutboundContext, 'store'>,
   p: Principal,
@@ -133,13 +143,7 @@ export async function getEmail(
 ): Promise<EmailView> {
   const db = ctx.store.db
   const m = await findEmail(db, p, id)
-  const recipients = await db
-    .selectFrom('outbound_recipients')
-    .selectAll()
-    .where('outbound_id', '=', m.id)
-    .where('org_id', '=', p.org_id)
-    .orderBy('id')
-    .execute()
+  const recipients = await recipientsOf(db, m)
   const events = await db
     .selectFrom('events')
     .select(['type', 'payload', 'created_at', 'id'])
@@ -252,13 +256,7 @@ export async function emailTrace(
     .orderBy('id')
     .limit(5000)
     .execute()
-  const recipients = await db
-    .selectFrom('outbound_recipients')
-    .selectAll()
-    .where('outbound_id', '=', m.id)
-    .where('org_id', '=', p.org_id)
-    .orderBy('id')
-    .execute()
+  const recipients = await recipientsOf(db, m)
   const queued = {
     at: iso(m.created_at) as string,
     attempt: 0,

@@ -15,8 +15,9 @@
 //   carries the delta.
 
 import { createHash } from 'node:crypto'
-import { sql } from 'kysely'
+import { type Kysely, sql, type Transaction } from 'kysely'
 import type { Store } from '../../store/db.ts'
+import type { Database } from '../../store/schema.ts'
 import type { Clock } from '../../time/clock.ts'
 import { ServiceError } from '../errors.ts'
 import type { RateLimitRule } from './rules.ts'
@@ -40,7 +41,15 @@ export interface RateLimitHit {
 
 export interface RateLimiter {
   /** Counts `cost` hits (default 1; a batch send counts each message) for (rule, subject) and decides, in one atomic statement. */
-  hit(rule: RateLimitRule, subject: string, cost?: number): Promise<RateLimitDecision>
+  hit(
+    rule: RateLimitRule,
+    subject: string,
+    cost?: number,
+    /** Run inside this transaction instead of on its own (a group commit). */
+    ex?: Kysely<Database> | Transaction<Database>,
+  ): Promise<RateLimitDecision>
+  /** The decision a hit costing `cost` would get, without counting anything (a read). */
+  peek(rule: RateLimitRule, subject: string, cost?: number): Promise<RateLimitDecision>
   /** Several rules at once (e.g. login per IP and per email): counts all, allowed only if all
    * allow; returns the most restrictive decision. */
   hitAll(hits: RateLimitHit[]): Promise<RateLimitDecision>
@@ -65,13 +74,18 @@ export function createRateLimiter(deps: { store: Store; clock: Clock }): RateLim
   const { store, clock } = deps
   const db = store.db
 
-  async function hit(rule: RateLimitRule, subject: string, cost = 1): Promise<RateLimitDecision> {
+  async function hit(
+    rule: RateLimitRule,
+    subject: string,
+    cost = 1,
+    ex: Kysely<Database> | Transaction<Database> = db,
+  ): Promise<RateLimitDecision> {
     const now = clock.now()
     const expiresAt = now + rule.windowMs
     // Every value is bound as one parameter (no arithmetic on parameters: PostgreSQL cannot type
     // `$1 + $2`); in SET, `rate_limits.*` is the stored row, evaluated before any assignment.
     const expired = sql<boolean>`rate_limits.expires_at <= ${now}`
-    const row = await db
+    const row = await ex
       .insertInto('rate_limits')
       .values({ key: boundedKey(rule.name, subject), window_start: now, count: cost, expires_at: expiresAt })
       .onConflict((oc) =>
@@ -83,22 +97,26 @@ export function createRateLimiter(deps: { store: Store; clock: Clock }): RateLim
       )
       .returning(['count', 'expires_at'])
       .executeTakeFirstOrThrow()
-    const count = Number(row.count)
-    const resetAt = Number(row.expires_at)
-    const allowed = count <= rule.limit
-    const resetInS = ceilS(resetAt - now)
-    return {
-      allowed,
-      limit: rule.limit,
-      remaining: Math.max(0, rule.limit - count),
-      resetAt,
-      resetInS,
-      retryAfterS: allowed ? 0 : Math.max(1, resetInS),
-    }
+    return decide(rule, Number(row.count), Number(row.expires_at), now)
   }
 
   return {
     hit,
+    async peek(rule, subject, cost = 1) {
+      const now = clock.now()
+      const row = await db
+        .selectFrom('rate_limits')
+        .select(['count', 'expires_at'])
+        .where('key', '=', boundedKey(rule.name, subject))
+        .executeTakeFirst()
+      const live = row && Number(row.expires_at) > now
+      return decide(
+        rule,
+        (live ? Number(row.count) : 0) + cost,
+        live ? Number(row.expires_at) : now + rule.windowMs,
+        now,
+      )
+    },
     async hitAll(hits) {
       if (hits.length === 0) throw new Error('hitAll needs at least one hit')
       const decisions: RateLimitDecision[] = []
@@ -112,6 +130,20 @@ export function createRateLimiter(deps: { store: Store; clock: Clock }): RateLim
       const r = await db.deleteFrom('rate_limits').where('expires_at', '<=', clock.now()).executeTakeFirst()
       return Number(r.numDeletedRows)
     },
+  }
+}
+
+/** The decision for `count` hits in a window ending at `resetAt`. */
+function decide(rule: RateLimitRule, count: number, resetAt: number, now: number): RateLimitDecision {
+  const allowed = count <= rule.limit
+  const resetInS = ceilS(resetAt - now)
+  return {
+    allowed,
+    limit: rule.limit,
+    remaining: Math.max(0, rule.limit - count),
+    resetAt,
+    resetInS,
+    retryAfterS: allowed ? 0 : Math.max(1, resetInS),
   }
 }
 
