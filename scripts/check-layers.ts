@@ -45,6 +45,7 @@ export const LAYERS: Readonly<Record<string, Layer>> = {
   smtp: { group: 'protocol', may: ['services', ...TOOLS, ...BASE] },
   imap: { group: 'protocol', may: ['services', ...TOOLS, ...BASE] },
   web: { group: 'protocol', may: ['services', ...TOOLS, ...BASE] },
+  roles: { group: 'wiring', may: ['*'] },
   services: { group: 'service', may: ['store', ...TOOLS, ...BASE] },
   mail: { group: 'tool', may: [...TOOLS, ...BASE] },
   dns: { group: 'tool', may: [...TOOLS, ...BASE] },

@@ -5,19 +5,21 @@
 
 import { hkdfSync } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
-import type { AddressInfo } from 'node:net'
 import type { FastifyPluginAsync } from 'fastify'
-import { type MailPort, resolveMailPorts } from './config/ports.ts'
-import type { Config } from './config/schema.ts'
+import { resolveMailPorts } from './config/ports.ts'
+import { type Config, ROLES } from './config/schema.ts'
 import { loadOrCreateSecrets, type ServerSecrets } from './config/secrets.ts'
 import { VERSION } from './config/version.ts'
 import type { Resolver } from './dns/resolver.ts'
 import { createResolver } from './dns/system-resolver.ts'
-import { buildApp } from './http/app.ts'
-import type { App } from './http/types.ts'
 import { createLogger, type Logger } from './log/logger.ts'
 import { type ConnectGuard, createConnectGuard } from './net/connect-guard.ts'
+import { printBanner } from './roles/banner.ts'
+import { type RunningComponents, startComponents } from './roles/component.ts'
+import type { RoleContext } from './roles/context.ts'
+import { ROLE_COMPONENTS } from './roles/index.ts'
+import { registerJobs } from './roles/jobs.ts'
+import { hostForUrl } from './roles/listen.ts'
 import { createApiKeyService } from './services/accounts/api-keys.ts'
 import type { AccountsContext } from './services/accounts/context.ts'
 import { completeSetup } from './services/accounts/identity.ts'
@@ -26,24 +28,16 @@ import { newAppPassword } from './services/accounts/secrets.ts'
 import { createSessionService } from './services/accounts/sessions.ts'
 import { createGroupCommitter } from './services/delivery/group-commit.ts'
 import type { DeliveryContext } from './services/delivery/inbound.ts'
-import { retireDkimKeys } from './services/domains/dkim.ts'
-import { recheckVerifiedDomains } from './services/domains/domains.ts'
-import { createHealthService, type ListenerInfo } from './services/health/health.ts'
-import { builtinJobs } from './services/jobs/builtin.ts'
+import { type ComponentHealth, createHealthService, type ListenerInfo } from './services/health/health.ts'
 import { createJobRunner, type JobDef, type JobRunner } from './services/jobs/runner.ts'
 import type { MailboxesContext } from './services/mailboxes/mailboxes.ts'
-import { trashPurgeJob } from './services/messages/purge.ts'
 import { type OutboundContext, outboundSettings } from './services/outbound/context.ts'
-import { drainSystemMail } from './services/outbound/system-mail.ts'
-import { createQueueWorker } from './services/outbound/worker.ts'
 import { authThrottleSettings, createAuthThrottle } from './services/ratelimit/auth-throttle.ts'
 import { createRateLimiter, type RateLimiter } from './services/ratelimit/limiter.ts'
 import { rulesFromConfig } from './services/ratelimit/rules.ts'
 import { checkKeyEncryptionKey } from './services/secrets/key-check.ts'
 import { createSetupService, type SetupService } from './services/setup/setup-token.ts'
 import { createSmtpTransport } from './smtp/client/transport.ts'
-import { createMxHandler } from './smtp/mx-handler.ts'
-import { createSmtpServer } from './smtp/server.ts'
 import { type BlobStore, createBlobStore } from './store/blobs/blob-store.ts'
 import type { FileOps } from './store/blobs/file-ops.ts'
 import { type ChangeBus, createChangeBus } from './store/change-bus.ts'
@@ -89,7 +83,8 @@ export interface Postern {
   connectGuard: ConnectGuard
   tls: CertificateService
   secrets: ServerSecrets
-  app: App | null
+  /** Each component's state, as the health route reports it. */
+  components: () => ComponentHealth[]
   listeners: ListenerInfo[]
   /** Base URL of the HTTP listener, e.g. http://127.0.0.1:8787 (null without the http role). */
   url: string | null
@@ -265,6 +260,69 @@ export function createDomainsContext(
   }
 }
 
+/** The inbound delivery context (SMTP MX and local delivery of outbound mail). */
+export function createDeliveryContext(
+  config: Config,
+  deps: Pick<DeliveryContext, 'store' | 'clock' | 'blobs' | 'bus' | 'resolver' | 'committer'> & {
+    log: Logger
+  },
+): DeliveryContext {
+  return {
+    ...deps,
+    log: deps.log.child({ mod: 'delivery' }),
+    settings: {
+      hostname: config.hostname as string,
+      authservId: config.smtp.authserv_id ?? (config.hostname as string),
+      verifyAuth: config.smtp.verify_auth,
+      dmarcReject: config.smtp.dmarc_reject,
+      dmarcQuarantineToJunk: config.smtp.dmarc_quarantine_to_junk,
+      maxReceived: 50,
+    },
+  }
+}
+
+/** The outbound context (send API, queue worker, bounces) over the delivery context's store. */
+export function createOutboundContext(
+  config: Config,
+  deps: {
+    delivery: DeliveryContext
+    secrets: ServerSecrets
+    limiter: RateLimiter
+    rules: OutboundContext['rules']
+    connectGuard: ConnectGuard
+    log: Logger
+  },
+): OutboundContext {
+  const { delivery, connectGuard, log } = deps
+  return {
+    store: delivery.store,
+    clock: delivery.clock,
+    blobs: delivery.blobs,
+    bus: delivery.bus,
+    log: log.child({ mod: 'outbound' }),
+    committer: delivery.committer,
+    keyEncryptionKey: deps.secrets.keyEncryptionKey,
+    returnPathKey: returnPathKey(deps.secrets),
+    limiter: deps.limiter,
+    rules: deps.rules,
+    resolver: delivery.resolver,
+    transport: createSmtpTransport({
+      connectGuard,
+      logger: log.child({ mod: 'smtp-out' }),
+      clock: delivery.clock,
+      timeouts: {
+        connectMs: config.outbound.connect_timeout_ms,
+        greetingMs: config.outbound.command_timeout_ms,
+        commandMs: config.outbound.command_timeout_ms,
+        dataMs: config.outbound.command_timeout_ms * 2,
+      },
+    }),
+    allows: (ip) => connectGuard.allows(ip),
+    local: { ...delivery, settings: { ...delivery.settings, verifyAuth: false } },
+    settings: outboundSettings(config, config.hostname as string),
+  }
+}
+
 /** What admin commands of the CLI work with: the services over the installation's store. */
 export interface AdminContext {
   store: Store
@@ -357,207 +415,87 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
       tickMs: config.jobs.tick_ms,
       leaseMs: config.jobs.lease_seconds * 1000,
     })
-    for (const job of [
-      ...builtinJobs({ store, blobs, config, now: () => clock.now() }),
-      ...(opts.jobs ?? []),
-    ])
-      jobs.register(job)
-
     const setup = createSetupService({ store, now: () => clock.now() })
     const limiter = createRateLimiter({ store, clock })
     let publicUrl = config.public_url ?? `http://${hostForUrl(config.http.host)}:${config.http.port}`
     const accounts = createAccounts(config, store, clock, secrets, () => publicUrl)
-    const throttle = accounts.throttle
     const domains = createDomainsContext(config, { store, clock, resolver, bus, secrets, accounts })
     const committer = createGroupCommitter(store.db, { onCommit: opts.onDeliveryCommit })
-    const delivery: DeliveryContext = {
-      store,
-      clock,
-      blobs,
-      bus,
-      resolver,
-      log: log.child({ mod: 'delivery' }),
-      committer,
-      settings: {
-        hostname: config.hostname as string,
-        authservId: config.smtp.authserv_id ?? (config.hostname as string),
-        verifyAuth: config.smtp.verify_auth,
-        dmarcReject: config.smtp.dmarc_reject,
-        dmarcQuarantineToJunk: config.smtp.dmarc_quarantine_to_junk,
-        maxReceived: 50,
-      },
-    }
     closers.push(() => committer.drain())
+    const delivery = createDeliveryContext(config, { store, clock, blobs, bus, resolver, log, committer })
     const rules = rulesFromConfig(config)
-    const outbound: OutboundContext = {
-      store,
-      clock,
-      blobs,
-      bus,
-      log: log.child({ mod: 'outbound' }),
-      committer,
-      keyEncryptionKey: secrets.keyEncryptionKey,
-      returnPathKey: returnPathKey(secrets),
+    const outbound = createOutboundContext(config, {
+      delivery,
+      secrets,
       limiter,
       rules,
-      resolver,
-      transport: createSmtpTransport({
-        connectGuard,
-        logger: log.child({ mod: 'smtp-out' }),
-        clock,
-        timeouts: {
-          connectMs: config.outbound.connect_timeout_ms,
-          greetingMs: config.outbound.command_timeout_ms,
-          commandMs: config.outbound.command_timeout_ms,
-          dataMs: config.outbound.command_timeout_ms * 2,
-        },
-      }),
-      allows: (ip) => connectGuard.allows(ip),
-      local: { ...delivery, settings: { ...delivery.settings, verifyAuth: false } },
-      settings: outboundSettings(config, config.hostname as string),
-    }
-    const mailPorts = resolveMailPorts(config)
-    jobs.register({
-      name: 'domain-dns-recheck',
-      description: 'Re-checks the DNS of verified domains and records each change as an event.',
-      intervalMs: config.domains.recheck_hours * 3_600_000,
-      firstRunDelayMs: 5 * 60_000,
-      run: () => recheckVerifiedDomains(domains),
+      connectGuard,
+      log,
     })
-    jobs.register({
-      name: 'dkim-retire',
-      description: 'Retires rotated-out DKIM keys once their grace period is over.',
-      intervalMs: 3_600_000,
-      firstRunDelayMs: 60_000,
-      run: async () => ({ retired: await retireDkimKeys(store.db, clock.now()) }),
-    })
-    jobs.register({
-      name: 'rate-limit-prune',
-      description: 'Deletes expired rate-limit windows and failed-login counters.',
-      intervalMs: 10 * 60_000,
-      firstRunDelayMs: 60_000,
-      run: async () => ({ windows: await limiter.prune(), failures: await throttle.prune() }),
-    })
-    jobs.register(trashPurgeJob({ store, clock, bus, blobs }))
+    registerJobs(jobs, { config, store, blobs, bus, clock, domains, limiter, throttle: accounts.throttle })
+    for (const job of opts.jobs ?? []) jobs.register(job)
     const setupToken = await setup.issueToken()
 
+    const mailPorts = resolveMailPorts(config)
+    const notes = mailPorts
+      .filter((p) => p.fellBack)
+      .map((p) => `${p.name}: port ${p.standard} needs privileges this process lacks; using ${p.port}`)
     const listeners: ListenerInfo[] = []
-    const notes = [
-      `IMAP and SMTP submission are not in this build yet; they will use ${mailPorts
-        .filter((p) => p.name !== 'smtp-mx')
-        .map((p) => `${p.name} ${p.port}`)
-        .join(', ')}`,
-      ...mailPorts
-        .filter((p) => p.fellBack)
-        .map((p) => `${p.name}: port ${p.standard} needs privileges this process lacks; using ${p.port}`),
-    ]
-    const startedAt = clock.now()
+    let running: RunningComponents | null = null
     const health = createHealthService({
       store,
       blobs,
       version: VERSION,
-      startedAt,
+      startedAt: clock.now(),
       now: () => clock.now(),
       listeners: () => listeners,
+      components: () => running?.health() ?? [],
       tls: () => tls.info(),
       notes: () => notes,
     })
-
-    let app: App | null = null
-    let url: string | null = null
-    const roles = new Set(config.roles)
-    if (roles.has('http')) {
-      app = await buildApp({
-        config,
-        log,
-        version: VERSION,
-        services: { health, setup, accounts, domains, limiter, rules, jobs, blobs, outbound },
-        listeners: () => listeners,
-        plugins: opts.httpPlugins ?? [],
-      })
-      const httpApp = app
-      await httpApp.listen({ host: config.http.host, port: config.http.port })
-      const addr = httpApp.server.address() as AddressInfo
-      listeners.push({ name: 'http', host: config.http.host, port: addr.port, tls: 'none' })
-      url = `http://${hostForUrl(config.http.host)}:${addr.port}`
-      if (config.public_url === null) publicUrl = url
-      closers.push(() => closeWithin(httpApp, config.shutdown.grace_ms, log))
-      if (config.https.enabled) {
-        const server = createHttpsServer({ ...tls.serverOptions() }, (req, res) => httpApp.routing(req, res))
-        tls.attach(server) // clients without SNI get reloaded certificates too
-        await new Promise<void>((resolve, reject) => {
-          server.once('error', reject)
-          server.listen(config.https.port, config.https.host as string, () => resolve())
-        })
-        const port = (server.address() as AddressInfo).port
-        listeners.push({ name: 'https', host: config.https.host as string, port, tls: 'implicit' })
-        closers.push(() => closeServerWithin(server, config.shutdown.grace_ms))
-      }
+    const ctx: RoleContext = {
+      config,
+      log,
+      clock,
+      version: VERSION,
+      store,
+      blobs,
+      bus,
+      tls,
+      secrets,
+      resolver,
+      connectGuard,
+      jobs,
+      setup,
+      accounts,
+      domains,
+      delivery,
+      outbound,
+      http: { health, setup, accounts, domains, limiter, rules, jobs, blobs, outbound },
+      mailPorts,
+      listeners: () => listeners,
+      notes,
+      setPublicUrl: (url) => {
+        publicUrl = url
+      },
+      httpPlugins: opts.httpPlugins ?? [],
     }
+    const roles = ROLES.filter((r) => config.roles.includes(r))
+    running = await startComponents(
+      roles.map((role) => ({ role, components: ROLE_COMPONENTS[role](ctx) })),
+      log,
+      config.shutdown.grace_ms,
+    )
+    const started = running
+    listeners.push(...started.listeners)
+    closers.push(() => started.stop(config.shutdown.grace_ms))
+    const httpListener = listeners.find((l) => l.name === 'http')
+    const url = httpListener ? `http://${hostForUrl(httpListener.host)}:${httpListener.port}` : null
 
-    if (roles.has('smtp')) {
-      const mx = mailPorts.find((p) => p.name === 'smtp-mx') as MailPort
-      const smtpLog = log.child({ mod: 'smtp' })
-      const smtp = createSmtpServer({
-        handler: createMxHandler(delivery, smtpLog, outbound),
-        settings: config.smtp,
-        hostname: config.hostname as string,
-        tls: () => tls.serverOptions(),
-        log: smtpLog,
-        now: () => clock.now(),
-      })
-      const port = await listenMailPort(
-        mx,
-        config.smtp.mx_port === null,
-        (p) => smtp.listen(p, mx.host),
-        notes,
-      )
-      listeners.push({ name: 'smtp-mx', host: mx.host, port, tls: 'starttls' })
-      closers.push(() => smtp.close(config.shutdown.grace_ms))
-    }
-
-    if (roles.has('workers')) {
-      await jobs.start()
-      closers.push(() => jobs.stop())
-      const worker = createQueueWorker(outbound, {
-        periodic: () => drainSystemMail(outbound, () => setup.operatorOrgId()),
-      })
-      outbound.wake = () => worker.wake()
-      // Sends accepted by another process wake this one's worker too.
-      const unsubscribe = bus.subscribe('email.queued', () => worker.wake())
-      worker.start()
-      closers.push(async () => {
-        unsubscribe()
-        await worker.stop()
-      })
-    }
-
-    const bannerUrl = publicUrl
-    print(`Postern ${VERSION} is running (data: ${config.data_dir}, database: ${store.location})`)
-    const scheme = (l: ListenerInfo) =>
-      l.name.startsWith('smtp')
-        ? 'smtp'
-        : l.name.startsWith('imap')
-          ? 'imap'
-          : l.tls === 'none'
-            ? 'http'
-            : 'https'
-    for (const l of listeners)
-      print(
-        `  ${l.name.padEnd(8)} ${scheme(l)}://${hostForUrl(l.host)}:${l.port}${l.tls === 'starttls' ? ' (STARTTLS)' : ''}`,
-      )
-    for (const note of notes) print(`  note: ${note}`)
-    if (tls.info().self_signed)
-      print(
-        `  tls: using a self-signed certificate for ${config.hostname}; set tls.cert_file and tls.key_file for a real one`,
-      )
-    if (setupToken) {
-      print('')
-      print('  No organisation exists yet. Create the first owner within this run with:')
-      print(`    setup link:  ${bannerUrl}/setup?token=${setupToken}`)
-      print(`    setup token: ${setupToken}`)
-      print('  (the token changes at every start until setup is done)')
-    }
+    const unserved = mailPorts.filter((p) => !listeners.some((l) => l.name === p.name))
+    if (unserved.length && roles.length === ROLES.length)
+      notes.unshift(`not in this build yet: ${unserved.map((p) => `${p.name} (port ${p.port})`).join(', ')}`)
+    printBanner(print, { config, version: VERSION, store, listeners, notes, tls, setupToken, publicUrl })
 
     let closing: Promise<void> | null = null
     return {
@@ -576,8 +514,8 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
       connectGuard,
       tls,
       secrets,
-      app,
       listeners,
+      components: () => started.health(),
       url,
       setupToken,
       close: () => {
@@ -591,73 +529,8 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
   }
 }
 
-/**
- * Binds a mail listener. A port chosen automatically (the standard one) that is taken or
- * refused falls back to the documented unprivileged port, and a note says so; a configured
- * port that cannot be bound stops the start with a clear error.
- */
-async function listenMailPort(
-  p: MailPort,
-  auto: boolean,
-  listen: (port: number) => Promise<number>,
-  notes: string[],
-): Promise<number> {
-  try {
-    return await listen(p.port)
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    const fallback = FALLBACK_PORTS[p.name]
-    if (auto && !p.fellBack && (code === 'EADDRINUSE' || code === 'EACCES') && fallback) {
-      notes.push(
-        `${p.name}: port ${p.port} is ${code === 'EADDRINUSE' ? 'in use by another program' : 'not allowed'}; using ${fallback}`,
-      )
-      return listen(fallback)
-    }
-    throw new Error(
-      `cannot listen for ${p.name} on ${p.host}:${p.port} (${code}); set another port in the config`,
-      { cause: err },
-    )
-  }
-}
-
-const FALLBACK_PORTS: Record<string, number> = {
-  'smtp-mx': 2025,
-  'smtp-submission': 2587,
-  'smtp-submissions': 2465,
-  imap: 2143,
-  imaps: 2993,
-}
-
 /** A strong password for an owner created from the command line (shown once). */
 const generatedPassword = () => `${newAppPassword()}-${newAppPassword()}`
-
-const hostForUrl = (host: string) =>
-  host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host
-
-/** Stops accepting, lets in-flight requests finish, and cuts the rest at the deadline. */
-async function closeWithin(app: App, graceMs: number, log: Logger): Promise<void> {
-  const timer = setTimeout(() => {
-    log.warn({ grace_ms: graceMs }, 'shutdown deadline reached; closing open HTTP connections')
-    app.server.closeAllConnections()
-  }, graceMs)
-  // Connections busy when close() began become idle once their response is sent; close them
-  // then, instead of waiting for their keep-alive to run out.
-  const sweep = setInterval(() => app.server.closeIdleConnections(), 100)
-  try {
-    await app.close()
-  } finally {
-    clearTimeout(timer)
-    clearInterval(sweep)
-  }
-}
-
-async function closeServerWithin(server: HttpsServer, graceMs: number): Promise<void> {
-  const timer = setTimeout(() => server.closeAllConnections(), graceMs)
-  const sweep = setInterval(() => server.closeIdleConnections(), 100)
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  clearTimeout(timer)
-  clearInterval(sweep)
-}
 
 /** The key that signs return paths: derived from the token signing key, so every node agrees without a new secret. */
 function returnPathKey(secrets: ServerSecrets): Buffer {

@@ -96,6 +96,7 @@ const oneOf = <const V extends string>(values: readonly V[], def: V, doc: string
 })
 
 export const ROLES = ['http', 'smtp', 'imap', 'workers'] as const
+export type Role = (typeof ROLES)[number]
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
 export const schema = {

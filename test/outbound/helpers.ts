@@ -11,6 +11,7 @@ import type { Api } from '../helpers/api.ts'
 import type { Dialect } from '../helpers/dialects.ts'
 import type { DnsServer } from '../helpers/dns-server.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
+import { requireTool, TOOLS } from '../helpers/tools.ts'
 
 export const mxPort = (s: TestServer) => s.postern.listeners.find((l) => l.name === 'smtp-mx')?.port as number
 
@@ -88,6 +89,7 @@ export async function waitForEmail(
 
 /** Runs Debian's python3-dkim over the message; resolves with its output lines and exit code. */
 export function pythonDkimVerify(raw: Buffer, dnsPort: number): Promise<{ code: number; out: string }> {
+  requireTool(TOOLS.python3Dkim)
   return new Promise((resolve) => {
     const child = execFile(
       '/usr/bin/python3',

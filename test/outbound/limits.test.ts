@@ -5,6 +5,8 @@
 
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { verifiedDomain } from '../domains/helpers.ts'
+import { Api } from '../helpers/api.ts'
 import { DIALECTS } from '../helpers/dialects.ts'
 import { type DnsServer, startDnsServer } from '../helpers/dns-server.ts'
 import { fakeHandler, startSmtp, type TestSmtp } from '../smtp/helpers.ts'
@@ -69,6 +71,51 @@ for (const dialect of DIALECTS) {
         assert.ok(Number(over.headers.get('retry-after')) > 0)
         const q = await a.api.get('/v1/queue')
         assert.equal(q.body.messages.held, 1)
+      })
+    })
+
+    describe('operator caps are ceilings', () => {
+      let a: Sender
+      let b: Api
+      before(async () => {
+        a = await startSender(dialect, dns, remote.port, {
+          env: { POSTERN_OUTBOUND_ORG_HOURLY_CAP: '2', POSTERN_AUTH_SIGNUP: 'open' },
+        })
+        // A second org on the same server, through sign-up, with its own verified domain.
+        b = new Api(a.server.url)
+        const signup = await b.post('/v1/auth/signup', {
+          email: 'owner@b2.example',
+          password: 'correct-horse-battery-9',
+          org_name: 'Org B2',
+        })
+        assert.equal(signup.status, 201, signup.text)
+        await verifiedDomain(b, dns, 'b2.example')
+      })
+      after(() => a?.server.close())
+
+      it('holds the operator cap when an org raises its own (above it) or sets 0', async () => {
+        const raised = await a.api.patch('/v1/org', { settings: { send_hourly_cap: 100 } })
+        assert.equal(raised.status, 200, raised.text)
+        const zero = await b.patch('/v1/org', { settings: { send_hourly_cap: 0, send_daily_cap: 0 } })
+        assert.equal(zero.status, 200, zero.text)
+        for (const [api, reader, from] of [
+          [a.send, a.api, 'alice@a.example'],
+          [b, b, 'bob@b2.example'],
+        ] as const) {
+          const two = await api.post('/v1/emails', { ...msg([`x1@${REMOTE}`, `x2@${REMOTE}`]), from })
+          assert.equal(two.status, 202, two.text)
+          await waitForEmail(reader, two.body.id, (e) => e.status === 'sent')
+          const third = await api.post('/v1/emails', { ...msg(`x3@${REMOTE}`), from })
+          assert.equal(third.status, 429, `${from}: ${third.text}`)
+          assert.equal(third.body.code, 'ORG_SEND_CAP')
+          assert.match(third.body.detail, /2 recipients per hour/)
+        }
+      })
+
+      it('refuses a cap setting that is not a whole number', async () => {
+        const bad = await a.api.patch('/v1/org', { settings: { send_daily_cap: 'lots' } })
+        assert.equal(bad.status, 422, bad.text)
+        assert.equal(bad.body.code, 'INVALID_SETTING')
       })
     })
 

@@ -24,6 +24,20 @@ export const HealthSchema = Type.Object({
       tls: Type.Union([Type.Literal('none'), Type.Literal('implicit'), Type.Literal('starttls')]),
     }),
   ),
+  components: Type.Array(
+    Type.Object({
+      name: Type.String(),
+      role: Type.String(),
+      status: Type.Union([
+        Type.Literal('starting'),
+        Type.Literal('running'),
+        Type.Literal('stopping'),
+        Type.Literal('stopped'),
+        Type.Literal('failed'),
+      ]),
+      detail: Type.Optional(Type.String()),
+    }),
+  ),
   tls: Type.Union([
     Type.Null(),
     Type.Object({

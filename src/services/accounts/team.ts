@@ -34,6 +34,28 @@ export async function getOrg(ctx: AccountsContext, p: Principal): Promise<OrgVie
   }
 }
 
+/**
+ * Org settings Postern itself reads, with their shape. Caps are counts (0 = none of the org's
+ * own); the operator's config stays a ceiling whatever they say (outbound/limits.ts).
+ */
+const COUNT_SETTINGS = ['send_hourly_cap', 'send_daily_cap'] as const
+
+function checkSettings(patch: Record<string, unknown>): void {
+  for (const k of COUNT_SETTINGS) {
+    const v = patch[k]
+    if (v === undefined || v === null) continue
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+      throw new ServiceError(
+        'invalid',
+        'INVALID_SETTING',
+        `${k} must be a whole number of recipients, 0 or more`,
+        {
+          details: [{ field: `settings.${k}`, message: 'a whole number, 0 or more' }],
+        },
+      )
+  }
+}
+
 export async function updateOrg(
   ctx: AccountsContext,
   p: Principal,
@@ -42,6 +64,7 @@ export async function updateOrg(
 ): Promise<OrgView> {
   const now = ctx.clock.now()
   const current = await getOrg(ctx, p)
+  if (patch.settings) checkSettings(patch.settings)
   const settings = patch.settings ? { ...current.settings, ...patch.settings } : current.settings
   for (const [k, v] of Object.entries(settings)) if (v === null) delete settings[k]
   await ctx.store.db

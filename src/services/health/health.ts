@@ -1,6 +1,7 @@
 // Health: what an operator or a load balancer needs to know at a glance. Checks the database
 // (a query), the blob store (its backend's own check) and reports every listener with its
-// bound port and the TLS certificate in use. Never throws: a failed check is reported as such.
+// bound port, every component's state (a failed one degrades the report) and the TLS
+// certificate in use. Never throws: a failed check is reported as such.
 
 import type { BlobStore } from '../../store/blobs/blob-store.ts'
 import { pingStore, type Store } from '../../store/db.ts'
@@ -13,6 +14,16 @@ export interface ListenerInfo {
   tls: 'none' | 'implicit' | 'starttls'
 }
 
+/** One listener or worker of this process (roles/component.ts runs them). */
+export interface ComponentHealth {
+  name: string
+  /** The role (`--roles`) that runs it: http, smtp, imap or workers. */
+  role: string
+  status: 'starting' | 'running' | 'stopping' | 'stopped' | 'failed'
+  /** What an operator should know: the error that stopped it, connections open, ... */
+  detail?: string
+}
+
 export interface HealthReport {
   status: 'ok' | 'degraded'
   version: string
@@ -20,6 +31,7 @@ export interface HealthReport {
   database: { status: 'ok' | 'error'; dialect: string; latency_ms: number; error?: string }
   blobs: { status: 'ok' | 'error'; backend: string; error?: string }
   listeners: ListenerInfo[]
+  components: ComponentHealth[]
   tls: TlsInfo | null
   notes: string[]
 }
@@ -31,6 +43,7 @@ export interface HealthDeps {
   startedAt: number
   now: () => number
   listeners: () => ListenerInfo[]
+  components: () => ComponentHealth[]
   tls: () => TlsInfo | null
   notes: () => string[]
 }
@@ -64,13 +77,17 @@ export function createHealthService(deps: HealthDeps): HealthService {
       } catch (err) {
         blobs = { status: 'error', backend: deps.blobs.backend, error: message(err) }
       }
+      const components = deps.components()
+      const healthy =
+        database.status === 'ok' && blobs.status === 'ok' && !components.some((c) => c.status === 'failed')
       return {
-        status: database.status === 'ok' && blobs.status === 'ok' ? 'ok' : 'degraded',
+        status: healthy ? 'ok' : 'degraded',
         version: deps.version,
         uptime_s: Math.round((deps.now() - deps.startedAt) / 1000),
         database,
         blobs,
         listeners: deps.listeners(),
+        components,
         tls: deps.tls(),
         notes: deps.notes(),
       }

@@ -1,10 +1,12 @@
 // Per-org sending caps, so one tenant cannot burn the shared IP: recipients delivered per hour
-// and per day, from config (`outbound.org_hourly_cap`, `org_daily_cap`) or the org's own
-// settings (`send_hourly_cap`, `send_daily_cap`). Counted with the rate limiter's atomic
+// and per day. The operator's config (`outbound.org_hourly_cap`, `org_daily_cap`) is a ceiling;
+// an org's own settings (`send_hourly_cap`, `send_daily_cap`) may only lower it (effectiveCap). Counted with the rate limiter's atomic
 // windows when the queue hands recipients to delivery; the send API peeks at the same
 // counters and answers 429 when a request cannot fit, and the queue holds (never drops)
 // messages that would go over.
-// Invariant: a refused reservation is given back, so refusals do not eat the window.
+// Invariants: a refused reservation is given back, so refusals do not eat the window; a tenant
+// setting never raises or removes an operator cap (0 in an org's settings means "no cap of the
+// org's own", never "no cap" while the operator set one).
 
 import type { RateLimitRule } from '../ratelimit/rules.ts'
 import type { OutboundContext } from './context.ts'
@@ -44,15 +46,24 @@ export async function orgCaps(
   try {
     s = JSON.parse(org?.settings ?? '{}') as Record<string, unknown>
   } catch {}
-  const pick = (v: unknown, d: number) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : d)
-  const hour = pick(s.send_hourly_cap, ctx.settings.orgHourlyCap)
-  const day = pick(s.send_daily_cap, ctx.settings.orgDailyCap)
+  const hour = effectiveCap(ctx.settings.orgHourlyCap, s.send_hourly_cap)
+  const day = effectiveCap(ctx.settings.orgDailyCap, s.send_daily_cap)
   const rules: RateLimitRule[] = []
   if (hour > 0) rules.push({ name: 'org_send_hour', limit: hour, windowMs: 3_600_000 })
   if (day > 0) rules.push({ name: 'org_send_day', limit: day, windowMs: 86_400_000 })
   if (cache.size > 10_000) cache.clear()
   cache.set(orgId, { at: now, rules })
   return rules
+}
+
+/**
+ * The cap that applies: the lower of the operator's and the org's, where 0 (or an unusable
+ * value) on either side means that side sets none. 0 = no cap at all.
+ */
+export function effectiveCap(operator: number, org: unknown): number {
+  const own = typeof org === 'number' && Number.isSafeInteger(org) && org > 0 ? org : 0
+  if (operator <= 0) return own
+  return own > 0 ? Math.min(own, operator) : operator
 }
 
 const windowOf = (r: RateLimitRule): 'hour' | 'day' => (r.name === 'org_send_hour' ? 'hour' : 'day')

@@ -166,8 +166,10 @@ async function attempt(ctx: OutboundContext, pool: ConnectionPool, id: string, o
   if (m.expires_at !== null && now >= Number(m.expires_at)) return expire(ctx, m, recipients, now)
   if (due.length === 0) return reschedule(ctx, m, recipients)
 
-  // The caps count recipients once, at their first attempt; retries do not count again.
-  const firstTries = due.filter((r) => Number(r.attempts) === 0).length
+  // The caps count recipients once, at their first attempt; retries do not count again. Mail
+  // Postern itself sends (codes, resets, invitations) is not the tenant's sending: an org at
+  // its cap must still get its password reset.
+  const firstTries = m.origin === 'system' ? 0 : due.filter((r) => Number(r.attempts) === 0).length
   const cap = firstTries
     ? await reserveCapacity(ctx, m.org_id, firstTries)
     : { ok: true as const, window: null, cap: 0, resetAt: 0 }
