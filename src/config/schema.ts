@@ -208,6 +208,21 @@ export const schema = {
     host: str('0.0.0.0', 'Address the IMAP listeners bind.'),
     port: autoPort('Port of IMAP with STARTTLS.', '143, or 2143 when unprivileged'),
     tls_port: autoPort('Port of IMAP over implicit TLS.', '993, or 2993 when unprivileged'),
+    max_connections: int(5000, 'Simultaneous IMAP connections in total.', 1),
+    max_connections_per_ip: int(200, 'Simultaneous IMAP connections from one address.', 1),
+    idle_timeout_ms: int(
+      1_800_000,
+      'Idle time allowed to a logged-in session, IDLE included (RFC 9051 5.4: at least 30 minutes).',
+      1000,
+    ),
+    login_timeout_ms: int(60_000, 'Time allowed before a connection has logged in.', 1000),
+    max_line_bytes: int(65_536, 'Longest command line, literals not counted.', 1024),
+    max_command_bytes: int(
+      1_048_576,
+      'Largest command with its literals, APPEND messages not counted (they stream to disk).',
+      1024,
+    ),
+    max_errors: int(20, 'Bad commands in one session before it is closed.', 1),
   },
   tls: {
     cert_file: optStr(
@@ -253,6 +268,14 @@ export const schema = {
     ),
     lockout_window_minutes: int(15, 'Window in which failed logins are counted.', 1),
     lockout_minutes: int(15, 'How long a locked account or address waits.', 1),
+    plaintext_allowed_from: list(
+      ['127.0.0.0/8', '::1/128'],
+      'Client networks (CIDR) that may log in to IMAP and SMTP without TLS; elsewhere TLS comes first.',
+    ),
+    mailbox_password_with_2fa: bool(
+      false,
+      'Keep the mailbox password working for IMAP and SMTP when its owner has two-factor log-in on (app passwords always work).',
+    ),
   },
   rate_limits: {
     signup: rate('5/1h', 'Sign-ups per client address.'),

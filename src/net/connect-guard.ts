@@ -81,6 +81,15 @@ function blockListOf(entries: readonly string[], what: string): BlockList {
   return list
 }
 
+/**
+ * A matcher for a configured list of networks (auth.plaintext_allowed_from, ...); throws at
+ * start, naming the key, when an entry is malformed.
+ */
+export function networkMatcher(entries: readonly string[], key: string): (ip: string) => boolean {
+  const list = blockListOf(entries, key)
+  return (ip) => matches(list, ip)
+}
+
 const matches = (list: BlockList, ip: string): boolean => {
   const bare = stripZone(ip)
   const family = familyOf(bare)

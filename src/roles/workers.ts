@@ -35,7 +35,7 @@ function queueComponent(ctx: RoleContext): Component {
       worker = w
       outbound.wake = () => w.wake()
       // Sends accepted by another process wake this one's worker too.
-      unsubscribe = bus.subscribe('email.queued', () => w.wake())
+      unsubscribe = bus.subscribe('queue.changed', () => w.wake())
       w.start()
       return []
     },

@@ -15,9 +15,9 @@
 import type { SecureContextOptions } from 'node:tls'
 import type { Logger } from '../log/logger.ts'
 import type { Connection, Interruption } from './connection.ts'
-import type { MailFrom, RcptTo, SessionInfo, SmtpHandler, SmtpReply } from './handler.ts'
+import type { SessionInfo, SmtpHandler, SmtpReply } from './handler.ts'
 import { type Command, decodeLine, parseCommand } from './protocol/commands.ts'
-import type { MessageLimits, MessageReader } from './protocol/data-reader.ts'
+import type { MessageLimits } from './protocol/data-reader.ts'
 import {
   COMMAND_ERRORS,
   formatReply,
@@ -27,6 +27,7 @@ import {
   withDetail,
 } from './protocol/replies.ts'
 import { DEFAULT_BANNER, type SmtpSettings } from './settings.ts'
+import type { StepSession, Transaction } from './step-session.ts'
 import { bdat } from './steps/bdat.ts'
 import { data } from './steps/data.ts'
 import { ehlo } from './steps/hello.ts'
@@ -44,19 +45,8 @@ export interface SessionDeps {
   info: SessionInfo
 }
 
-/** A mail transaction, from an accepted MAIL to the answer for its message (or RSET). */
-export interface Transaction {
-  from: MailFrom
-  /** Accepted recipients. */
-  to: RcptTo[]
-  /** The message being assembled from BDAT chunks; null until the first BDAT (RFC 3030). */
-  chunks: MessageReader | null
-  /** A BDAT chunk was refused: the rest of the pipelined chunks are read and refused too. */
-  failed: boolean
-}
-
 type Step<K extends Command['kind']> = (
-  s: Session,
+  s: StepSession,
   cmd: Extract<Command, { kind: K }>,
 ) => void | Promise<void>
 
@@ -80,7 +70,7 @@ const STEPS: { [K in Command['kind']]: Step<K> } = {
   AUTH: (s) => s.refuse(REPLIES.authUnavailable), // MX mode: AUTH is never offered
 }
 
-export class Session {
+export class Session implements StepSession {
   readonly conn: Connection
   readonly handler: SmtpHandler
   readonly settings: SmtpSettings

@@ -171,6 +171,8 @@ export interface FolderTable {
   uidnext: Generated<number>
   highestmodseq: Generated<number>
   subscribed: Generated<Bool>
+  /** UIDNEXT at the last read-write IMAP SELECT: UIDs from here on are \Recent to the next one. */
+  recent_uid: Generated<number>
   created_at: number
   updated_at: number
 }

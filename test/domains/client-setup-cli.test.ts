@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process'
 import { request as httpRequest } from 'node:http'
 import { request } from 'node:https'
 import { describe, it } from 'node:test'
+import { createTransport } from 'nodemailer'
 import type { ChangeEvent } from '../../src/store/change-bus.ts'
 import { setupOwner } from '../accounts/helpers.ts'
 import { Api } from '../helpers/api.ts'
@@ -41,6 +42,42 @@ function httpsGet(
     req.on('error', reject)
     req.end()
   })
+}
+
+/** Runs `postern <args>` in a child process against the test server's store. */
+function cliOf(s: TestServer) {
+  const bin = new URL('../../bin/postern.mjs', import.meta.url).pathname
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    POSTERN_DATA_DIR: s.config.data_dir,
+    POSTERN_HOSTNAME: 'mx.postern.test',
+    POSTERN_DNS_SERVERS: s.dns.servers.join(','),
+    POSTERN_LOG_LEVEL: 'silent',
+    POSTERN_AUTH_ARGON2_MEMORY_KIB: '64',
+    POSTERN_AUTH_ARGON2_TIME_COST: '1',
+    POSTERN_SMTP_MX_PORT: '0',
+    POSTERN_SMTP_SUBMISSION_PORT: '0',
+    POSTERN_SMTP_SUBMISSIONS_PORT: '0',
+    POSTERN_IMAP_PORT: '0',
+    POSTERN_IMAP_TLS_PORT: '0',
+  }
+  if (s.config.database.url)
+    Object.assign(env, {
+      POSTERN_DATABASE_URL: s.config.database.url,
+      POSTERN_DATABASE_SCHEMA: s.config.database.schema,
+    })
+  // Asynchronous: this process serves the loopback DNS the CLI asks while it runs.
+  const cli = (...args: string[]) =>
+    new Promise<string>((resolve, reject) =>
+      execFile(
+        process.execPath,
+        ['--import', new URL('../helpers/guard-preload.ts', import.meta.url).pathname, bin, ...args],
+        { env, encoding: 'utf8', timeout: 60_000 },
+        (err, stdout, stderr) =>
+          err ? reject(new Error(`postern ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout),
+      ),
+    )
+  return { cli, env }
 }
 
 for (const dialect of DIALECTS) {
@@ -121,39 +158,7 @@ for (const dialect of DIALECTS) {
         const api = await setupOwner(s)
         const seen: ChangeEvent[] = []
         s.postern.bus.subscribe('*', (e) => seen.push(e))
-        const bin = new URL('../../bin/postern.mjs', import.meta.url).pathname
-        const env: Record<string, string> = {
-          PATH: process.env.PATH ?? '',
-          POSTERN_DATA_DIR: s.config.data_dir,
-          POSTERN_HOSTNAME: 'mx.postern.test',
-          POSTERN_DNS_SERVERS: s.dns.servers.join(','),
-          POSTERN_LOG_LEVEL: 'silent',
-          POSTERN_AUTH_ARGON2_MEMORY_KIB: '64',
-          POSTERN_AUTH_ARGON2_TIME_COST: '1',
-          POSTERN_SMTP_MX_PORT: '0',
-          POSTERN_SMTP_SUBMISSION_PORT: '0',
-          POSTERN_SMTP_SUBMISSIONS_PORT: '0',
-          POSTERN_IMAP_PORT: '0',
-          POSTERN_IMAP_TLS_PORT: '0',
-        }
-        if (s.config.database.url)
-          Object.assign(env, {
-            POSTERN_DATABASE_URL: s.config.database.url,
-            POSTERN_DATABASE_SCHEMA: s.config.database.schema,
-          })
-        // Asynchronous: this process serves the loopback DNS the CLI asks while it runs.
-        const cli = (...args: string[]) =>
-          new Promise<string>((resolve, reject) =>
-            execFile(
-              process.execPath,
-              ['--import', new URL('../helpers/guard-preload.ts', import.meta.url).pathname, bin, ...args],
-              { env, encoding: 'utf8', timeout: 60_000 },
-              (err, stdout, stderr) =>
-                err
-                  ? reject(new Error(`postern ${args.join(' ')}: ${stderr || err.message}`))
-                  : resolve(stdout),
-            ),
-          )
+        const { cli, env } = cliOf(s)
         const added = JSON.parse(await cli('domain', 'add', 'cli.example', '--max-mailboxes', '5', '--json'))
         assert.equal(added.name, 'cli.example')
         assert.equal(
@@ -205,6 +210,65 @@ for (const dialect of DIALECTS) {
           events.some((e) => e.type === 'domain.created'),
           'CLI actions are audited as cli',
         )
+      } finally {
+        await s.close()
+      }
+    })
+
+    it('receives a first mail for a domain the operator vouched for, with no DNS published', async () => {
+      const s = await startTestServer(dialect, { env: { POSTERN_AUTH_SIGNUP: 'open' } })
+      try {
+        const api = await setupOwner(s)
+        const { cli } = cliOf(s)
+        await cli('domain', 'add', 'local.example')
+        // Nothing is published: the HTTP API cannot verify it, whatever the body says.
+        const refused = await api.post('/v1/domains/local.example/verify', { trust_operator: true })
+        assert.equal(refused.status, 409, refused.text)
+        assert.equal(refused.body.code, 'DNS_NOT_READY')
+        assert.match(
+          await cli('domain', 'verify', 'local.example', '--trust-operator'),
+          /local\.example is verified on the operator's word/,
+        )
+        const ev = await s.postern.store.db
+          .selectFrom('events')
+          .select(['actor', 'payload'])
+          .where('type', '=', 'domain.verified')
+          .executeTakeFirstOrThrow()
+        assert.equal(ev.actor, 'cli')
+        assert.equal(JSON.parse(ev.payload).trusted_by_operator, true)
+
+        const mbx = JSON.parse(await cli('mailbox', 'add', 'ann@local.example', '--json'))
+        const mx = s.postern.listeners.find((l) => l.name === 'smtp-mx')?.port as number
+        const transport = createTransport({ host: '127.0.0.1', port: mx, secure: false, ignoreTLS: true })
+        await transport.sendMail({
+          from: 'friend@elsewhere.example',
+          to: 'ann@local.example',
+          subject: 'First mail',
+          text: 'Hello without DNS',
+        })
+        const ann = new Api(s.url).withKey(mbx.api_key.key)
+        const list = await ann.get('/v1/messages')
+        assert.equal(list.status, 200, list.text)
+        assert.deepEqual(
+          list.body.data.map((m: { subject: string }) => m.subject),
+          ['First mail'],
+        )
+
+        // A name another organisation has added is not the operator's to hand out.
+        const other = new Api(s.url)
+        const signup = await other.post('/v1/auth/signup', {
+          email: 'owner@other.example',
+          password: 'correct-horse-battery-9',
+          org_name: 'Other',
+        })
+        assert.equal(signup.status, 201, signup.text)
+        assert.equal((await other.post('/v1/domains', { name: 'taken.example' })).status, 201)
+        await cli('domain', 'add', 'taken.example')
+        await assert.rejects(
+          cli('domain', 'verify', 'taken.example', '--trust-operator'),
+          /added by another organisation/,
+        )
+        assert.equal((await api.get('/v1/domains/taken.example')).body.status, 'pending')
       } finally {
         await s.close()
       }

@@ -7,6 +7,7 @@
 
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { isEventType } from '../../src/services/events/types.ts'
 import type { Api, ApiResponse } from '../helpers/api.ts'
 import { DIALECTS } from '../helpers/dialects.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
@@ -280,6 +281,13 @@ for (const dialect of DIALECTS) {
         for (const [label, value] of Object.entries(markers))
           if (text.includes(value)) leaks.push(`${where} shows org B's ${label} (${value})`)
       assert.deepEqual(leaks, [], leaks.join('\n'))
+    })
+
+    it('writes only events of the documented vocabulary over all of that', async () => {
+      const rows = await s.postern.store.db.selectFrom('events').select('type').distinct().execute()
+      assert.ok(rows.length > 10, `only ${rows.length} event types written`)
+      const unknown = rows.map((r) => r.type).filter((t) => !isEventType(t))
+      assert.deepEqual(unknown, [], 'event types missing from src/services/events/types.ts')
     })
   })
 }

@@ -9,7 +9,7 @@ import { newId } from '../../store/ids.ts'
 import type { ApiKeyTable } from '../../store/schema.ts'
 import type { Clock } from '../../time/clock.ts'
 import { ServiceError } from '../errors.ts'
-import { audit } from './audit.ts'
+import { writeEvent } from '../events/write.ts'
 import type { KeyScope, Principal } from './principal.ts'
 import { newSecret, sha256Hex } from './secrets.ts'
 
@@ -110,7 +110,7 @@ export function createApiKeyService(deps: { store: Store; clock: Clock }): ApiKe
       }
       await db.transaction().execute(async (tx) => {
         await tx.insertInto('api_keys').values(row).execute()
-        await audit(tx, now, {
+        await writeEvent(tx, now, {
           org_id: actor.org_id,
           type: 'api_key.created',
           actor: actorId(actor),
@@ -186,7 +186,7 @@ export function createApiKeyService(deps: { store: Store; clock: Clock }): ApiKe
           .executeTakeFirst()
         if (Number(r.numUpdatedRows) !== 1)
           throw new ServiceError('not_found', 'API_KEY_NOT_FOUND', `No active API key ${id}.`)
-        await audit(tx, now, {
+        await writeEvent(tx, now, {
           org_id: actor.org_id,
           type: 'api_key.revoked',
           actor: actorId(actor),

@@ -9,9 +9,9 @@ import { type Kysely, sql, type Transaction } from 'kysely'
 import { newId } from '../../store/ids.ts'
 import type { Database } from '../../store/schema.ts'
 import { ServiceError } from '../errors.ts'
+import { writeEvent } from '../events/write.ts'
 import { OPERATOR_KEY, type SetupService } from '../setup/setup-token.ts'
 import { queueSystemMail } from '../system-mail/system-mail.ts'
-import { audit } from './audit.ts'
 import { type AccountsContext, canonicalEmail, isEmail, type UserView, userView } from './context.ts'
 import { newNumericCode, newSecret, sha256Hex } from './secrets.ts'
 import { useSecondFactor } from './two-factor.ts'
@@ -203,7 +203,7 @@ export async function completeSetup(
         .insertInto('server_meta')
         .values({ key: OPERATOR_KEY, value: r.org.id, updated_at: now })
         .execute()
-      await audit(tx, now, {
+      await writeEvent(tx, now, {
         org_id: r.org.id,
         type: 'setup.completed',
         actor: r.user.id,
@@ -253,7 +253,7 @@ export async function signup(
       verified: false,
     })
     await sendVerificationCode(ctx, tx, r.user)
-    await audit(tx, now, {
+    await writeEvent(tx, now, {
       org_id: r.org.id,
       type: 'auth.signed_up',
       actor: r.user.id,
@@ -297,7 +297,7 @@ export async function login(
   const now = ctx.clock.now()
   const fail = async (code: string, message: string, reason: string) => {
     const after = await ctx.throttle.recordFailure(keys)
-    await audit(ctx.store.db, now, {
+    await writeEvent(ctx.store.db, now, {
       org_id: user?.org_id ?? null,
       type: 'auth.login_failed',
       actor: user?.id ?? null,
@@ -321,7 +321,7 @@ export async function login(
       user ? 'password' : 'unknown_email',
     )
   if (user.disabled || user.org_deleted_at !== null) {
-    await audit(ctx.store.db, now, {
+    await writeEvent(ctx.store.db, now, {
       org_id: user.org_id,
       type: 'auth.login_failed',
       actor: user.id,
@@ -350,7 +350,7 @@ export async function login(
   }
   await ctx.throttle.recordSuccess(keys)
   await ctx.store.db.updateTable('users').set({ last_login_at: now }).where('id', '=', user.id).execute()
-  await audit(ctx.store.db, now, {
+  await writeEvent(ctx.store.db, now, {
     org_id: user.org_id,
     type: 'auth.login_succeeded',
     actor: user.id,
@@ -458,7 +458,7 @@ export async function forgotPassword(
       subject: `Reset your ${ctx.settings.hostname} password`,
       text: `Someone (hopefully you) asked to reset your password.\n\nOpen ${ctx.settings.publicUrl()}/reset-password?token=${token}\nor send this token to POST /v1/auth/reset-password: ${token}\n\nIt works once, within an hour. If it was not you, ignore this message.\n`,
     })
-    await audit(tx, now, {
+    await writeEvent(tx, now, {
       org_id: user.org_id,
       type: 'auth.password_reset_requested',
       actor: null,
@@ -533,7 +533,7 @@ export async function resetPassword(
       .where('user_id', '=', row.user_id)
       .where('revoked_at', 'is', null)
       .execute()
-    await audit(tx, now, {
+    await writeEvent(tx, now, {
       org_id: row.org_id,
       type: 'auth.password_reset',
       actor: row.user_id,
@@ -563,7 +563,7 @@ export async function claimInvite(
       .where('id', '=', row.user_id)
       .where('password_hash', 'is', null)
       .execute()
-    await audit(tx, now, {
+    await writeEvent(tx, now, {
       org_id: row.org_id,
       type: 'user.invite_claimed',
       actor: row.user_id,

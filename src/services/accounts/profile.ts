@@ -2,7 +2,7 @@
 // sessions), preferences as a JSON merge patch (RFC 7396), and their sessions.
 
 import { ServiceError } from '../errors.ts'
-import { audit } from './audit.ts'
+import { writeEvent } from '../events/write.ts'
 import { type AccountsContext, type UserView, userView } from './context.ts'
 import type { Principal } from './principal.ts'
 
@@ -61,7 +61,7 @@ export async function changePassword(
     .where('id', '=', userId)
     .execute()
   const ended = await ctx.sessions.revokeAll(userId, p.session_id)
-  await audit(ctx.store.db, now, {
+  await writeEvent(ctx.store.db, now, {
     org_id: p.org_id,
     type: 'user.password_changed',
     actor: userId,

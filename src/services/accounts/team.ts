@@ -4,7 +4,7 @@
 // owner role; disabling a user ends their sessions and revokes the keys they created.
 
 import { ServiceError } from '../errors.ts'
-import { audit } from './audit.ts'
+import { writeEvent } from '../events/write.ts'
 import { type AccountsContext, type UserView, userView } from './context.ts'
 import { createInvite } from './identity.ts'
 import type { Principal, Role } from './principal.ts'
@@ -76,7 +76,7 @@ export async function updateOrg(
     })
     .where('id', '=', p.org_id)
     .execute()
-  await audit(ctx.store.db, now, {
+  await writeEvent(ctx.store.db, now, {
     org_id: p.org_id,
     type: 'org.updated',
     actor: actorOf(p),
@@ -103,7 +103,7 @@ export async function softDeleteOrg(ctx: AccountsContext, p: Principal, ip: stri
       .where('org_id', '=', p.org_id)
       .where('revoked_at', 'is', null)
       .execute()
-    await audit(tx, now, {
+    await writeEvent(tx, now, {
       org_id: p.org_id,
       type: 'org.deleted',
       actor: actorOf(p),
@@ -126,7 +126,7 @@ export async function hardDeleteOrg(ctx: AccountsContext, p: Principal, ip: stri
       .set({ refcount: 0, updated_at: now })
       .where('namespace', '=', p.org_id)
       .execute()
-    await audit(tx, now, {
+    await writeEvent(tx, now, {
       org_id: null,
       type: 'org.deleted',
       actor: actorOf(p),
@@ -164,7 +164,7 @@ export async function inviteUser(
       name: input.name ?? '',
       invited_by: actorOf(p) as string,
     })
-    await audit(tx, now, {
+    await writeEvent(tx, now, {
       org_id: p.org_id,
       type: 'user.invited',
       actor: actorOf(p),
@@ -234,7 +234,7 @@ export async function updateUser(
         .where('revoked_at', 'is', null)
         .execute()
     if (patch.role !== undefined && patch.role !== target.role)
-      await audit(tx, now, {
+      await writeEvent(tx, now, {
         org_id: p.org_id,
         type: 'user.role_changed',
         actor: actorOf(p),
@@ -262,10 +262,22 @@ export async function updateUser(
         .where('user_id', '=', id)
         .where('revoked_at', 'is', null)
         .execute()
-      await audit(tx, now, { org_id: p.org_id, type: 'user.disabled', actor: actorOf(p), ip, subject_id: id })
+      await writeEvent(tx, now, {
+        org_id: p.org_id,
+        type: 'user.disabled',
+        actor: actorOf(p),
+        ip,
+        subject_id: id,
+      })
     }
     if (patch.disabled === false && target.disabled)
-      await audit(tx, now, { org_id: p.org_id, type: 'user.enabled', actor: actorOf(p), ip, subject_id: id })
+      await writeEvent(tx, now, {
+        org_id: p.org_id,
+        type: 'user.enabled',
+        actor: actorOf(p),
+        ip,
+        subject_id: id,
+      })
     const row = await tx.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
     return userView(row)
   })

@@ -8,8 +8,8 @@ import type { Store } from '../../store/db.ts'
 import { newId } from '../../store/ids.ts'
 import type { UserTable } from '../../store/schema.ts'
 import { ServiceError } from '../errors.ts'
+import { writeEvent } from '../events/write.ts'
 import { seal, unseal } from '../secrets/seal.ts'
-import { audit } from './audit.ts'
 import type { AccountsContext } from './context.ts'
 import type { Principal } from './principal.ts'
 import { newAppPassword, sha256Hex } from './secrets.ts'
@@ -131,7 +131,7 @@ export async function confirmTotp(
         })),
       )
       .execute()
-    await audit(tx, now, {
+    await writeEvent(tx, now, {
       org_id: p.org_id,
       type: 'user.totp_enabled',
       actor: userId,
@@ -173,7 +173,7 @@ export async function disableTotp(
       .where('id', '=', userId)
       .execute()
     await tx.deleteFrom('recovery_codes').where('user_id', '=', userId).execute()
-    await audit(tx, now, {
+    await writeEvent(tx, now, {
       org_id: p.org_id,
       type: 'user.totp_disabled',
       actor: userId,
@@ -274,7 +274,7 @@ export async function createAppPassword(
   }
   await ctx.store.db.transaction().execute(async (tx) => {
     await tx.insertInto('app_passwords').values(row).execute()
-    await audit(tx, now, {
+    await writeEvent(tx, now, {
       org_id: p.org_id,
       type: 'app_password.created',
       actor: p.user_id,
@@ -315,7 +315,7 @@ export async function revokeAppPassword(
     .executeTakeFirst()
   if (Number(r.numUpdatedRows) !== 1)
     throw new ServiceError('not_found', 'APP_PASSWORD_NOT_FOUND', `No active app password ${id}.`)
-  await audit(ctx.store.db, now, {
+  await writeEvent(ctx.store.db, now, {
     org_id: p.org_id,
     type: 'app_password.revoked',
     actor: p.user_id,

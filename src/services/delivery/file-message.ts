@@ -13,7 +13,9 @@ import type { DialectName } from '../../store/db.ts'
 import { indexMessage } from '../../store/fulltext.ts'
 import { newId } from '../../store/ids.ts'
 import type { Database } from '../../store/schema.ts'
-import { audit } from '../accounts/audit.ts'
+import { notifyChange } from '../events/changes.ts'
+import type { EventType } from '../events/types.ts'
+import { writeEvent } from '../events/write.ts'
 import { addToFolder } from '../messages/folder-ops.ts'
 import { assignThread } from './threading.ts'
 
@@ -21,6 +23,10 @@ export interface FileMessageInput {
   org_id: string
   mailbox_id: string
   role: 'inbox' | 'junk' | 'sent'
+  /** Files into this folder of the mailbox instead of the role's (IMAP APPEND). */
+  folder_id?: string
+  /** INTERNALDATE when not now (IMAP APPEND's date-time). */
+  received_at?: number
   blob: { sha256: string; size: number }
   parsed: ParsedSummary
   now: number
@@ -28,7 +34,7 @@ export interface FileMessageInput {
   envelope: string | null
   /** Keywords set on arrival, e.g. \Seen for a Sent copy. */
   keywords?: readonly string[]
-  event: { type: string; actor: string; ip: string | null; payload: Record<string, unknown> }
+  event: { type: EventType; actor: string; ip: string | null; payload: Record<string, unknown> }
 }
 
 export async function fileMessage(
@@ -37,13 +43,15 @@ export async function fileMessage(
   m: FileMessageInput,
 ): Promise<string> {
   const { parsed, now } = m
-  const folder = await tx
+  const q = tx
     .selectFrom('folders')
     .select(['id', 'mailbox_id', 'org_id'])
     .where('mailbox_id', '=', m.mailbox_id)
-    .where('role', '=', m.role)
-    .executeTakeFirst()
-  if (!folder) throw new Error(`mailbox ${m.mailbox_id} has no ${m.role} folder`)
+  const folder = await (m.folder_id
+    ? q.where('id', '=', m.folder_id)
+    : q.where('role', '=', m.role)
+  ).executeTakeFirst()
+  if (!folder) throw new Error(`mailbox ${m.mailbox_id} has no ${m.folder_id ?? m.role} folder`)
   const threadId = await assignThread(tx, {
     org_id: m.org_id,
     mailbox_id: m.mailbox_id,
@@ -72,7 +80,7 @@ export async function fileMessage(
       cc_json: JSON.stringify(parsed.cc),
       reply_to_json: JSON.stringify(parsed.reply_to),
       sent_at: parsed.date,
-      received_at: now,
+      received_at: m.received_at ?? now,
       has_attachments: parsed.attachments.length > 0 ? 1 : 0,
       preview: parsed.preview,
       attachments: JSON.stringify(parsed.attachments),
@@ -104,7 +112,7 @@ export async function fileMessage(
     .set((eb) => ({ used_bytes: eb('used_bytes', '+', m.blob.size) }))
     .where('id', '=', m.mailbox_id)
     .execute()
-  await audit(tx, now, {
+  await writeEvent(tx, now, {
     org_id: m.org_id,
     type: m.event.type,
     actor: m.event.actor,
@@ -112,10 +120,11 @@ export async function fileMessage(
     subject_id: id,
     payload: m.event.payload,
   })
-  await deps.bus.publish(tx, {
-    topic: 'message.received',
-    org_id: m.org_id,
-    data: { message_id: id, mailbox_id: m.mailbox_id, folder: m.role },
+  await notifyChange(deps.bus, tx, 'mail.changed', m.org_id, {
+    mailbox_id: m.mailbox_id,
+    what: 'added',
+    message_id: id,
+    folder: m.role,
   })
   return id
 }

@@ -16,9 +16,10 @@ import type { Store } from '../../store/db.ts'
 import { newId } from '../../store/ids.ts'
 import type { Database, Domain } from '../../store/schema.ts'
 import type { Clock } from '../../time/clock.ts'
-import { audit } from '../accounts/audit.ts'
 import type { Principal } from '../accounts/principal.ts'
 import { ServiceError } from '../errors.ts'
+import { notifyChange } from '../events/changes.ts'
+import { writeEvent } from '../events/write.ts'
 import { type DkimKeyView, dkimKeyView, publishedDkimKeys, rotateDkimKeys } from './dkim.ts'
 import { type DnsRecord, domainDnsRecords, mtaStsPolicy, zoneFileSnippet } from './dns-records.ts'
 import { checkDomainDns, type DnsStatus } from './dns-status.ts'
@@ -184,7 +185,7 @@ async function verifiedElsewhere(db: Tx, name: string, orgId: string): Promise<b
 }
 
 async function changed(ctx: DomainsContext, db: Tx, orgId: string, domainId: string, what: string) {
-  await ctx.bus.publish(db, { topic: 'domain.changed', org_id: orgId, data: { domain_id: domainId, what } })
+  await notifyChange(ctx.bus, db, 'domain.changed', orgId, { domain_id: domainId, what })
 }
 
 export async function createDomain(
@@ -244,7 +245,7 @@ export async function createDomain(
       )
     await tx.insertInto('domains').values(row).execute()
     const dkim = await rotateDkimKeys(db, ctx.keyEncryptionKey, row, now, ctx.settings.dkimGraceMs, tx)
-    await audit(tx, now, {
+    await writeEvent(tx, now, {
       org_id: p.org_id,
       type: 'domain.created',
       actor: actorOf(p),
@@ -340,7 +341,7 @@ export async function updateDomain(
     if (patch.max_mailboxes !== undefined) set.max_mailboxes = patch.max_mailboxes
     if (patch.backup_mx !== undefined) set.backup_mx = patch.backup_mx ? 1 : 0
     await tx.updateTable('domains').set(set).where('id', '=', d.id).where('org_id', '=', p.org_id).execute()
-    await audit(tx, now, {
+    await writeEvent(tx, now, {
       org_id: p.org_id,
       type: 'domain.updated',
       actor: actorOf(p),
@@ -376,7 +377,7 @@ export async function deleteDomain(
     for (const m of mailboxes) await releaseMailboxBlobs(tx, m.id, now)
     await tx.deleteFrom('mailboxes').where('domain_id', '=', d.id).execute()
     await tx.deleteFrom('domains').where('id', '=', d.id).execute()
-    await audit(tx, now, {
+    await writeEvent(tx, now, {
       org_id: p.org_id,
       type: 'domain.deleted',
       actor: actorOf(p),
@@ -472,6 +473,47 @@ export async function verifyDomain(
       `Publish the required records first (see dns-records): ${missing.join('; ')}`,
     )
   }
+  await markVerified(ctx, p, d, ip, { name: d.name })
+  return { domain: await viewOf(ctx.store.db, await findDomain(ctx.store.db, p.org_id, d.id)), dns }
+}
+
+/**
+ * Marks a domain verified on the operator's word, without looking anything up: for a laptop or
+ * a test box with no public DNS (mox's localserve does the same). Only the CLI calls this (the
+ * HTTP API has no way to reach it); the event says the operator vouched. Refused when another
+ * organisation has the name at all, verified or not: the operator's word settles ownership
+ * between nobody and this org, never between two tenants.
+ */
+export async function trustDomainAsOperator(
+  ctx: DomainsContext,
+  p: Principal,
+  idOrName: string,
+): Promise<DomainView> {
+  const d = await findDomain(ctx.store.db, p.org_id, idOrName)
+  const other = await ctx.store.db
+    .selectFrom('domains')
+    .select('id')
+    .where('name', '=', d.name)
+    .where('org_id', '!=', p.org_id)
+    .executeTakeFirst()
+  if (other)
+    throw new ServiceError(
+      'conflict',
+      'DOMAIN_HELD_ELSEWHERE',
+      `${d.name} has been added by another organisation on this server; verify it through DNS instead.`,
+    )
+  if (d.status !== 'verified')
+    await markVerified(ctx, p, d, null, { name: d.name, trusted_by_operator: true })
+  return viewOf(ctx.store.db, await findDomain(ctx.store.db, p.org_id, d.id))
+}
+
+async function markVerified(
+  ctx: DomainsContext,
+  p: Principal,
+  d: { id: string; name: string },
+  ip: string | null,
+  payload: Record<string, unknown>,
+): Promise<void> {
   const now = ctx.clock.now()
   try {
     await ctx.store.db.transaction().execute(async (tx) => {
@@ -486,13 +528,13 @@ export async function verifyDomain(
         .set({ status: 'verified', verified_at: now, updated_at: now })
         .where('id', '=', d.id)
         .execute()
-      await audit(tx, now, {
+      await writeEvent(tx, now, {
         org_id: p.org_id,
         type: 'domain.verified',
         actor: actorOf(p),
         ip,
         subject_id: d.id,
-        payload: { name: d.name },
+        payload,
       })
       await changed(ctx, tx, p.org_id, d.id, 'verified')
     })
@@ -506,7 +548,6 @@ export async function verifyDomain(
       )
     throw err
   }
-  return { domain: await viewOf(ctx.store.db, await findDomain(ctx.store.db, p.org_id, d.id)), dns }
 }
 
 export async function rotateDomainKeys(
@@ -518,7 +559,7 @@ export async function rotateDomainKeys(
   const d = await findDomain(ctx.store.db, p.org_id, idOrName)
   const now = ctx.clock.now()
   const keys = await rotateDkimKeys(ctx.store.db, ctx.keyEncryptionKey, d, now, ctx.settings.dkimGraceMs)
-  await audit(ctx.store.db, now, {
+  await writeEvent(ctx.store.db, now, {
     org_id: p.org_id,
     type: 'domain.dkim_rotated',
     actor: actorOf(p),
@@ -555,7 +596,7 @@ export async function recheckVerifiedDomains(
       }))
     if (changes.length) {
       changedCount++
-      await audit(ctx.store.db, status.checked_at, {
+      await writeEvent(ctx.store.db, status.checked_at, {
         org_id: d.org_id,
         type: 'domain.dns_changed',
         actor: 'system',

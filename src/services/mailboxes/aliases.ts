@@ -7,10 +7,10 @@ import type { Kysely, Transaction } from 'kysely'
 import { normaliseDomain, parseAddress } from '../../mail/address.ts'
 import { newId } from '../../store/ids.ts'
 import type { Alias, Database } from '../../store/schema.ts'
-import { audit, recordChange } from '../accounts/audit.ts'
 import type { Principal } from '../accounts/principal.ts'
 import { findDomain } from '../domains/domains.ts'
 import { ServiceError } from '../errors.ts'
+import { recordChange, writeEvent } from '../events/write.ts'
 import type { MailboxesContext } from './mailboxes.ts'
 
 export interface AliasView {

@@ -14,13 +14,13 @@ import { parseAddress } from '../../mail/address.ts'
 import { newId } from '../../store/ids.ts'
 import type { Database, Folder, Mailbox } from '../../store/schema.ts'
 import type { ApiKeyService } from '../accounts/api-keys.ts'
-import { audit, recordChange } from '../accounts/audit.ts'
 import type { PasswordHasher } from '../accounts/passwords.ts'
 import type { Principal } from '../accounts/principal.ts'
 import { newAppPassword } from '../accounts/secrets.ts'
 import type { DomainsContext } from '../domains/domains.ts'
 import { findDomain, releaseMailboxBlobs } from '../domains/domains.ts'
 import { ServiceError } from '../errors.ts'
+import { recordChange, writeEvent } from '../events/write.ts'
 
 const MB = 1024 * 1024
 
@@ -466,7 +466,7 @@ export async function grantAccess(
       .values({ org_id: p.org_id, mailbox_id: m.id, user_id: userId, created_at: now })
       .onConflict((oc) => oc.columns(['mailbox_id', 'user_id']).doNothing())
       .execute()
-    await audit(tx, now, {
+    await writeEvent(tx, now, {
       org_id: p.org_id,
       type: 'mailbox.access_granted',
       actor: actorOf(p),
@@ -502,7 +502,7 @@ export async function revokeAccess(
     .where('user_id', '=', userId)
     .where('revoked_at', 'is', null)
     .execute()
-  await audit(ctx.store.db, now, {
+  await writeEvent(ctx.store.db, now, {
     org_id: p.org_id,
     type: 'mailbox.access_revoked',
     actor: actorOf(p),

@@ -10,6 +10,7 @@ import type { ChangeBus } from '../../store/change-bus.ts'
 import type { Store } from '../../store/db.ts'
 import type { Database } from '../../store/schema.ts'
 import type { Clock } from '../../time/clock.ts'
+import { notifyChange } from '../events/changes.ts'
 
 /** Re-exported for the protocols, which may not import store/ themselves. */
 export type { BlobStore }
@@ -31,5 +32,5 @@ export async function mailChanged(
   mailboxId: string,
   what: string,
 ): Promise<void> {
-  await ctx.bus.publish(tx, { topic: 'mail.changed', org_id: orgId, data: { mailbox_id: mailboxId, what } })
+  await notifyChange(ctx.bus, tx, 'mail.changed', orgId, { mailbox_id: mailboxId, what })
 }

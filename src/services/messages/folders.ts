@@ -170,6 +170,7 @@ async function create(ctx: MessagesContext, mailbox: MailboxRef, name: string, s
       uidnext: 1,
       highestmodseq: 0,
       subscribed: subscribed ? 1 : 0,
+      recent_uid: 1,
       created_at: now,
       updated_at: now,
     }

@@ -6,7 +6,8 @@
 
 import type { ChangeBus } from '../../store/change-bus.ts'
 import { newId } from '../../store/ids.ts'
-import { audit } from '../accounts/audit.ts'
+import { notifyChange } from '../events/changes.ts'
+import { writeEvent } from '../events/write.ts'
 import type { Tx } from '../messages/context.ts'
 
 export const EMAIL_EVENTS = [
@@ -39,7 +40,7 @@ export async function emailEvent(
   },
 ): Promise<void> {
   const payload = { email_id: e.outbound_id, ...(e.recipient ? { recipient: e.recipient } : {}), ...e.data }
-  await audit(tx, now, {
+  await writeEvent(tx, now, {
     org_id: e.org_id,
     type: `email.${e.type}`,
     actor: e.actor ?? 'queue',
@@ -47,7 +48,9 @@ export async function emailEvent(
     subject_id: e.outbound_id,
     payload,
   })
-  await bus.publish(tx, { topic: `email.${e.type}`, org_id: e.org_id, data: payload })
+  // Only what makes work due wakes the queue workers of other processes.
+  if (e.type === 'queued' || e.type === 'rescheduled')
+    await notifyChange(bus, tx, 'queue.changed', e.org_id, { email_id: e.outbound_id, what: e.type })
 }
 
 export interface TraceRow {

@@ -7,9 +7,9 @@
 
 import { sql } from 'kysely'
 import type { OutboundMessage } from '../../store/schema.ts'
-import { audit } from '../accounts/audit.ts'
 import type { Principal } from '../accounts/principal.ts'
 import { ServiceError } from '../errors.ts'
+import { writeEvent } from '../events/write.ts'
 import type { OutboundContext } from './context.ts'
 import { emailEvent } from './events.ts'
 import { type EmailSummary, type EmailView, findEmail, getEmail, listEmails } from './views.ts'
@@ -207,7 +207,7 @@ export async function setQueuePaused(
         .onConflict((oc) => oc.column('org_id').doNothing())
         .execute()
     else await tx.deleteFrom('queue_pauses').where('org_id', '=', p.org_id).execute()
-    await audit(tx, now, {
+    await writeEvent(tx, now, {
       org_id: p.org_id,
       type: paused ? 'queue.paused' : 'queue.resumed',
       actor: p.user_id ?? p.key_id,

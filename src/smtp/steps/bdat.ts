@@ -6,10 +6,10 @@
 import type { Command } from '../protocol/commands.ts'
 import { MessageReader } from '../protocol/data-reader.ts'
 import { messageProblemReply, REPLIES, type Reply } from '../protocol/replies.ts'
-import type { Session } from '../session.ts'
+import type { StepSession } from '../step-session.ts'
 import { deliver } from './data.ts'
 
-export async function bdat(s: Session, cmd: Extract<Command, { kind: 'BDAT' }>): Promise<void> {
+export async function bdat(s: StepSession, cmd: Extract<Command, { kind: 'BDAT' }>): Promise<void> {
   const tx = s.tx
   let refusal: Reply | null = null
   if (!tx) refusal = s.info.helo ? REPLIES.needMail : REPLIES.needHelo

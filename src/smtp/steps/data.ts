@@ -7,9 +7,9 @@
 
 import { MessageReader } from '../protocol/data-reader.ts'
 import { messageProblemReply, REPLIES } from '../protocol/replies.ts'
-import type { Session } from '../session.ts'
+import type { StepSession } from '../step-session.ts'
 
-export async function data(s: Session): Promise<void> {
+export async function data(s: StepSession): Promise<void> {
   const tx = s.tx
   if (!tx || tx.failed) return s.refuse(s.info.helo ? REPLIES.needMail : REPLIES.needHelo)
   if (tx.chunks) return s.refuse(REPLIES.dataAfterBdat) // RFC 3030 3
@@ -24,7 +24,7 @@ export async function data(s: Session): Promise<void> {
 }
 
 /** Hands the finished message to the handler and answers with its reply; ends the transaction. */
-export async function deliver(s: Session, reader: MessageReader): Promise<void> {
+export async function deliver(s: StepSession, reader: MessageReader): Promise<void> {
   const tx = s.tx!
   s.tx = null
   const done = reader.finish()

@@ -4,9 +4,9 @@
 
 import type { Command } from '../protocol/commands.ts'
 import { REPLIES } from '../protocol/replies.ts'
-import type { Session } from '../session.ts'
+import type { StepSession } from '../step-session.ts'
 
-export function ehlo(s: Session, cmd: Extract<Command, { kind: 'EHLO' | 'HELO' }>): void {
+export function ehlo(s: StepSession, cmd: Extract<Command, { kind: 'EHLO' | 'HELO' }>): void {
   s.tx = null // RFC 5321 4.1.4: EHLO in a transaction is an implicit RSET
   s.info.helo = cmd.domain
   s.info.esmtp = cmd.kind === 'EHLO'

@@ -4,9 +4,9 @@
 
 import type { Command } from '../protocol/commands.ts'
 import { REPLIES } from '../protocol/replies.ts'
-import type { Session } from '../session.ts'
+import type { StepSession } from '../step-session.ts'
 
-export async function mail(s: Session, cmd: Extract<Command, { kind: 'MAIL' }>): Promise<void> {
+export async function mail(s: StepSession, cmd: Extract<Command, { kind: 'MAIL' }>): Promise<void> {
   if (!s.info.helo) return s.refuse(REPLIES.needHelo) // RFC 5321 4.1.4
   if (s.tx && !s.tx.failed) return s.refuse(REPLIES.nestedMail)
   if (s.transactions >= s.settings.max_transactions) {

@@ -5,9 +5,9 @@
 
 import type { Command } from '../protocol/commands.ts'
 import { REPLIES } from '../protocol/replies.ts'
-import type { Session } from '../session.ts'
+import type { StepSession } from '../step-session.ts'
 
-export async function rcpt(s: Session, cmd: Extract<Command, { kind: 'RCPT' }>): Promise<void> {
+export async function rcpt(s: StepSession, cmd: Extract<Command, { kind: 'RCPT' }>): Promise<void> {
   const tx = s.tx
   if (!tx || tx.failed) return s.refuse(s.info.helo ? REPLIES.needMail : REPLIES.needHelo)
   if (tx.chunks) return s.refuse(REPLIES.rcptAfterBdat)

@@ -3,9 +3,9 @@
 // after STARTTLS was discarded by the connection (CVE-2011-0411).
 
 import { REPLIES } from '../protocol/replies.ts'
-import type { Session } from '../session.ts'
+import type { StepSession } from '../step-session.ts'
 
-export async function starttls(s: Session): Promise<void> {
+export async function starttls(s: StepSession): Promise<void> {
   if (s.info.tls) return s.refuse(REPLIES.tlsActive)
   const options = s.tlsAvailable()
   if (!options) return s.refuse(REPLIES.tlsUnavailable)

@@ -7,6 +7,7 @@ import * as accounts from './0002-accounts.ts'
 import * as domains from './0003-domains.ts'
 import * as messages from './0004-messages.ts'
 import * as outbound from './0005-outbound.ts'
+import * as imap from './0006-imap.ts'
 
 export const migrations: Record<string, Migration> = {
   '0001-init': init,
@@ -14,4 +15,5 @@ export const migrations: Record<string, Migration> = {
   '0003-domains': domains,
   '0004-messages': messages,
   '0005-outbound': outbound,
+  '0006-imap': imap,
 }

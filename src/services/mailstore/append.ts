@@ -1,0 +1,91 @@
+// APPEND (RFC 9051 6.3.12, RFC 4315 APPENDUID, RFC 7889 APPENDLIMIT): a message a mail client
+// uploads into a folder. The bytes were streamed to a staged blob while the literal arrived
+// (stageUpload), so nothing here holds more than one parse of them; filing commits the blob
+// with the message row in one transaction, or discards it.
+// Invariants: the mailbox quota holds (OVERQUOTA, RFC 9208); the message is parsed once, as
+// delivered mail is; the flags given are stored (\Recent never is).
+
+import { readFile } from 'node:fs/promises'
+import { parseMessage } from '../../mail/parse.ts'
+import type { BlobSource, StagedBlob } from '../../store/blobs/blob-store.ts'
+import { fileMessage } from '../delivery/file-message.ts'
+import { ServiceError } from '../errors.ts'
+import type { MessagesContext } from '../messages/context.ts'
+import { folderById, type MailAccountRef } from './folder-view.ts'
+
+export type { StagedBlob }
+
+/** Streams an upload into a staged blob of the account's org (fsynced, not yet visible). */
+export function stageUpload(ctx: Pick<MessagesContext, 'blobs'>, a: MailAccountRef, source: BlobSource) {
+  return ctx.blobs.stage(a.org_id, source)
+}
+
+export function discardUpload(ctx: Pick<MessagesContext, 'blobs'>, staged: StagedBlob) {
+  return ctx.blobs.discard(staged)
+}
+
+export interface AppendInput {
+  staged: StagedBlob
+  flags: readonly string[]
+  /** INTERNALDATE from the command, epoch ms; null = now. */
+  internaldate: number | null
+}
+
+export async function appendMessage(
+  ctx: MessagesContext,
+  a: MailAccountRef,
+  folderId: string,
+  input: AppendInput,
+): Promise<{ uidvalidity: number; uid: number }> {
+  const { staged } = input
+  try {
+    const raw = staged.data ?? (await readFile(staged.tmp as string))
+    const parsed = await parseMessage(raw)
+    const now = ctx.clock.now()
+    return await ctx.store.db.transaction().execute(async (tx) => {
+      const folder = await folderById(tx, a, folderId)
+      if (!folder) throw new ServiceError('not_found', 'FOLDER_NOT_FOUND', 'No such folder.')
+      const box = await tx
+        .selectFrom('mailboxes')
+        .select(['quota_bytes', 'used_bytes'])
+        .where('id', '=', a.mailbox_id)
+        .where('org_id', '=', a.org_id)
+        .executeTakeFirstOrThrow()
+      if (Number(box.quota_bytes) > 0 && Number(box.used_bytes) + staged.size > Number(box.quota_bytes))
+        throw new ServiceError(
+          'conflict',
+          'OVER_QUOTA',
+          'The mailbox is full: delete mail or ask for a larger quota.',
+        )
+      const blob = await ctx.blobs.commitStaged(tx, staged)
+      const id = await fileMessage(
+        tx,
+        { blobs: ctx.blobs, bus: ctx.bus, dialect: ctx.store.dialect },
+        {
+          org_id: a.org_id,
+          mailbox_id: a.mailbox_id,
+          role: 'inbox',
+          folder_id: folder.id,
+          received_at: input.internaldate ?? now,
+          blob,
+          parsed,
+          now,
+          auth_summary: null,
+          envelope: null,
+          keywords: [...new Set(input.flags.filter((f) => f.toLowerCase() !== '\\recent'))],
+          event: { type: 'email.appended', actor: a.mailbox_id, ip: null, payload: { folder: folder.name } },
+        },
+      )
+      const m = await tx
+        .selectFrom('folder_messages')
+        .select('uid')
+        .where('folder_id', '=', folder.id)
+        .where('message_id', '=', id)
+        .executeTakeFirstOrThrow()
+      return { uidvalidity: folder.uidvalidity, uid: Number(m.uid) }
+    })
+  } catch (err) {
+    await ctx.blobs.discard(staged).catch(() => {})
+    throw err
+  }
+}

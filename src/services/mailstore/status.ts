@@ -1,0 +1,50 @@
+// STATUS (RFC 9051 6.3.11) and the counts SELECT reports: messages, unseen, recent, deleted,
+// total size (STATUS=SIZE, RFC 8438), UIDNEXT, UIDVALIDITY and HIGHESTMODSEQ, in one query.
+
+import { sql } from 'kysely'
+import type { Tx } from '../messages/context.ts'
+import { DELETED, SEEN } from '../messages/folder-ops.ts'
+import type { FolderInfo, MailAccountRef } from './folder-view.ts'
+
+export interface FolderStatus {
+  messages: number
+  unseen: number
+  recent: number
+  deleted: number
+  size: number
+  uidnext: number
+  uidvalidity: number
+  highestmodseq: number
+}
+
+const has = (kw: string) =>
+  sql<number>`SUM(CASE WHEN EXISTS (SELECT 1 FROM message_keywords k WHERE k.message_id = fm.message_id AND k.keyword = ${kw}) THEN 1 ELSE 0 END)`
+
+export async function folderStatus(db: Tx, a: MailAccountRef, f: FolderInfo): Promise<FolderStatus> {
+  const r = await db
+    .selectFrom('folder_messages as fm')
+    .innerJoin('messages as m', 'm.id', 'fm.message_id')
+    .select((eb) => [
+      eb.fn.countAll<number>().as('n'),
+      has(SEEN).as('seen'),
+      has(DELETED).as('deleted'),
+      sql<number>`SUM(CASE WHEN fm.uid >= ${f.recent_uid} THEN 1 ELSE 0 END)`.as('recent'),
+      eb.fn.sum<number>('m.size').as('size'),
+    ])
+    .where('fm.folder_id', '=', f.id)
+    .where('fm.org_id', '=', a.org_id)
+    .where('m.mailbox_id', '=', a.mailbox_id)
+    .where('m.deleted_at', 'is', null)
+    .executeTakeFirst()
+  const n = Number(r?.n ?? 0)
+  return {
+    messages: n,
+    unseen: n - Number(r?.seen ?? 0),
+    recent: Number(r?.recent ?? 0),
+    deleted: Number(r?.deleted ?? 0),
+    size: Number(r?.size ?? 0),
+    uidnext: f.uidnext,
+    uidvalidity: f.uidvalidity,
+    highestmodseq: f.highestmodseq,
+  }
+}
