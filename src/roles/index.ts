@@ -5,12 +5,13 @@ import type { Role } from '../config/schema.ts'
 import type { Component } from './component.ts'
 import type { RoleContext } from './context.ts'
 import { httpComponents } from './http.ts'
+import { imapComponents } from './imap.ts'
 import { smtpComponents } from './smtp.ts'
 import { workerComponents } from './workers.ts'
 
 export const ROLE_COMPONENTS: Record<Role, (ctx: RoleContext) => Component[]> = {
   http: httpComponents,
   smtp: smtpComponents,
-  imap: () => [],
+  imap: imapComponents,
   workers: workerComponents,
 }

@@ -26,6 +26,7 @@ export const TOOLS = {
     packages: 'python3-dkim python3-dnspython',
     present: runs('/usr/bin/python3', ['-c', 'import dkim, dns.resolver']),
   },
+  python3: { name: 'python3', packages: 'python3', present: runs('/usr/bin/python3', ['--version']) },
   mbsync: { name: 'mbsync (isync)', packages: 'isync', present: runs('mbsync', ['--version']) },
 } satisfies Record<string, DebianTool>
 

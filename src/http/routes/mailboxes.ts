@@ -13,6 +13,7 @@ import {
   revokeAccess,
   updateMailbox,
 } from '../../services/mailboxes/mailboxes.ts'
+import { resetUids } from '../../services/mailboxes/reset-uids.ts'
 import { toIso } from '../../time/clock.ts'
 import { principalOf } from '../plugins/auth.ts'
 import { list } from '../schemas/accounts.ts'
@@ -168,4 +169,31 @@ export const mailboxRoutes: RoutePlugin = async (app, deps) => {
       return reply.code(204).send(null)
     },
   )
+
+  app.post(
+    '/v1/mailboxes/:id/reset-uids',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        tags,
+        summary:
+          'Give every folder of the mailbox a new IMAP UIDVALIDITY and number its messages again from 1 (mail clients resync; open IMAP sessions of the mailbox are closed)',
+        params: IdParam,
+        response: { 200: UidsReset, ...errorResponses },
+      },
+    },
+    async (req) => resetUids(ctx, principalOf(req), req.params.id, req.ip),
+  )
 }
+
+const UidsReset = Type.Object({
+  mailbox_id: Type.String(),
+  folders: Type.Array(
+    Type.Object({
+      id: Type.String(),
+      name: Type.String(),
+      uidvalidity: Type.Integer({ description: 'The new UIDVALIDITY' }),
+      uidnext: Type.Integer(),
+    }),
+  ),
+})

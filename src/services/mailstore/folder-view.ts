@@ -222,3 +222,18 @@ export async function storedMessages(
   }
   return out
 }
+
+/** The keywords (flags not starting with `\`) in use on a folder's messages, for SELECT's FLAGS. */
+export async function folderKeywords(db: Tx, a: MailAccountRef, folderId: string): Promise<string[]> {
+  const rows = await db
+    .selectFrom('message_keywords as k')
+    .innerJoin('folder_messages as fm', 'fm.message_id', 'k.message_id')
+    .select('k.keyword')
+    .distinct()
+    .where('fm.folder_id', '=', folderId)
+    .where('fm.org_id', '=', a.org_id)
+    .where('k.keyword', 'not like', '\\%')
+    .limit(200)
+    .execute()
+  return rows.map((r) => r.keyword).sort()
+}

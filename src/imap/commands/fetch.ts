@@ -1,0 +1,139 @@
+// FETCH and UID FETCH (RFC 9051 6.4.5, 7.5.2): every data item, in batches of messages (flags
+// and sizes read per batch; the raw bytes read per message from the blob store only when an
+// item needs them, and released before the next message). BODY[...] without .PEEK, RFC822
+// and RFC822.TEXT set \Seen in a read-write folder, and the new FLAGS are sent with the data.
+// Output is flushed per message, so a slow reader holds one message in memory at most.
+
+import { type StoredMessage, flagsOf, storedMessages } from '../../services/mailstore/folder-view.ts'
+import { storeFlags } from '../../services/mailstore/flags.ts'
+import { parseMimeTree, type MimePart } from '../../mail/mime-tree.ts'
+import { bodyStructureAtom } from '../fetch/bodystructure.ts'
+import { envelopeOf } from '../fetch/envelope.ts'
+import { partialOf, sectionBytes } from '../fetch/section.ts'
+import { type ImapCommand, ImapNo, SELECTED } from '../command.ts'
+import { imapFlags } from '../flags.ts'
+import { flagList, imapDateTime } from '../protocol/encoder.ts'
+import { itemsNeedBody, itemsSetSeen, parseFetchItems, sectionLabel } from '../protocol/fetch-items.ts'
+import type { FetchItem } from '../protocol/types.ts'
+import { atom, type ImapValue, literal } from '../protocol/values.ts'
+import { resolveSet } from '../sequence.ts'
+import type { ImapSession } from '../session.ts'
+
+const BATCH = 100
+
+export const fetch: ImapCommand = {
+  states: SELECTED,
+  uidForm: true,
+  expungeOk: (call) => call.uid,
+  async run(s, call) {
+    const r = call.args
+    const sel = s.selected
+    if (!sel) throw new ImapNo('No folder selected.')
+    r.space()
+    const set = r.sequenceSet()
+    r.space()
+    const items = parseFetchItems(r)
+    r.end()
+    const seqs = resolveSet(sel, set, call.uid)
+    if (call.uid && !items.some((i) => i.kind === 'UID')) items.unshift({ kind: 'UID' })
+    const needBody = itemsNeedBody(items)
+    const setSeen = !sel.readOnly && itemsSetSeen(items)
+    const wantFlags = items.some((i) => i.kind === 'FLAGS')
+    for (let i = 0; i < seqs.length; i += BATCH) {
+      const batch = seqs.slice(i, i + BATCH).filter((n) => n <= sel.exists)
+      const ids = batch.map((n) => sel.messageIdAt(n))
+      const db = s.ctx.mail.store.db
+      let flags = await flagsOf(db, s.ref.org_id, ids)
+      if (setSeen) {
+        const unseen = batch.filter((n) => !(flags.get(sel.messageIdAt(n)) ?? []).includes('\\Seen'))
+        if (unseen.length) {
+          await storeFlags(s.ctx.mail, s.ref, sel.folder.id, unseen.map((n) => sel.uidAt(n)), 'add', ['\\Seen'], null)
+          await s.sync(false, new Set(unseen.map((n) => sel.uidAt(n))))
+          flags = await flagsOf(db, s.ref.org_id, ids)
+        }
+      }
+      const stored = await storedMessages(db, s.ref.org_id, ids)
+      for (const n of batch) {
+        const id = sel.messageIdAt(n)
+        const m = stored.get(id)
+        if (!m) continue // deleted meanwhile: nothing to say until the EXPUNGE is reported
+        const f = imapFlags(flags.get(id) ?? [], sel.isRecent(sel.uidAt(n)))
+        const raw = needBody ? await readRaw(s, m) : null
+        const out = fetchValues(items, { uid: sel.uidAt(n), flags: f, stored: m, raw, setSeen: setSeen && !wantFlags })
+        s.untagged(n, atom('FETCH'), out)
+        await s.flush()
+      }
+    }
+    return undefined
+  },
+}
+
+async function readRaw(s: ImapSession, m: StoredMessage): Promise<Buffer> {
+  try {
+    return await s.ctx.mail.blobs.get(s.ref.org_id, m.blob_sha256)
+  } catch (err) {
+    s.log.error({ err, message: m.id }, 'message bytes missing from the blob store')
+    throw new ImapNo('The message could not be read; the server logged it.', 'SERVERBUG')
+  }
+}
+
+interface One {
+  uid: number
+  flags: string[]
+  stored: StoredMessage
+  raw: Buffer | null
+  /** \Seen was set by this FETCH and FLAGS was not asked for: send FLAGS anyway. */
+  setSeen: boolean
+}
+
+function fetchValues(items: FetchItem[], m: One): ImapValue[] {
+  const out: ImapValue[] = []
+  let tree: MimePart | null = null
+  const root = (): MimePart => {
+    tree ??= parseMimeTree(m.raw as Buffer)
+    return tree
+  }
+  const raw = () => m.raw as Buffer
+  for (const item of items) {
+    switch (item.kind) {
+      case 'UID':
+        out.push(atom('UID'), m.uid)
+        break
+      case 'FLAGS':
+        out.push(atom('FLAGS'), flagList(m.flags))
+        break
+      case 'INTERNALDATE':
+        out.push(atom('INTERNALDATE'), imapDateTime(new Date(m.stored.received_at)))
+        break
+      case 'RFC822.SIZE':
+        out.push(atom('RFC822.SIZE'), m.raw ? m.raw.length : m.stored.size)
+        break
+      case 'ENVELOPE':
+        out.push(atom('ENVELOPE'), envelopeOf(raw(), root()))
+        break
+      case 'BODYSTRUCTURE':
+        out.push(atom('BODYSTRUCTURE'), bodyStructureAtom(raw(), root(), true))
+        break
+      case 'BODY':
+        out.push(atom('BODY'), bodyStructureAtom(raw(), root(), false))
+        break
+      case 'RFC822':
+        out.push(atom('RFC822'), literal(raw()))
+        break
+      case 'RFC822.HEADER':
+        out.push(atom('RFC822.HEADER'), literal(sectionBytes(raw(), root(), { part: [], text: 'HEADER' })))
+        break
+      case 'RFC822.TEXT':
+        out.push(atom('RFC822.TEXT'), literal(sectionBytes(raw(), root(), { part: [], text: 'TEXT' })))
+        break
+      case 'SECTION': {
+        let bytes = sectionBytes(raw(), root(), item.section)
+        if (item.partial) bytes = partialOf(bytes, item.partial.start, item.partial.length)
+        out.push(atom(sectionLabel(item)), literal(bytes))
+        break
+      }
+    }
+  }
+  if (m.setSeen) out.push(atom('FLAGS'), flagList(m.flags))
+  return out
+}

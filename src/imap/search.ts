@@ -1,0 +1,199 @@
+// Evaluates a SEARCH program (protocol/search-keys.ts) over the selected folder (RFC 9051
+// 6.4.4). Per batch of messages it reads only what the keys need: flags, sizes and dates from
+// the database, header fields from the raw message (substring, case-insensitive, RFC 2047
+// words decoded), and BODY/TEXT through the full-text index (services/mailstore/text-search.ts).
+// Sequence numbers and \Recent are this session's, so they are answered here.
+
+import { flagsOf, type StoredMessage, storedMessages } from '../services/mailstore/folder-view.ts'
+import { fullTextMatches } from '../services/mailstore/text-search.ts'
+import { inRanges, sequenceRanges } from './protocol/parser.ts'
+import type { DayDate, SearchKey } from './protocol/types.ts'
+import type { SelectedFolder } from './selected.ts'
+import type { ImapSession } from './session.ts'
+
+const BATCH = 200
+
+interface Needs {
+  flags: boolean
+  stored: boolean
+  header: boolean
+  text: string[]
+}
+
+function needsOf(k: SearchKey, n: Needs): void {
+  switch (k.op) {
+    case 'and':
+      for (const x of k.keys) needsOf(x, n)
+      break
+    case 'or':
+      needsOf(k.a, n)
+      needsOf(k.b, n)
+      break
+    case 'not':
+      needsOf(k.key, n)
+      break
+    case 'flag':
+    case 'new':
+      n.flags = true
+      break
+    case 'date':
+    case 'size':
+      n.stored = true
+      break
+    case 'header':
+      n.header = true
+      break
+    case 'text':
+      n.header = true
+      n.text.push(k.value)
+      break
+    case 'body':
+      n.text.push(k.value)
+      break
+  }
+}
+
+interface Row {
+  seq: number
+  uid: number
+  id: string
+  flags: string[]
+  stored: StoredMessage | undefined
+  header: Map<string, string[]> | null
+}
+
+const dayStart = (d: DayDate) => Date.UTC(d.year, d.month - 1, d.day)
+const DAY = 86_400_000
+
+/** Sequence numbers matching the program, ascending. */
+export async function searchSelected(s: ImapSession, sel: SelectedFolder, key: SearchKey): Promise<number[]> {
+  const needs: Needs = { flags: false, stored: false, header: false, text: [] }
+  needsOf(key, needs)
+  const db = s.ctx.mail.store.db
+  const text = new Map<string, Set<string> | null>()
+  for (const t of needs.text)
+    if (!text.has(t)) text.set(t, await fullTextMatches(s.ctx.mail, s.ref, sel.folder.id, t))
+  const seqRanges = new Map<object, Array<[number, number]>>()
+  const rangesOf = (k: Extract<SearchKey, { op: 'seq' | 'uid' }>) => {
+    let r = seqRanges.get(k)
+    if (!r) {
+      r = sequenceRanges(k.set, k.op === 'uid' ? sel.maxUid : sel.exists)
+      seqRanges.set(k, r)
+    }
+    return r
+  }
+  const test = (k: SearchKey, m: Row): boolean => {
+    switch (k.op) {
+      case 'all':
+        return true
+      case 'and':
+        return k.keys.every((x) => test(x, m))
+      case 'or':
+        return test(k.a, m) || test(k.b, m)
+      case 'not':
+        return !test(k.key, m)
+      case 'flag': {
+        const want = k.flag.toLowerCase()
+        return m.flags.some((f) => f.toLowerCase() === want) === k.set
+      }
+      case 'recent':
+        return sel.isRecent(m.uid) === k.set
+      case 'new':
+        return sel.isRecent(m.uid) && !m.flags.includes('\\Seen')
+      case 'seq':
+        return inRanges(rangesOf(k), m.seq)
+      case 'uid':
+        return inRanges(rangesOf(k), m.uid)
+      case 'size': {
+        const size = m.stored?.size ?? 0
+        return k.cmp === 'larger' ? size > k.n : size < k.n
+      }
+      case 'date': {
+        const at = k.which === 'internal' ? m.stored?.received_at : m.stored?.sent_at
+        if (at === null || at === undefined) return false
+        // Dates compare by day, ignoring time and zone (RFC 9051 6.4.4); days are taken in UTC.
+        const start = dayStart(k.date)
+        if (k.cmp === 'before') return at < start
+        if (k.cmp === 'on') return at >= start && at < start + DAY
+        return at >= start
+      }
+      case 'header': {
+        const values = m.header?.get(k.field.toLowerCase()) ?? []
+        if (k.value === '') return values.length > 0
+        const want = k.value.toLowerCase()
+        return values.some((v) => v.toLowerCase().includes(want))
+      }
+      case 'body': {
+        const hits = text.get(k.value)
+        return hits === null || hits === undefined ? true : hits.has(m.id)
+      }
+      case 'text': {
+        const hits = text.get(k.value)
+        if (hits === null || hits === undefined || hits.has(m.id)) return true
+        const want = k.value.toLowerCase()
+        for (const values of m.header?.values() ?? []) if (values.some((v) => v.toLowerCase().includes(want))) return true
+        return false
+      }
+    }
+  }
+  const out: number[] = []
+  for (let start = 1; start <= sel.exists; start += BATCH) {
+    const seqs: number[] = []
+    for (let n = start; n < start + BATCH && n <= sel.exists; n++) seqs.push(n)
+    const ids = seqs.map((n) => sel.messageIdAt(n))
+    const flags = needs.flags ? await flagsOf(db, s.ref.org_id, ids) : null
+    const stored = needs.stored || needs.header ? await storedMessages(db, s.ref.org_id, ids) : null
+    for (const n of seqs) {
+      const id = sel.messageIdAt(n)
+      const st = stored?.get(id)
+      let header: Map<string, string[]> | null = null
+      if (needs.header && st) header = headerMap(await s.ctx.mail.blobs.get(s.ref.org_id, st.blob_sha256))
+      const row: Row = { seq: n, uid: sel.uidAt(n), id, flags: flags?.get(id) ?? [], stored: st, header }
+      if (test(key, row)) out.push(n)
+    }
+  }
+  return out
+}
+
+/** Header fields by lowercased name: unfolded values with RFC 2047 encoded words decoded. */
+export function headerMap(raw: Buffer): Map<string, string[]> {
+  let end = raw.indexOf('\r\n\r\n')
+  let sep = 4
+  if (end < 0) {
+    end = raw.indexOf('\n\n')
+    sep = 2
+  }
+  const head = raw.subarray(0, end < 0 ? raw.length : end + sep).toString('utf8')
+  const map = new Map<string, string[]>()
+  for (const field of head.split(/\r?\n(?![ \t])/)) {
+    const colon = field.indexOf(':')
+    if (colon <= 0) continue
+    const name = field.slice(0, colon).trim().toLowerCase()
+    const value = decodeWords(field.slice(colon + 1).replace(/\r?\n[ \t]/g, ' ').trim())
+    const list = map.get(name) ?? []
+    list.push(value)
+    map.set(name, list)
+  }
+  return map
+}
+
+function decodeWords(v: string): string {
+  return v
+    .replace(/(=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)\s+(?==\?)/g, '$1')
+    .replace(/=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=/g, (whole, charset: string, enc: string, text: string) => {
+      try {
+        const bytes =
+          enc.toUpperCase() === 'B'
+            ? Buffer.from(text, 'base64')
+            : Buffer.from(
+                text
+                  .replace(/_/g, ' ')
+                  .replace(/=([0-9A-Fa-f]{2})/g, (_m, h: string) => String.fromCharCode(Number.parseInt(h, 16))),
+                'latin1',
+              )
+        return new TextDecoder(charset.replace(/\*.*$/, '').toLowerCase()).decode(bytes)
+      } catch {
+        return whole
+      }
+    })
+}

@@ -1,0 +1,303 @@
+// IMAP over a real socket, byte for byte: the greeting, log-in rules, SELECT, APPEND, FETCH,
+// STORE, SEARCH, COPY/MOVE with UIDPLUS, EXPUNGE, IDLE after an SMTP delivery, STARTTLS and
+// port 993, and bad input (BAD and the session goes on).
+
+import assert from 'node:assert/strict'
+import { connect as tlsConnect } from 'node:tls'
+import { describe, it } from 'node:test'
+import { mail } from '../delivery/helpers.ts'
+import { DIALECTS } from '../helpers/dialects.ts'
+import { imapFixture, PASSWORD, RawImap, smtpDeliver } from './helpers.ts'
+
+const PRE = 'IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE'
+const POST = `${PRE} UIDPLUS MOVE SPECIAL-USE CHILDREN UNSELECT APPENDLIMIT=52428800`
+
+const MSG = 'From: Ann <ann@a.example>\r\nTo: bob@b.example\r\nSubject: Hello\r\nDate: Sat, 21 Nov 2026 08:00:00 +0000\r\nMessage-ID: <m1@a.example>\r\n\r\nHi Bob,\r\nbinary-exact: \u00e9\r\n'
+
+for (const dialect of DIALECTS) {
+  describe(`IMAP transcripts (${dialect})`, () => {
+    it('greets, logs in under the rules and answers BAD to nonsense without losing the session', async () => {
+      const f = await imapFixture(dialect)
+      try {
+        const { c, greeting } = await RawImap.open(f.imapPort)
+        assert.equal(greeting, `* OK [CAPABILITY ${PRE} STARTTLS AUTH=PLAIN] Postern IMAP ready.\r\n`)
+        assert.equal(
+          await c.cmd('a1', 'CAPABILITY'),
+          `* CAPABILITY ${PRE} STARTTLS AUTH=PLAIN\r\na1 OK CAPABILITY completed.\r\n`,
+        )
+        assert.equal(await c.cmd('a2', 'FROBNICATE'), 'a2 BAD Unknown command FROBNICATE.\r\n')
+        assert.equal(await c.cmd('a3', 'SELECT INBOX'), 'a3 BAD Log in first.\r\n')
+        assert.match(await c.cmd('a4', 'LOGIN'), /^a4 BAD /)
+        assert.equal(
+          await c.cmd('a5', `LOGIN ${f.ann.address} wrong-password`),
+          'a5 NO [AUTHENTICATIONFAILED] Invalid name or password.\r\n',
+        )
+        assert.equal(
+          await c.cmd('a6', `LOGIN "${f.ann.address}" "${PASSWORD}"`),
+          `a6 OK [CAPABILITY ${POST}] Logged in.\r\n`,
+        )
+        assert.equal(await c.cmd('a7', 'LOGIN x y'), 'a7 BAD Not valid in this state.\r\n')
+        assert.equal(await c.cmd('a8', 'NOOP'), 'a8 OK NOOP completed.\r\n')
+        assert.equal(
+          await c.cmd('a9', 'NAMESPACE'),
+          '* NAMESPACE (("" "/")) NIL NIL\r\na9 OK NAMESPACE completed.\r\n',
+        )
+        assert.equal(await c.cmd('b1', 'ENABLE CONDSTORE'), '* ENABLED\r\nb1 OK ENABLE completed.\r\n')
+        assert.equal(
+          await c.cmd('b2', 'ID ("name" "test")'),
+          '* ID ("name" "Postern" "vendor" "Postern")\r\nb2 OK ID completed.\r\n',
+        )
+        assert.equal(await c.cmd('b3', 'LOGOUT'), '* BYE Logging out.\r\nb3 OK LOGOUT completed.\r\n')
+        c.close()
+      } finally {
+        await f.close()
+      }
+    })
+
+    it('authenticates with AUTHENTICATE PLAIN, with and without an initial response', async () => {
+      const f = await imapFixture(dialect)
+      try {
+        const plain = Buffer.from(`\0${f.ann.address}\0${PASSWORD}`).toString('base64')
+        const { c } = await RawImap.open(f.imapPort)
+        c.write('p1 AUTHENTICATE PLAIN\r\n')
+        assert.equal(await c.readLine(), '+ \r\n')
+        c.write(`${plain}\r\n`)
+        assert.match(await c.until('p1'), /^p1 OK \[CAPABILITY .*\] Logged in\.\r\n$/)
+        c.close()
+        const { c: d } = await RawImap.open(f.imapPort)
+        assert.match(await d.cmd('p2', `AUTHENTICATE PLAIN ${plain}`), /^p2 OK /)
+        d.close()
+        const { c: e } = await RawImap.open(f.imapPort)
+        e.write('p3 AUTHENTICATE PLAIN\r\n')
+        await e.readLine()
+        e.write('*\r\n')
+        assert.equal(await e.until('p3'), 'p3 BAD Authentication cancelled.\r\n')
+        e.close()
+      } finally {
+        await f.close()
+      }
+    })
+
+    it('refuses plain-text log-in off loopback rules until STARTTLS, and serves port 993', async () => {
+      const f = await imapFixture(dialect, { env: { POSTERN_AUTH_PLAINTEXT_ALLOWED_FROM: '192.0.2.0/24' } })
+      try {
+        const { c, greeting } = await RawImap.open(f.imapPort)
+        assert.equal(greeting, `* OK [CAPABILITY ${PRE} STARTTLS LOGINDISABLED] Postern IMAP ready.\r\n`)
+        assert.equal(
+          await c.cmd('t1', `LOGIN ${f.ann.address} ${PASSWORD}`),
+          't1 NO [PRIVACYREQUIRED] Log-in over an unencrypted connection is not allowed: use STARTTLS or port 993.\r\n',
+        )
+        // Bytes sent after STARTTLS in the same packet must be dropped (command injection).
+        c.write('t2 STARTTLS\r\nt3 CAPABILITY\r\n')
+        assert.equal(await c.readLine(), 't2 OK Begin TLS negotiation now.\r\n')
+        const secure = tlsConnect({ socket: c.socket, rejectUnauthorized: false })
+        await new Promise<void>((resolve, reject) => {
+          secure.once('secureConnect', () => resolve())
+          secure.once('error', reject)
+        })
+        let got = ''
+        secure.on('data', (d) => {
+          got += d.toString('latin1')
+        })
+        secure.write('t4 CAPABILITY\r\n')
+        for (let i = 0; i < 100 && !got.includes('t4 OK'); i++) await new Promise((r) => setTimeout(r, 20))
+        assert.equal(got, `* CAPABILITY ${PRE} AUTH=PLAIN\r\nt4 OK CAPABILITY completed.\r\n`, 't3 was never run')
+        secure.destroy()
+
+        const { c: t, greeting: g2 } = await RawImap.open(f.imapsPort, true)
+        assert.equal(g2, `* OK [CAPABILITY ${PRE} AUTH=PLAIN] Postern IMAP ready.\r\n`)
+        await t.login(f.ann.address)
+        t.close()
+      } finally {
+        await f.close()
+      }
+    })
+
+    it('selects, appends, fetches, stores, searches, copies, moves and expunges', async () => {
+      const f = await imapFixture(dialect)
+      try {
+        const { c } = await RawImap.open(f.imapPort)
+        await c.login(f.ann.address)
+        const sel = await c.cmd('s1', 'SELECT INBOX')
+        const uidvalidity = /UIDVALIDITY (\d+)/.exec(sel)?.[1]
+        assert.equal(
+          sel,
+          '* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n' +
+            '* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted.\r\n' +
+            '* 0 EXISTS\r\n* 0 RECENT\r\n' +
+            `* OK [UIDVALIDITY ${uidvalidity}] UIDs valid.\r\n` +
+            '* OK [UIDNEXT 1] Predicted next UID.\r\n' +
+            's1 OK [READ-WRITE] SELECT completed.\r\n',
+        )
+        const bytes = Buffer.from(MSG, 'utf8')
+        c.write(`s2 APPEND INBOX (\\Flagged) "02-Dec-2026 10:00:00 +0100" {${bytes.length}}\r\n`)
+        assert.equal(await c.readLine(), '+ Ready for literal data\r\n')
+        c.write(Buffer.concat([bytes, Buffer.from('\r\n')]))
+        assert.equal(
+          await c.until('s2'),
+          `* 1 EXISTS\r\n* 1 RECENT\r\ns2 OK [APPENDUID ${uidvalidity} 1] APPEND completed.\r\n`,
+        )
+        // LITERAL+: no continuation.
+        c.write(`s3 APPEND INBOX {${bytes.length}+}\r\n`)
+        c.write(Buffer.concat([bytes, Buffer.from('\r\n')]))
+        assert.match(await c.until('s3'), /\* 2 EXISTS\r\n\* 2 RECENT\r\ns3 OK \[APPENDUID \d+ 2\] APPEND completed\.\r\n$/)
+
+        const fetched = await c.cmd('s4', 'FETCH 1 (FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])')
+        assert.equal(
+          fetched,
+          `* 1 FETCH (FLAGS (\\Flagged \\Recent) INTERNALDATE "02-Dec-2026 09:00:00 +0000" RFC822.SIZE ${bytes.length} BODY[] {${bytes.length}}\r\n${bytes.toString('latin1')})\r\ns4 OK FETCH completed.\r\n`,
+        )
+        assert.equal(
+          await c.cmd('s5', 'UID FETCH 1:* (UID BODY[HEADER.FIELDS (subject)])'),
+          '* 1 FETCH (UID 1 BODY[HEADER.FIELDS (SUBJECT)] {18}\r\nSubject: Hello\r\n\r\n)\r\n' +
+            '* 2 FETCH (UID 2 BODY[HEADER.FIELDS (SUBJECT)] {18}\r\nSubject: Hello\r\n\r\n)\r\n' +
+            's5 OK UID FETCH completed.\r\n',
+        )
+        assert.equal(
+          await c.cmd('s6', 'FETCH 2 BODY[TEXT]<0.3>'),
+          '* 2 FETCH (BODY[TEXT]<0> {3}\r\nHi  FLAGS (\\Seen \\Recent))\r\ns6 OK FETCH completed.\r\n',
+        )
+        assert.equal(
+          await c.cmd('s7', 'STORE 1 +FLAGS (\\Deleted $Work)'),
+          '* 1 FETCH (FLAGS (\\Flagged \\Deleted $Work \\Recent))\r\ns7 OK STORE completed.\r\n',
+        )
+        assert.equal(await c.cmd('s8', 'SEARCH UNSEEN'), '* SEARCH 1\r\ns8 OK SEARCH completed.\r\n')
+        assert.equal(
+          await c.cmd('s9', 'UID SEARCH OR KEYWORD $Work SEEN SUBJECT hello'),
+          '* SEARCH 1 2\r\ns9 OK UID SEARCH completed.\r\n',
+        )
+        assert.equal(await c.cmd('t1', 'SEARCH BODY bob'), '* SEARCH 1 2\r\nt1 OK SEARCH completed.\r\n')
+        assert.equal(await c.cmd('t2', 'SEARCH NOT FROM ann'), '* SEARCH\r\nt2 OK SEARCH completed.\r\n')
+        assert.equal(await c.cmd('t3', 'SEARCH CHARSET KOI8-R ALL'), 't3 NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset.\r\n')
+        assert.equal(await c.cmd('t4', 'CREATE Work/2026'), 't4 OK CREATE completed.\r\n')
+        assert.equal(
+          await c.cmd('t5', 'LIST "" "Work*"'),
+          '* LIST (\\HasChildren) "/" "Work"\r\n* LIST (\\HasNoChildren) "/" "Work/2026"\r\nt5 OK LIST completed.\r\n',
+        )
+        const target = await c.cmd('t6', 'STATUS Work/2026 (UIDVALIDITY)')
+        const targetValidity = /UIDVALIDITY (\d+)/.exec(target)?.[1]
+        assert.equal(await c.cmd('t7', 'COPY 2 Work/2026'), `t7 OK [COPYUID ${targetValidity} 2 1] COPY completed.\r\n`)
+        assert.equal(await c.cmd('t8', 'COPY 2 Nowhere'), 't8 NO [TRYCREATE] No folder named Nowhere.\r\n')
+        assert.equal(
+          await c.cmd('t9', 'UID MOVE 2 Work'),
+          `* OK [COPYUID ${/UIDVALIDITY (\d+)/.exec(await c.cmd('u0', 'STATUS Work (UIDVALIDITY)'))?.[1]} 2 1] Moved.\r\n* 2 EXPUNGE\r\nt9 OK MOVE completed.\r\n`,
+        )
+        assert.equal(await c.cmd('u1', 'EXPUNGE'), '* 1 EXPUNGE\r\nu1 OK EXPUNGE completed.\r\n')
+        assert.equal(
+          await c.cmd('u2', 'STATUS Work/2026 (MESSAGES UNSEEN UIDNEXT)'),
+          '* STATUS "Work/2026" (MESSAGES 1 UNSEEN 0 UIDNEXT 2)\r\nu2 OK STATUS completed.\r\n',
+        )
+        assert.equal(
+          await c.cmd('u3', 'LIST "" "*"'),
+          [
+            '* LIST (\\HasNoChildren) "/" "INBOX"',
+            '* LIST (\\HasNoChildren \\Archive) "/" "Archive"',
+            '* LIST (\\HasNoChildren \\Drafts) "/" "Drafts"',
+            '* LIST (\\HasNoChildren \\Junk) "/" "Junk"',
+            '* LIST (\\HasNoChildren \\Sent) "/" "Sent"',
+            '* LIST (\\HasNoChildren \\Trash) "/" "Trash"',
+            '* LIST (\\HasChildren) "/" "Work"',
+            '* LIST (\\HasNoChildren) "/" "Work/2026"',
+            'u3 OK LIST completed.',
+            '',
+          ].join('\r\n'),
+        )
+        c.close()
+      } finally {
+        await f.close()
+      }
+    })
+
+    it('reports an SMTP delivery and an API change to an IDLE session at once', async () => {
+      const f = await imapFixture(dialect)
+      try {
+        const { c } = await RawImap.open(f.imapPort)
+        await c.login(f.ann.address)
+        await c.cmd('i1', 'SELECT INBOX')
+        c.write('i2 IDLE\r\n')
+        assert.equal(await c.readLine(), '+ idling\r\n')
+        await smtpDeliver(
+          f.smtpPort,
+          'someone@sender.example',
+          f.ann.address,
+          mail({ from: 'someone@sender.example', to: f.ann.address, subject: 'Ping' }),
+        )
+        assert.equal(await c.readLine(10_000), '* 1 EXISTS\r\n')
+        assert.equal(await c.readLine(), '* 1 RECENT\r\n')
+        const list = await f.api.get(`/v1/messages?mailbox=${f.ann.id}`)
+        const id = list.body.data[0].id as string
+        const patched = await f.api.patch(`/v1/messages/${id}`, { keywords: { add: ['$Label1'] }, seen: true })
+        assert.ok(patched.status < 300, patched.text)
+        assert.match(await c.readLine(10_000), /^\* 1 FETCH \(UID 1 FLAGS \(.*\\Seen.*\)\)\r\n$/)
+        c.write('DONE\r\n')
+        assert.equal(await c.until('i2'), 'i2 OK IDLE terminated.\r\n')
+        c.close()
+      } finally {
+        await f.close()
+      }
+    })
+
+    it('refuses oversized, malformed and hostile input and carries on', async () => {
+      const f = await imapFixture(dialect, { env: { POSTERN_IMAP_MAX_COMMAND_BYTES: '4096' } })
+      try {
+        const { c } = await RawImap.open(f.imapPort)
+        await c.login(f.ann.address)
+        await c.cmd('h0', 'SELECT INBOX')
+        c.write('h1 LOGIN {999999}\r\n')
+        assert.equal(await c.until('h1'), 'h1 BAD [TOOBIG] Literal too large.\r\n')
+        c.write('h2 CREATE {9999}\r\n')
+        assert.equal(await c.until('h2'), 'h2 BAD [TOOBIG] Literal too large.\r\n')
+        c.write(`h3 APPEND INBOX {${60 * 1024 * 1024}}\r\n`)
+        assert.equal(await c.until('h3'), 'h3 NO [TOOBIG] The message is larger than the limit of 52428800 bytes.\r\n')
+        assert.match(await c.cmd('h4', `SEARCH ${'NOT '.repeat(100)}ALL`), /^h4 BAD .*nested too deeply/i)
+        assert.match(await c.cmd('h5', `SEARCH ${'('.repeat(60)}ALL${')'.repeat(60)}`), /^h5 BAD /)
+        assert.match(await c.cmd('h6', `FETCH ${Array.from({ length: 20_000 }, (_, i) => i + 1).join(',')} FLAGS`), /^h6 BAD /)
+        assert.match(await c.cmd('h7', 'CREATE "&Jjo!"'), /^h7 BAD /)
+        assert.match(await c.cmd('h8', 'FETCH 1 (FLAGS'), /^h8 BAD /)
+        assert.match(await c.cmd('h9', 'FETCH 99 FLAGS'), /^h9 BAD /)
+        assert.match(await c.cmd('j1', 'STORE 1:* +FLAGS (\\Seen'), /^j1 BAD /)
+        assert.match(await c.cmd('j2', `NOOP ${'x'.repeat(70_000)}`), /^j2 BAD \[TOOBIG\] /)
+        assert.equal(await c.cmd('j3', 'NOOP'), 'j3 OK NOOP completed.\r\n', 'the session survived it all')
+        c.close()
+      } finally {
+        await f.close()
+      }
+    })
+
+    it('resets UIDs over the API: new UIDVALIDITY, renumbered messages, open sessions closed', async () => {
+      const f = await imapFixture(dialect)
+      try {
+        const { c } = await RawImap.open(f.imapPort)
+        await c.login(f.ann.address)
+        for (let i = 0; i < 3; i++) {
+          const bytes = Buffer.from(MSG.replace('<m1@', `<m${i}x@`))
+          c.write(`a${i} APPEND INBOX {${bytes.length}+}\r\n`)
+          c.write(Buffer.concat([bytes, Buffer.from('\r\n')]))
+          await c.until(`a${i}`)
+        }
+        await c.cmd('s1', 'SELECT INBOX')
+        await c.cmd('s2', 'STORE 1 +FLAGS (\\Deleted)')
+        await c.cmd('s3', 'EXPUNGE')
+        const before = /UIDVALIDITY (\d+)/.exec(await c.cmd('s4', 'STATUS INBOX (UIDVALIDITY UIDNEXT)'))?.[1]
+        const r = await f.api.post(`/v1/mailboxes/${f.ann.id}/reset-uids`, {})
+        assert.equal(r.status, 200, r.text)
+        const inbox = r.body.folders.find((x: { name: string }) => x.name === 'INBOX')
+        assert.ok(inbox.uidvalidity > Number(before))
+        assert.equal(inbox.uidnext, 3)
+        assert.match(await c.readLine(10_000), /^\* BYE .*UIDs were reset/)
+        const { c: d } = await RawImap.open(f.imapPort)
+        await d.login(f.ann.address)
+        await d.cmd('x1', 'SELECT INBOX')
+        assert.equal(
+          await d.cmd('x2', 'UID SEARCH ALL'),
+          '* SEARCH 1 2\r\nx2 OK UID SEARCH completed.\r\n',
+        )
+        d.close()
+        const other = await f.api.post('/v1/mailboxes/mbx_nope/reset-uids', {})
+        assert.equal(other.status, 404)
+      } finally {
+        await f.close()
+      }
+    })
+  })
+}
