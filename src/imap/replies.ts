@@ -27,7 +27,8 @@ const KIND_CODES: Record<string, string> = {
 export type Failure = { status: 'BAD' | 'NO'; code: string | null; text: string; unexpected: boolean }
 
 export function failureOf(err: unknown): Failure {
-  if (err instanceof ImapSyntaxError) return { status: 'BAD', code: null, text: err.message, unexpected: false }
+  if (err instanceof ImapSyntaxError)
+    return { status: 'BAD', code: null, text: err.message, unexpected: false }
   if (err instanceof ImapNo) return { status: 'NO', code: err.code, text: err.message, unexpected: false }
   if (err instanceof ServiceError && err.kind !== 'internal')
     return {

@@ -131,7 +131,8 @@ export async function searchSelected(s: ImapSession, sel: SelectedFolder, key: S
         const hits = text.get(k.value)
         if (hits === null || hits === undefined || hits.has(m.id)) return true
         const want = k.value.toLowerCase()
-        for (const values of m.header?.values() ?? []) if (values.some((v) => v.toLowerCase().includes(want))) return true
+        for (const values of m.header?.values() ?? [])
+          if (values.some((v) => v.toLowerCase().includes(want))) return true
         return false
       }
     }
@@ -169,7 +170,12 @@ export function headerMap(raw: Buffer): Map<string, string[]> {
     const colon = field.indexOf(':')
     if (colon <= 0) continue
     const name = field.slice(0, colon).trim().toLowerCase()
-    const value = decodeWords(field.slice(colon + 1).replace(/\r?\n[ \t]/g, ' ').trim())
+    const value = decodeWords(
+      field
+        .slice(colon + 1)
+        .replace(/\r?\n[ \t]/g, ' ')
+        .trim(),
+    )
     const list = map.get(name) ?? []
     list.push(value)
     map.set(name, list)
@@ -188,7 +194,9 @@ function decodeWords(v: string): string {
             : Buffer.from(
                 text
                   .replace(/_/g, ' ')
-                  .replace(/=([0-9A-Fa-f]{2})/g, (_m, h: string) => String.fromCharCode(Number.parseInt(h, 16))),
+                  .replace(/=([0-9A-Fa-f]{2})/g, (_m, h: string) =>
+                    String.fromCharCode(Number.parseInt(h, 16)),
+                  ),
                 'latin1',
               )
         return new TextDecoder(charset.replace(/\*.*$/, '').toLowerCase()).decode(bytes)

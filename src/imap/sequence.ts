@@ -22,7 +22,8 @@ export function resolveSet(sel: SelectedFolder, set: SequenceSet, byUid: boolean
     throw new ImapSyntaxError('Invalid message sequence number: the folder is empty.')
   }
   for (const [lo, hi] of sequenceRanges(set, sel.exists)) {
-    if (hi > sel.exists) throw new ImapSyntaxError(`Invalid message sequence number ${hi} (the folder has ${sel.exists}).`)
+    if (hi > sel.exists)
+      throw new ImapSyntaxError(`Invalid message sequence number ${hi} (the folder has ${sel.exists}).`)
     for (let n = lo; n <= hi; n++) out.push(n)
   }
   return out

@@ -46,12 +46,14 @@ export function createImapServer(ctx: ImapContext): ImapServer {
     }
     if (sessions.size >= settings.max_connections) {
       log.warn({ remote: ip, connections: sessions.size }, 'IMAP connection limit reached')
-      return refuse(socket, implicitTls, 'Too many connections; try again later.')
+      refuse(socket, implicitTls, 'Too many connections; try again later.')
+      return
     }
     const mine = perAddress.get(ip) ?? 0
     if (mine >= settings.max_connections_per_ip) {
       log.info({ remote: ip }, 'IMAP connection limit per address reached')
-      return refuse(socket, implicitTls, 'Too many connections from your address.')
+      refuse(socket, implicitTls, 'Too many connections from your address.')
+      return
     }
     perAddress.set(ip, mine + 1)
     const info = { id: ImapSession.newId(), ip, port: socket.remotePort ?? 0 }

@@ -233,7 +233,9 @@ export class ImapSession {
   }
 
   /** Parses the start of a command: tag, verb, UID. */
-  private head(raw: Buffer): { call: CommandCall; command: ImapCommand } | { error: string; tag: string | null } {
+  private head(
+    raw: Buffer,
+  ): { call: CommandCall; command: ImapCommand } | { error: string; tag: string | null } {
     const r = new ArgReader(raw)
     let tag: string
     try {
@@ -251,7 +253,8 @@ export class ImapSession {
         uid = true
       }
       const command = COMMANDS.get(name)
-      if (!command || (uid && !command.uidForm)) return { error: `Unknown command ${uid ? 'UID ' : ''}${name}.`, tag }
+      if (!command || (uid && !command.uidForm))
+        return { error: `Unknown command ${uid ? 'UID ' : ''}${name}.`, tag }
       return { call: { tag, name, uid, args: r }, command }
     } catch (err) {
       return { error: err instanceof ImapSyntaxError ? err.message : 'Error in IMAP command.', tag }
@@ -327,7 +330,7 @@ export class ImapSession {
     try {
       const done = await handler.take(literal, rest)
       if (this.conn.isClosed) return
-      if (this.selected && this.dirty) await this.sync(true)
+      if (this.selected) await this.sync(true)
       this.reply(call.tag, 'OK', done?.text ?? `${call.name} completed.`, done?.code)
     } catch (err) {
       if (left > 0) this.framer.abandonStream()
@@ -355,8 +358,8 @@ export class ImapSession {
     try {
       const done = await command.run(this, call)
       if (this.state === 'logout' || done?.answered) return
-      if (this.selected && (this.dirty || call.name === 'NOOP' || call.name === 'CHECK'))
-        await this.sync(command.expungeOk ? command.expungeOk(call) : true)
+      // One cheap read (the folder's HIGHESTMODSEQ) unless something changed.
+      if (this.selected) await this.sync(command.expungeOk ? command.expungeOk(call) : true)
       this.reply(call.tag, 'OK', done?.text ?? `${call.uid ? 'UID ' : ''}${call.name} completed.`, done?.code)
     } catch (err) {
       this.fail(call.tag, err)

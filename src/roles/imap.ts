@@ -20,7 +20,10 @@ function imapComponent(ctx: RoleContext): Component {
   return {
     name: 'imap',
     async start() {
-      const plaintextAllowed = networkMatcher(config.auth.plaintext_allowed_from, 'auth.plaintext_allowed_from')
+      const plaintextAllowed = networkMatcher(
+        config.auth.plaintext_allowed_from,
+        'auth.plaintext_allowed_from',
+      )
       const imap = createImapServer({
         mail: { store: ctx.store, clock, bus: ctx.bus, blobs: ctx.blobs },
         login: {
@@ -44,8 +47,18 @@ function imapComponent(ctx: RoleContext): Component {
       })
       const plain = ctx.mailPorts.find((p) => p.name === 'imap') as MailPort
       const tls = ctx.mailPorts.find((p) => p.name === 'imaps') as MailPort
-      const p1 = await listenMailPort(plain, config.imap.port === null, (p) => imap.listen(p, plain.host, false), ctx.notes)
-      const p2 = await listenMailPort(tls, config.imap.tls_port === null, (p) => imap.listen(p, tls.host, true), ctx.notes)
+      const p1 = await listenMailPort(
+        plain,
+        config.imap.port === null,
+        (p) => imap.listen(p, plain.host, false),
+        ctx.notes,
+      )
+      const p2 = await listenMailPort(
+        tls,
+        config.imap.tls_port === null,
+        (p) => imap.listen(p, tls.host, true),
+        ctx.notes,
+      )
       return [
         { name: 'imap', host: plain.host, port: p1, tls: 'starttls' },
         { name: 'imaps', host: tls.host, port: p2, tls: 'implicit' },

@@ -4,10 +4,10 @@
 
 import { connect, type Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
+import { hostedOrg } from '../delivery/helpers.ts'
 import type { Api } from '../helpers/api.ts'
 import type { Dialect } from '../helpers/dialects.ts'
 import { startTestServer, type TestServer, type TestServerOptions } from '../helpers/server.ts'
-import { hostedOrg } from '../delivery/helpers.ts'
 
 export const PASSWORD = 'correct-horse-battery-7'
 
@@ -30,7 +30,8 @@ export async function imapFixture(dialect: Dialect, opts: TestServerOptions = {}
     const { api, domain, ann, bob } = await hostedOrg(s)
     for (const id of [ann, bob]) {
       const r = await api.patch(`/v1/mailboxes/${id}`, { password: PASSWORD })
-      if (r.status !== 200) throw new Error(`setting the password failed: ${r.status} ${JSON.stringify(r.body)}`)
+      if (r.status !== 200)
+        throw new Error(`setting the password failed: ${r.status} ${JSON.stringify(r.body)}`)
     }
     const port = (name: string) => {
       const l = s.postern.listeners.find((x) => x.name === name)
@@ -92,9 +93,13 @@ export class RawImap {
   }
 
   private async more(timeoutMs: number): Promise<void> {
-    if (this.closed) throw new Error(`connection closed; unread: ${JSON.stringify(this.buf.toString('latin1'))}`)
+    if (this.closed)
+      throw new Error(`connection closed; unread: ${JSON.stringify(this.buf.toString('latin1'))}`)
     await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`timed out; have: ${JSON.stringify(this.buf.toString('latin1'))}`)), timeoutMs)
+      const t = setTimeout(
+        () => reject(new Error(`timed out; have: ${JSON.stringify(this.buf.toString('latin1'))}`)),
+        timeoutMs,
+      )
       this.waiters.push(() => {
         clearTimeout(t)
         resolve()

@@ -67,7 +67,7 @@ for (const dialect of DIALECTS) {
         const uids: number[] = []
         for (const m of sent) {
           const r = await c.append('INBOX', m, ['\\Seen'], new Date('2026-11-30T12:00:00Z'))
-          assert.ok(r && r.uid, 'APPENDUID gives the uid')
+          assert.ok(r?.uid, 'APPENDUID gives the uid')
           uids.push(r.uid as number)
         }
         const lock = await c.getMailboxLock('INBOX')
@@ -120,7 +120,7 @@ for (const dialect of DIALECTS) {
         const lock = await c.getMailboxLock('INBOX')
         try {
           const exists = new Promise<number>((resolve) => c.on('exists', (d) => resolve(d.count)))
-          await c.idle().catch(() => {}) // starts IDLE; resolves when IDLE ends
+          void c.idle().catch(() => {}) // starts IDLE; it ends when the next command is sent
           await smtpDeliver(
             f.smtpPort,
             'someone@sender.example',
@@ -133,7 +133,7 @@ for (const dialect of DIALECTS) {
           assert.equal(moved.destination, 'Archive')
           assert.equal(moved.uidMap?.size, 1, 'COPYUID maps the moved message')
           const st = await c.status('Archive', { messages: true })
-          assert.equal(st && st.messages, 1)
+          assert.equal(st?.messages, 1)
           const api = await f.api.get(`/v1/messages?mailbox=${f.ann.id}&folder=archive`)
           assert.equal(api.status, 200, api.text)
         } finally {
@@ -158,10 +158,13 @@ for (const dialect of DIALECTS) {
           const m = list.body.data[0]
           assert.equal(m.flagged, true)
           assert.deepEqual(m.keywords, ['$Important'])
-          const r = await f.api.patch(`/v1/messages/${m.id}`, { seen: true, keywords: { remove: ['$Important'] } })
+          const r = await f.api.patch(`/v1/messages/${m.id}`, {
+            seen: true,
+            keywords: { remove: ['$Important'] },
+          })
           assert.equal(r.status, 200, r.text)
           const back = await c.fetchOne('1', { flags: true })
-          assert.ok(back && back.flags?.has('\\Seen'))
+          assert.ok(back?.flags?.has('\\Seen'))
           assert.ok(back && !back.flags?.has('$Important'))
         } finally {
           lock.release()
@@ -181,7 +184,7 @@ for (const dialect of DIALECTS) {
       }
     })
 
-    it('keeps mailboxes apart: bob cannot see or touch ann\'s folders', async () => {
+    it("keeps mailboxes apart: bob cannot see or touch ann's folders", async () => {
       const f = await imapFixture(dialect)
       const a = client(f)
       const b = client(f, f.bob.address)
@@ -191,7 +194,7 @@ for (const dialect of DIALECTS) {
         await a.mailboxCreate('Secret')
         await b.connect()
         const st = await b.status('INBOX', { messages: true })
-        assert.equal(st && st.messages, 0)
+        assert.equal(st?.messages, 0)
         const names = (await b.list()).map((x) => x.path)
         assert.ok(!names.includes('Secret'))
         await assert.rejects(b.mailboxOpen('Secret'))

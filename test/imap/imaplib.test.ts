@@ -1,9 +1,9 @@
 // Python's imaplib as a second independent client: a whole flow over STARTTLS.
 
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
+import { execFile } from 'node:child_process'
 import { describe, it } from 'node:test'
+import { fileURLToPath } from 'node:url'
 import { DIALECTS } from '../helpers/dialects.ts'
 import { needs, requireTool, TOOLS } from '../helpers/tools.ts'
 import { imapFixture, PASSWORD } from './helpers.ts'
@@ -16,16 +16,16 @@ for (const dialect of DIALECTS) {
       requireTool(TOOLS.python3)
       const f = await imapFixture(dialect)
       try {
-        const r = await new Promise<ReturnType<typeof spawnSync>>((resolve) =>
-          resolve(
-            spawnSync('/usr/bin/python3', [SCRIPT, '127.0.0.1', String(f.imapPort), f.ann.address, PASSWORD], {
-              encoding: 'utf8',
-              timeout: 60_000,
-            }),
+        // Asynchronously: the server runs in this process.
+        const stdout = await new Promise<string>((resolve, reject) =>
+          execFile(
+            '/usr/bin/python3',
+            [SCRIPT, '127.0.0.1', String(f.imapPort), f.ann.address, PASSWORD],
+            { encoding: 'utf8', timeout: 60_000 },
+            (err, out, errOut) => (err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out)),
           ),
         )
-        assert.equal(r.status, 0, String(r.stderr))
-        const out = JSON.parse(String(r.stdout))
+        const out = JSON.parse(stdout)
         assert.equal(out.login, 'OK')
         assert.ok(out.caps.includes('STARTTLS') === false, 'capabilities were re-read after TLS')
         assert.ok(out.list.some((l: string) => l.endsWith('"INBOX"')))

@@ -5,11 +5,21 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { connect as tlsConnect } from 'node:tls'
+import { ImapFlow } from 'imapflow'
 import { DIALECTS } from '../helpers/dialects.ts'
 import { needs, requireTool, TOOLS } from '../helpers/tools.ts'
 import { type ImapFixture, imapFixture, PASSWORD } from './helpers.ts'
@@ -39,7 +49,7 @@ function config(f: ImapFixture, dir: string, maildir: string, cert: string): str
       `Port ${f.imapsPort}`,
       `User ${f.ann.address}`,
       `Pass ${PASSWORD}`,
-      'TLSType IMAPS',
+      'SSLType IMAPS',
       `CertificateFile ${cert}`,
       'PipelineDepth 32',
       '',
@@ -84,6 +94,40 @@ async function mbsync(rc: string): Promise<string> {
 }
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
+/**
+ * Maildir keeps LF line ends, and mbsync writes an X-TUID field of its own into every message it
+ * propagates (both ways): messages are compared without it.
+ */
+const lf = (b: Buffer) => Buffer.from(b.toString('latin1').replace(/\r\n/g, '\n'), 'latin1')
+const withoutTuid = (b: Buffer) =>
+  Buffer.from(b.toString('latin1').replace(/^X-TUID: [^\n]*\n/m, ''), 'latin1')
+
+/** sha256 of every message in the server's INBOX as FETCH BODY[] returns it, in LF form. */
+async function serverHashes(f: ImapFixture): Promise<Set<string>> {
+  const c = new ImapFlow({
+    host: '127.0.0.1',
+    port: f.imapsPort,
+    secure: true,
+    tls: { rejectUnauthorized: false },
+    auth: { user: f.ann.address, pass: PASSWORD },
+    logger: false,
+  })
+  await c.connect()
+  const out = new Set<string>()
+  try {
+    const lock = await c.getMailboxLock('INBOX')
+    try {
+      for await (const m of c.fetch('1:*', { source: true })) {
+        out.add(sha(withoutTuid(lf(m.source as Buffer))))
+      }
+    } finally {
+      lock.release()
+    }
+  } finally {
+    await c.logout()
+  }
+  return out
+}
 
 function maildirMessages(box: string): Map<string, { file: string; flags: string }> {
   const out = new Map<string, { file: string; flags: string }>()
@@ -97,7 +141,8 @@ function maildirMessages(box: string): Map<string, { file: string; flags: string
 
 function message(i: number): Buffer {
   const body = `Message number ${i}.\r\n${'Lorem ipsum dolor sit amet. '.repeat(1 + (i % 40))}\r\n`
-  const extra = i % 7 === 0 ? 'Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n' : ''
+  const extra =
+    i % 7 === 0 ? 'Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n' : ''
   return Buffer.from(
     `From: Sender ${i} <s${i}@a.example>\r\nTo: ann@hosted.example\r\nSubject: Sync ${i}${i % 7 === 0 ? ' — ünïcödé' : ''}\r\nDate: Sat, 21 Nov 2026 08:00:00 +0000\r\nMessage-ID: <sync${i}@a.example>\r\n${extra}\r\n${body}`,
     'utf8',
@@ -119,9 +164,12 @@ for (const dialect of DIALECTS) {
         const originals = new Map<string, number>()
         for (let i = 0; i < COUNT; i++) {
           const m = message(i)
-          originals.set(sha(m), i)
+          originals.set(sha(lf(m)), i)
           const seen = i % 10 === 0
-          writeFileSync(join(a, 'INBOX', seen ? 'cur' : 'new', `${1700000000 + i}.${i}.test${seen ? ':2,S' : ''}`), m)
+          writeFileSync(
+            join(a, 'INBOX', seen ? 'cur' : 'new', `${1700000000 + i}.${i}.test${seen ? ':2,S' : ''}`),
+            m,
+          )
         }
         const rcA = config(f, dir, a, cert)
         await mbsync(rcA)
@@ -148,13 +196,27 @@ for (const dialect of DIALECTS) {
         await mbsync(rcB)
         const pulled = maildirMessages(join(b, 'INBOX'))
         assert.equal(pulled.size, COUNT)
-        for (const [hash] of pulled) assert.ok(originals.has(hash), 'a pulled message differs from what was pushed')
+        const onServer = await serverHashes(f)
+        assert.equal(onServer.size, COUNT)
+        for (const m of pulled.values()) {
+          const bytes = withoutTuid(readFileSync(m.file))
+          assert.ok(onServer.has(sha(bytes)), 'the pulled message is byte for byte what the server holds')
+          assert.ok(
+            originals.has(sha(bytes)),
+            `a pulled message differs from what was pushed: ${JSON.stringify(readFileSync(m.file, 'latin1').slice(0, 300))}`,
+          )
+        }
         assert.equal([...pulled.values()].filter((m) => m.flags.includes('S')).length, COUNT / 10)
 
         // 3. Changes on both sides: B marks one seen and deletes one; the API flags one.
-        const [h1, m1] = [...pulled.entries()].find(([, m]) => !m.flags.includes('S')) as [string, { file: string }]
+        const [h1, m1] = [...pulled.entries()].find(([, m]) => !m.flags.includes('S')) as [
+          string,
+          { file: string },
+        ]
+        const n1 = Number(/Message number (\d+)/.exec(readFileSync(m1.file, 'latin1'))?.[1])
         renameSync(m1.file, `${m1.file.replace('/new/', '/cur/').replace(/:2,[A-Z]*$/, '')}:2,S`)
-        const [h2, m2] = [...pulled.entries()].find(([h]) => h !== h1) as [string, { file: string }]
+        const [, m2] = [...pulled.entries()].find(([h]) => h !== h1) as [string, { file: string }]
+        const h2Text = readFileSync(m2.file, 'latin1')
         unlinkSync(m2.file)
         const target = await db
           .selectFrom('messages')
@@ -165,8 +227,7 @@ for (const dialect of DIALECTS) {
         const patched = await f.api.patch(`/v1/messages/${target.id}`, { flagged: true })
         assert.equal(patched.status, 200, patched.text)
         await mbsync(rcB)
-        const n1 = originals.get(h1) as number
-        const n2 = originals.get(h2) as number
+        const n2 = Number(/Message number (\d+)/.exec(h2Text)?.[1])
         const serverSubjects = await db
           .selectFrom('messages')
           .select(['subject', 'id'])
@@ -185,11 +246,20 @@ for (const dialect of DIALECTS) {
         assert.ok(!inInbox.some((r) => r.subject.split(' ')[1] === String(n2)), 'the deleted one is gone')
         const seenNow = serverSubjects.find((r) => r.subject.split(' ')[1] === String(n1))
         assert.ok(seenNow, 'the seen message is still there')
-        const kw = await db.selectFrom('message_keywords').select('keyword').where('message_id', '=', seenNow.id).execute()
-        assert.ok(kw.some((k) => k.keyword === '\\Seen'), 'the local \\Seen reached the server')
+        const kw = await db
+          .selectFrom('message_keywords')
+          .select('keyword')
+          .where('message_id', '=', seenNow.id)
+          .execute()
+        assert.ok(
+          kw.some((k) => k.keyword === '\\Seen'),
+          'the local \\Seen reached the server',
+        )
         const after = maildirMessages(join(b, 'INBOX'))
-        const flaggedLocal = [...after.entries()].find(([h]) => originals.get(h) === 3)
-        assert.ok(flaggedLocal?.[1].flags.includes('F'), 'the API flag reached the Maildir')
+        const flaggedLocal = [...after.values()].find((m) =>
+          /^Subject: Sync 3\n/m.test(readFileSync(m.file, 'latin1')),
+        )
+        assert.ok(flaggedLocal?.flags.includes('F'), 'the API flag reached the Maildir')
         // 4. A sync with nothing changed is clean (no errors, nothing moves).
         await mbsync(rcA)
         await mbsync(rcB)

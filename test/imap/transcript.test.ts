@@ -3,8 +3,8 @@
 // port 993, and bad input (BAD and the session goes on).
 
 import assert from 'node:assert/strict'
-import { connect as tlsConnect } from 'node:tls'
 import { describe, it } from 'node:test'
+import { connect as tlsConnect } from 'node:tls'
 import { mail } from '../delivery/helpers.ts'
 import { DIALECTS } from '../helpers/dialects.ts'
 import { imapFixture, PASSWORD, RawImap, smtpDeliver } from './helpers.ts'
@@ -12,7 +12,8 @@ import { imapFixture, PASSWORD, RawImap, smtpDeliver } from './helpers.ts'
 const PRE = 'IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE'
 const POST = `${PRE} UIDPLUS MOVE SPECIAL-USE CHILDREN UNSELECT APPENDLIMIT=52428800`
 
-const MSG = 'From: Ann <ann@a.example>\r\nTo: bob@b.example\r\nSubject: Hello\r\nDate: Sat, 21 Nov 2026 08:00:00 +0000\r\nMessage-ID: <m1@a.example>\r\n\r\nHi Bob,\r\nbinary-exact: \u00e9\r\n'
+const MSG =
+  'From: Ann <ann@a.example>\r\nTo: bob@b.example\r\nSubject: Hello\r\nDate: Sat, 21 Nov 2026 08:00:00 +0000\r\nMessage-ID: <m1@a.example>\r\n\r\nHi Bob,\r\nbinary-exact: \u00e9\r\n'
 
 for (const dialect of DIALECTS) {
   describe(`IMAP transcripts (${dialect})`, () => {
@@ -101,7 +102,11 @@ for (const dialect of DIALECTS) {
         })
         secure.write('t4 CAPABILITY\r\n')
         for (let i = 0; i < 100 && !got.includes('t4 OK'); i++) await new Promise((r) => setTimeout(r, 20))
-        assert.equal(got, `* CAPABILITY ${PRE} AUTH=PLAIN\r\nt4 OK CAPABILITY completed.\r\n`, 't3 was never run')
+        assert.equal(
+          got,
+          `* CAPABILITY ${PRE} AUTH=PLAIN\r\nt4 OK CAPABILITY completed.\r\n`,
+          't3 was never run',
+        )
         secure.destroy()
 
         const { c: t, greeting: g2 } = await RawImap.open(f.imapsPort, true)
@@ -140,7 +145,10 @@ for (const dialect of DIALECTS) {
         // LITERAL+: no continuation.
         c.write(`s3 APPEND INBOX {${bytes.length}+}\r\n`)
         c.write(Buffer.concat([bytes, Buffer.from('\r\n')]))
-        assert.match(await c.until('s3'), /\* 2 EXISTS\r\n\* 2 RECENT\r\ns3 OK \[APPENDUID \d+ 2\] APPEND completed\.\r\n$/)
+        assert.match(
+          await c.until('s3'),
+          /\* 2 EXISTS\r\n\* 2 RECENT\r\ns3 OK \[APPENDUID \d+ 2\] APPEND completed\.\r\n$/,
+        )
 
         const fetched = await c.cmd('s4', 'FETCH 1 (FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])')
         assert.equal(
@@ -148,7 +156,7 @@ for (const dialect of DIALECTS) {
           `* 1 FETCH (FLAGS (\\Flagged \\Recent) INTERNALDATE "02-Dec-2026 09:00:00 +0000" RFC822.SIZE ${bytes.length} BODY[] {${bytes.length}}\r\n${bytes.toString('latin1')})\r\ns4 OK FETCH completed.\r\n`,
         )
         assert.equal(
-          await c.cmd('s5', 'UID FETCH 1:* (UID BODY[HEADER.FIELDS (subject)])'),
+          await c.cmd('s5', 'UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (subject)])'),
           '* 1 FETCH (UID 1 BODY[HEADER.FIELDS (SUBJECT)] {18}\r\nSubject: Hello\r\n\r\n)\r\n' +
             '* 2 FETCH (UID 2 BODY[HEADER.FIELDS (SUBJECT)] {18}\r\nSubject: Hello\r\n\r\n)\r\n' +
             's5 OK UID FETCH completed.\r\n',
@@ -168,7 +176,10 @@ for (const dialect of DIALECTS) {
         )
         assert.equal(await c.cmd('t1', 'SEARCH BODY bob'), '* SEARCH 1 2\r\nt1 OK SEARCH completed.\r\n')
         assert.equal(await c.cmd('t2', 'SEARCH NOT FROM ann'), '* SEARCH\r\nt2 OK SEARCH completed.\r\n')
-        assert.equal(await c.cmd('t3', 'SEARCH CHARSET KOI8-R ALL'), 't3 NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset.\r\n')
+        assert.equal(
+          await c.cmd('t3', 'SEARCH CHARSET KOI8-R ALL'),
+          't3 NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset.\r\n',
+        )
         assert.equal(await c.cmd('t4', 'CREATE Work/2026'), 't4 OK CREATE completed.\r\n')
         assert.equal(
           await c.cmd('t5', 'LIST "" "Work*"'),
@@ -176,7 +187,10 @@ for (const dialect of DIALECTS) {
         )
         const target = await c.cmd('t6', 'STATUS Work/2026 (UIDVALIDITY)')
         const targetValidity = /UIDVALIDITY (\d+)/.exec(target)?.[1]
-        assert.equal(await c.cmd('t7', 'COPY 2 Work/2026'), `t7 OK [COPYUID ${targetValidity} 2 1] COPY completed.\r\n`)
+        assert.equal(
+          await c.cmd('t7', 'COPY 2 Work/2026'),
+          `t7 OK [COPYUID ${targetValidity} 2 1] COPY completed.\r\n`,
+        )
         assert.equal(await c.cmd('t8', 'COPY 2 Nowhere'), 't8 NO [TRYCREATE] No folder named Nowhere.\r\n')
         assert.equal(
           await c.cmd('t9', 'UID MOVE 2 Work'),
@@ -226,7 +240,10 @@ for (const dialect of DIALECTS) {
         assert.equal(await c.readLine(), '* 1 RECENT\r\n')
         const list = await f.api.get(`/v1/messages?mailbox=${f.ann.id}`)
         const id = list.body.data[0].id as string
-        const patched = await f.api.patch(`/v1/messages/${id}`, { keywords: { add: ['$Label1'] }, seen: true })
+        const patched = await f.api.patch(`/v1/messages/${id}`, {
+          keywords: { add: ['$Label1'] },
+          seen: true,
+        })
         assert.ok(patched.status < 300, patched.text)
         assert.match(await c.readLine(10_000), /^\* 1 FETCH \(UID 1 FLAGS \(.*\\Seen.*\)\)\r\n$/)
         c.write('DONE\r\n')
@@ -248,10 +265,16 @@ for (const dialect of DIALECTS) {
         c.write('h2 CREATE {9999}\r\n')
         assert.equal(await c.until('h2'), 'h2 BAD [TOOBIG] Literal too large.\r\n')
         c.write(`h3 APPEND INBOX {${60 * 1024 * 1024}}\r\n`)
-        assert.equal(await c.until('h3'), 'h3 NO [TOOBIG] The message is larger than the limit of 52428800 bytes.\r\n')
+        assert.equal(
+          await c.until('h3'),
+          'h3 NO [TOOBIG] The message is larger than the limit of 52428800 bytes.\r\n',
+        )
         assert.match(await c.cmd('h4', `SEARCH ${'NOT '.repeat(100)}ALL`), /^h4 BAD .*nested too deeply/i)
         assert.match(await c.cmd('h5', `SEARCH ${'('.repeat(60)}ALL${')'.repeat(60)}`), /^h5 BAD /)
-        assert.match(await c.cmd('h6', `FETCH ${Array.from({ length: 20_000 }, (_, i) => i + 1).join(',')} FLAGS`), /^h6 BAD /)
+        assert.match(
+          await c.cmd('h6', `FETCH ${Array.from({ length: 20_000 }, (_, i) => i + 1).join(',')} FLAGS`),
+          /^h6 BAD /,
+        )
         assert.match(await c.cmd('h7', 'CREATE "&Jjo!"'), /^h7 BAD /)
         assert.match(await c.cmd('h8', 'FETCH 1 (FLAGS'), /^h8 BAD /)
         assert.match(await c.cmd('h9', 'FETCH 99 FLAGS'), /^h9 BAD /)
@@ -288,10 +311,7 @@ for (const dialect of DIALECTS) {
         const { c: d } = await RawImap.open(f.imapPort)
         await d.login(f.ann.address)
         await d.cmd('x1', 'SELECT INBOX')
-        assert.equal(
-          await d.cmd('x2', 'UID SEARCH ALL'),
-          '* SEARCH 1 2\r\nx2 OK UID SEARCH completed.\r\n',
-        )
+        assert.equal(await d.cmd('x2', 'UID SEARCH ALL'), '* SEARCH 1 2\r\nx2 OK UID SEARCH completed.\r\n')
         d.close()
         const other = await f.api.post('/v1/mailboxes/mbx_nope/reset-uids', {})
         assert.equal(other.status, 404)

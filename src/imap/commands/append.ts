@@ -39,9 +39,13 @@ export const append: ImapCommand = {
     }
     if (r.pos !== announced.at) throw new ImapSyntaxError('Expected the message literal.')
     if (announced.size > s.ctx.settings.max_message_bytes)
-      throw new ImapNo(`The message is larger than the limit of ${s.ctx.settings.max_message_bytes} bytes.`, 'TOOBIG')
+      throw new ImapNo(
+        `The message is larger than the limit of ${s.ctx.settings.max_message_bytes} bytes.`,
+        'TOOBIG',
+      )
     if (announced.size === 0) throw new ImapNo('An empty message cannot be appended.', 'CANNOT')
-    if (flags.some((f) => f.toLowerCase() === '\\recent')) throw new ImapSyntaxError('\\Recent cannot be set.')
+    if (flags.some((f) => f.toLowerCase() === '\\recent'))
+      throw new ImapSyntaxError('\\Recent cannot be set.')
     const folder = await folderByName(s.ctx.mail.store.db, s.ref, name)
     if (!folder) throw new ImapNo(`No folder named ${name}.`, 'TRYCREATE')
     return {
@@ -68,7 +72,10 @@ export const append: ImapCommand = {
           flags,
           internaldate: date ? date.getTime() : null,
         })
-        return { code: `APPENDUID ${result.uidvalidity} ${uidSetText([result.uid])}`, text: 'APPEND completed.' }
+        return {
+          code: `APPENDUID ${result.uidvalidity} ${uidSetText([result.uid])}`,
+          text: 'APPEND completed.',
+        }
       },
     }
   },

@@ -4,13 +4,13 @@
 // and RFC822.TEXT set \Seen in a read-write folder, and the new FLAGS are sent with the data.
 // Output is flushed per message, so a slow reader holds one message in memory at most.
 
-import { type StoredMessage, flagsOf, storedMessages } from '../../services/mailstore/folder-view.ts'
+import { type MimePart, parseMimeTree } from '../../mail/mime-tree.ts'
 import { storeFlags } from '../../services/mailstore/flags.ts'
-import { parseMimeTree, type MimePart } from '../../mail/mime-tree.ts'
+import { flagsOf, type StoredMessage, storedMessages } from '../../services/mailstore/folder-view.ts'
+import { type ImapCommand, ImapNo, SELECTED } from '../command.ts'
 import { bodyStructureAtom } from '../fetch/bodystructure.ts'
 import { envelopeOf } from '../fetch/envelope.ts'
 import { partialOf, sectionBytes } from '../fetch/section.ts'
-import { type ImapCommand, ImapNo, SELECTED } from '../command.ts'
 import { imapFlags } from '../flags.ts'
 import { flagList, imapDateTime } from '../protocol/encoder.ts'
 import { itemsNeedBody, itemsSetSeen, parseFetchItems, sectionLabel } from '../protocol/fetch-items.ts'
@@ -47,7 +47,15 @@ export const fetch: ImapCommand = {
       if (setSeen) {
         const unseen = batch.filter((n) => !(flags.get(sel.messageIdAt(n)) ?? []).includes('\\Seen'))
         if (unseen.length) {
-          await storeFlags(s.ctx.mail, s.ref, sel.folder.id, unseen.map((n) => sel.uidAt(n)), 'add', ['\\Seen'], null)
+          await storeFlags(
+            s.ctx.mail,
+            s.ref,
+            sel.folder.id,
+            unseen.map((n) => sel.uidAt(n)),
+            'add',
+            ['\\Seen'],
+            null,
+          )
           await s.sync(false, new Set(unseen.map((n) => sel.uidAt(n))))
           flags = await flagsOf(db, s.ref.org_id, ids)
         }
@@ -59,7 +67,13 @@ export const fetch: ImapCommand = {
         if (!m) continue // deleted meanwhile: nothing to say until the EXPUNGE is reported
         const f = imapFlags(flags.get(id) ?? [], sel.isRecent(sel.uidAt(n)))
         const raw = needBody ? await readRaw(s, m) : null
-        const out = fetchValues(items, { uid: sel.uidAt(n), flags: f, stored: m, raw, setSeen: setSeen && !wantFlags })
+        const out = fetchValues(items, {
+          uid: sel.uidAt(n),
+          flags: f,
+          stored: m,
+          raw,
+          setSeen: setSeen && !wantFlags,
+        })
         s.untagged(n, atom('FETCH'), out)
         await s.flush()
       }

@@ -12,7 +12,10 @@ import type { ImapSession } from '../session.ts'
 
 async function logIn(s: ImapSession, name: string, secret: string): Promise<Done> {
   if (!s.plaintextOk)
-    throw new ImapNo('Log-in over an unencrypted connection is not allowed: use STARTTLS or port 993.', 'PRIVACYREQUIRED')
+    throw new ImapNo(
+      'Log-in over an unencrypted connection is not allowed: use STARTTLS or port 993.',
+      'PRIVACYREQUIRED',
+    )
   const result = await loginMailbox(s.ctx.login, { name, secret, ip: s.info.ip, via: 'imap' }, s.ctx.sleep)
   if (!result.ok) {
     s.log.info({ failure: result.failure }, 'IMAP log-in failed')
@@ -67,9 +70,13 @@ export const authenticate: ImapCommand = {
     let initial: string | null = null
     if (r.trySpace()) initial = r.atom()
     r.end()
-    if (mech !== 'PLAIN') throw new ImapNo(`Unsupported mechanism ${mech}; this server offers PLAIN.`, 'CANNOT')
+    if (mech !== 'PLAIN')
+      throw new ImapNo(`Unsupported mechanism ${mech}; this server offers PLAIN.`, 'CANNOT')
     if (!s.plaintextOk)
-      throw new ImapNo('Log-in over an unencrypted connection is not allowed: use STARTTLS or port 993.', 'PRIVACYREQUIRED')
+      throw new ImapNo(
+        'Log-in over an unencrypted connection is not allowed: use STARTTLS or port 993.',
+        'PRIVACYREQUIRED',
+      )
     let response = initial === '=' ? '' : initial
     if (response === null) {
       s.continue('')

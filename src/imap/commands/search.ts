@@ -19,7 +19,8 @@ export const search: ImapCommand = {
     try {
       program = parseSearch(r)
     } catch (err) {
-      if (err instanceof BadCharsetError) throw new ImapNo('Unsupported charset.', 'BADCHARSET (US-ASCII UTF-8)')
+      if (err instanceof BadCharsetError)
+        throw new ImapNo('Unsupported charset.', 'BADCHARSET (US-ASCII UTF-8)')
       throw err
     }
     r.end()

@@ -39,7 +39,10 @@ function makeSelect(readOnly: boolean): ImapCommand {
       s.status('OK', 'UIDs valid.', `UIDVALIDITY ${opened.folder.uidvalidity}`)
       s.status('OK', 'Predicted next UID.', `UIDNEXT ${opened.folder.uidnext}`)
       s.setSelected(sel)
-      return { code: readOnly ? 'READ-ONLY' : 'READ-WRITE', text: `${readOnly ? 'EXAMINE' : 'SELECT'} completed.` }
+      return {
+        code: readOnly ? 'READ-ONLY' : 'READ-WRITE',
+        text: `${readOnly ? 'EXAMINE' : 'SELECT'} completed.`,
+      }
     },
   }
 }

@@ -21,7 +21,8 @@ export const status: ImapCommand = {
     const items: string[] = []
     do {
       const item = r.keyword()
-      if (!(ITEMS as readonly string[]).includes(item)) throw new ImapSyntaxError(`Unknown STATUS item ${item}.`)
+      if (!(ITEMS as readonly string[]).includes(item))
+        throw new ImapSyntaxError(`Unknown STATUS item ${item}.`)
       items.push(item)
     } while (r.trySpace())
     r.closeList()

@@ -2,8 +2,8 @@
 // FETCH responses give each changed message's flags as they now are (with UID under UID
 // STORE); flag changes made elsewhere meanwhile are reported with them.
 
-import { flagsOf } from '../../services/mailstore/folder-view.ts'
 import { type StoreMode, storeFlags } from '../../services/mailstore/flags.ts'
+import { flagsOf } from '../../services/mailstore/folder-view.ts'
 import { type ImapCommand, ImapNo, SELECTED } from '../command.ts'
 import { imapFlags } from '../flags.ts'
 import { flagList } from '../protocol/encoder.ts'

@@ -12,15 +12,15 @@
 //   (NIL NIL "g" NIL) (addresses) (NIL NIL NIL NIL); an unterminated group is closed at the end.
 // - Display names are unquoted and unescaped; with no phrase, a comment (`a@b (Name)`) is the
 //   name. Local parts are re-quoted only when they are not a dot-atom.
-// - An address with no domain has host MISSING_HOST (NIL, as specified). Note that a client can
-//   read (name NIL "mailbox" NIL) as a group start; Dovecot writes "MISSING_DOMAIN" instead.
+// - An address with no domain has host MISSING_HOST, "MISSING_DOMAIN" as Dovecot writes it: a
+//   NIL host would mean the start of a group (RFC 9051 7.5.2) and mislead clients.
 
 import type { MimePart } from '../../mail/mime-tree.ts'
 import { unfold } from '../../mail/mime-tree.ts'
 import type { ImapValue } from '../protocol/values.ts'
 
 /** The host written for an address that has no domain. */
-export const MISSING_HOST: string | null = null
+export const MISSING_HOST: string | null = 'MISSING_DOMAIN'
 
 export interface EnvelopeAddress {
   name: string | null
@@ -210,7 +210,7 @@ function mailbox(toks: Token[]): EnvelopeAddress | null {
     }
   } else {
     name = lastComment
-    spec = toks.filter((t) => t.kind !== 'comment')
+    spec = toks.filter((t) => t.kind !== 'comment' && !(t.kind === 'special' && t.value === '>'))
   }
   const at = spec.findIndex((t) => t.kind === 'special' && t.value === '@')
   const localToks = at < 0 ? spec : spec.slice(0, at)

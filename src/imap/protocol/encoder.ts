@@ -25,7 +25,7 @@ class Sink {
     this.out = out
   }
   flush(): void {
-    if (this.text) this.out.push(Buffer.from(this.text, 'utf8'))
+    if (this.text) this.out.push(Buffer.from(this.text, 'latin1')) // quoted strings are ASCII; atoms may carry latin1-packed bytes (BODYSTRUCTURE)
     this.text = ''
   }
   literal(bytes: Buffer, binary: boolean): void {

@@ -7,12 +7,13 @@
 // - A section is exactly the RFC 9051 section-spec: HEADER, HEADER.FIELDS[.NOT] (list), TEXT
 //   with or without a part path, MIME only after a part path; part numbers are nz-numbers.
 //   Header field names are uppercased and must be RFC 5322 field names (printable ASCII, no
-//   ':'), so a label built from them never needs more than simple quoting.
+//   ':'), so a label built from them never needs more than simple quoting (a name that is not
+//   an atom, e.g. one with ']', is quoted in the label).
 // - A partial's length is non-zero (nz-number); the label shows only its origin
 //   (`BODY[]<0>`, RFC 9051 7.5.2), and never `.PEEK`.
 // - Anything else (BINARY[], MODSEQ, typos) is an ImapSyntaxError naming the item.
 
-import { type ArgReader, ImapSyntaxError, isAstringAtom } from './parser.ts'
+import { type ArgReader, ImapSyntaxError, isAtom } from './parser.ts'
 import type { FetchItem, Section } from './types.ts'
 
 type SectionItem = Extract<FetchItem, { kind: 'SECTION' }>
@@ -161,7 +162,7 @@ function parsePartial(r: ArgReader): { start: number; length: number } | null {
   return { start, length }
 }
 
-const quoteField = (f: string): string => (isAstringAtom(f) ? f : `"${f.replace(/[\\"]/g, '\\$&')}"`)
+const quoteField = (f: string): string => (isAtom(f) ? f : `"${f.replace(/[\\"]/g, '\\$&')}"`)
 
 /** The item's name in the FETCH response: `BODY[1.2.TEXT]`, `BODY[HEADER.FIELDS (FROM TO)]`, `BODY[]<0>`. */
 export function sectionLabel(item: Extract<FetchItem, { kind: 'SECTION' }>): string {

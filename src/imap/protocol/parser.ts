@@ -5,8 +5,10 @@
 // Invariants:
 // - Every grammar violation is an ImapSyntaxError whose message is fit to show after BAD: short,
 //   ASCII, never echoing raw client bytes beyond an atom.
-// - The cursor moves only over what was read successfully; an element that fails to parse
-//   leaves the cursor at its first byte (APPEND relies on this to find its message literal).
+// - The cursor moves only over what was read successfully: a single element (atom, number,
+//   string, literal, mailbox, sequence set, flag, date) that fails to parse leaves the cursor at
+//   its first byte (APPEND relies on this to find its message literal). A list that fails
+//   midway leaves it after the items already read.
 // - A literal's announced size is trusted only if the bytes are there: `{n}` with fewer than n
 //   bytes left is an error, never a read past the end.
 // - `{n}` / `{n+}` literals are CHAR8 (no NUL). literal8 `~{n}` / `~{n+}` is accepted only by
@@ -375,11 +377,17 @@ export class ArgReader {
     return out.subarray(0, k)
   }
 
+  /** At `{` or `~{` (a `~` alone is an ATOM-CHAR: `~peter` is an atom). */
+  private atLiteral(): boolean {
+    const c = this.raw[this.at]
+    return c === LBRACE || (c === TILDE && this.raw[this.at + 1] === LBRACE)
+  }
+
   /** string (quoted / literal) as bytes. */
   stringBytes(): Buffer {
     const c = this.raw[this.at]
     if (c === DQUOTE) return this.quoted()
-    if (c === LBRACE || c === TILDE) return this.literal(false).bytes
+    if (this.atLiteral()) return this.literal(false).bytes
     throw this.expected('a string')
   }
 
@@ -387,7 +395,7 @@ export class ArgReader {
   stringBytes8(): Buffer {
     const c = this.raw[this.at]
     if (c === DQUOTE) return this.quoted()
-    if (c === LBRACE || c === TILDE) return this.literal(true).bytes
+    if (this.atLiteral()) return this.literal(true).bytes
     throw this.expected('a string')
   }
 
@@ -404,8 +412,7 @@ export class ArgReader {
 
   /** astring as bytes: 1*ASTRING-CHAR / string. */
   astringBytes(): Buffer {
-    const c = this.raw[this.at]
-    if (c === DQUOTE || c === LBRACE || c === TILDE) return this.stringBytes()
+    if (this.raw[this.at] === DQUOTE || this.atLiteral()) return this.stringBytes()
     const start = this.at
     this.run(ASTRING_CHARS)
     if (this.at === start) throw this.expected('a string or atom')
@@ -434,9 +441,8 @@ export class ArgReader {
   /** list-mailbox: 1*list-char / string, decoded like mailbox(); `%` and `*` are kept. */
   listMailbox(utf8Accept = false): string {
     const start = this.at
-    const c = this.raw[start]
     let bytes: Buffer
-    if (c === DQUOTE || c === LBRACE || c === TILDE) bytes = this.stringBytes()
+    if (this.raw[start] === DQUOTE || this.atLiteral()) bytes = this.stringBytes()
     else {
       this.run(LIST_CHARS)
       if (this.at === start) throw this.expected('a mailbox pattern')

@@ -84,7 +84,9 @@ class Program {
     try {
       name = r.keyword()
     } catch {
-      throw new ImapSyntaxError(c === RPAREN ? "Unbalanced ')' in search program" : 'Expected a search key')
+      throw new ImapSyntaxError(
+        c === RPAREN && depth === 0 ? "Unbalanced ')' in search program" : 'Expected a search key',
+      )
     }
     const asFlag = FLAG_KEYS[name]
     if (asFlag) return { ...asFlag }
