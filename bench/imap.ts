@@ -1,0 +1,227 @@
+// Benchmark `imap`: Postern's IMAP server, with the same client against Dovecot in the same
+// run when asked (--with-dovecot; the peer from ../shared/bench-peers, 127.0.0.1:10143).
+// Postern runs in a process of its own (bench/lib/imap-server-child.ts), the clients here.
+//
+// Modes (--mode idle|commands|all, default all):
+// - idle: N sessions (--sessions, 1000) log in, SELECT INBOX and IDLE; reports the server's RSS
+//   before and after, and the cost per session (the issue's bar: 1,000 sessions under 100 MB).
+// - commands: C clients (--clients, 10) loop over a mix of NOOP, FETCH 1:20 (FLAGS UID),
+//   UID SEARCH UNSEEN, STORE +FLAGS \Seen, FETCH BODY.PEEK[] of one message and STATUS, on an
+//   INBOX of M messages (--messages, 200, appended first over IMAP: APPENDs/s are reported
+//   too), for S seconds (--seconds, 10); reports commands/s and p50/p99 latency.
+// --dialect sqlite|postgres (sqlite; postgres needs POSTERN_DATABASE_URL or
+// POSTERN_TEST_DATABASE_URL).
+
+import { fork } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { intOption } from './lib/args.ts'
+import { BenchImap } from './lib/imap-client.ts'
+
+interface Target {
+  name: string
+  host: string
+  port: number
+  user: string
+  pass: string
+  pid: number | null
+}
+
+const rssMiB = (pid: number | null, field = 'VmRSS') => {
+  if (!pid) return null
+  const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(new RegExp(`${field}:\\s+(\\d+) kB`))
+  return Math.round((Number(m?.[1] ?? 0) / 1024) * 10) / 10
+}
+
+function message(i: number): Buffer {
+  const body = `Benchmark message ${i}.\r\n${'The quick brown fox jumps over the lazy dog. '.repeat(40)}\r\n`
+  return Buffer.from(
+    `From: Bench ${i} <b${i}@client.test>\r\nTo: user1@bench.test\r\nSubject: Bench ${i}\r\nDate: Sat, 21 Nov 2026 08:00:00 +0000\r\nMessage-ID: <bench${i}.${Date.now()}@client.test>\r\n\r\n${body}`,
+  )
+}
+
+async function startPostern(dialect: string) {
+  const child = fork(new URL('./lib/imap-server-child.ts', import.meta.url), [dialect], {
+    execArgv: process.execArgv,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  const info = await new Promise<{ port: number; user: string; pass: string; pid: number }>(
+    (resolve, reject) => {
+      child.on('message', (m: { ready?: boolean; error?: string } & Record<string, unknown>) => {
+        if (m.ready) resolve(m as never)
+        else if (m.error) reject(new Error(m.error))
+      })
+      child.once('exit', (code) => reject(new Error(`server exited (${code})`)))
+    },
+  )
+  return {
+    target: { name: `postern (${dialect})`, host: '127.0.0.1', ...info } as Target,
+    async stop() {
+      const exited = new Promise((r) => child.once('exit', r))
+      child.send({ stop: true })
+      const t = setTimeout(() => child.kill('SIGKILL'), 20_000)
+      await exited
+      clearTimeout(t)
+    },
+  }
+}
+
+function dovecotTarget(): Target {
+  let pid: number | null = null
+  try {
+    pid = Number(readFileSync('/run/dovecot-bench/master.pid', 'utf8').trim()) || null
+  } catch {}
+  return { name: 'dovecot', host: '127.0.0.1', port: 10143, user: 'test1', pass: 'bench', pid }
+}
+
+async function idleRun(t: Target, sessions: number) {
+  const before = rssMiB(t.pid)
+  const clients: BenchImap[] = []
+  const started = Date.now()
+  for (let i = 0; i < sessions; i += 50) {
+    await Promise.all(
+      Array.from({ length: Math.min(50, sessions - i) }, async () => {
+        const c = await BenchImap.open(t.host, t.port)
+        await c.cmd(`LOGIN ${t.user} ${t.pass}`)
+        await c.cmd('SELECT INBOX')
+        await c.idle()
+        clients.push(c)
+      }),
+    )
+  }
+  const openS = (Date.now() - started) / 1000
+  await new Promise((r) => setTimeout(r, 3000))
+  const after = rssMiB(t.pid)
+  for (const c of clients) c.close()
+  const delta = before !== null && after !== null ? Math.round((after - before) * 10) / 10 : null
+  return {
+    target: t.name,
+    sessions: clients.length,
+    open_s: Math.round(openS * 100) / 100,
+    logins_per_s: Math.round(clients.length / openS),
+    rss_before_mib: before,
+    rss_after_mib: after,
+    rss_delta_mib: delta,
+    kib_per_session: delta !== null ? Math.round((delta * 1024) / clients.length) : null,
+  }
+}
+
+async function commandsRun(t: Target, clients: number, messages: number, seconds: number) {
+  const loader = await BenchImap.open(t.host, t.port)
+  await loader.cmd(`LOGIN ${t.user} ${t.pass}`)
+  await loader.cmd('SELECT INBOX')
+  const t0 = Date.now()
+  for (let i = 0; i < messages; i++) await loader.append('INBOX', message(i))
+  const appendS = (Date.now() - t0) / 1000
+  loader.close()
+  const lat: number[] = []
+  let count = 0
+  let errors = 0
+  const until = Date.now() + seconds * 1000
+  await Promise.all(
+    Array.from({ length: clients }, async (_, k) => {
+      const c = await BenchImap.open(t.host, t.port)
+      await c.cmd(`LOGIN ${t.user} ${t.pass}`)
+      await c.cmd('SELECT INBOX')
+      let i = k
+      const mix = [
+        () => 'NOOP',
+        () => 'FETCH 1:20 (FLAGS UID)',
+        () => 'UID SEARCH UNSEEN',
+        () => `STORE ${1 + (i % messages)} +FLAGS (\\Seen)`,
+        () => `FETCH ${1 + ((i * 7) % messages)} BODY.PEEK[]`,
+        () => 'STATUS INBOX (MESSAGES UNSEEN)',
+      ]
+      while (Date.now() < until) {
+        const cmd = (mix[i % mix.length] as () => string)()
+        const s = performance.now()
+        try {
+          await c.cmd(cmd)
+          count++
+          lat.push(performance.now() - s)
+        } catch {
+          errors++
+        }
+        i++
+      }
+      c.close()
+    }),
+  )
+  lat.sort((a, b) => a - b)
+  const q = (p: number) =>
+    Math.round((lat[Math.min(lat.length - 1, Math.floor(lat.length * p))] ?? 0) * 100) / 100
+  return {
+    target: t.name,
+    clients,
+    messages,
+    appends_per_s: Math.round(messages / appendS),
+    commands: count,
+    commands_per_s: Math.round(count / seconds),
+    p50_ms: q(0.5),
+    p99_ms: q(0.99),
+    errors,
+    peak_rss_mib: rssMiB(t.pid, 'VmHWM'),
+  }
+}
+
+export async function run(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      mode: { type: 'string' },
+      sessions: { type: 'string' },
+      clients: { type: 'string' },
+      messages: { type: 'string' },
+      seconds: { type: 'string' },
+      dialect: { type: 'string' },
+      'with-dovecot': { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
+  })
+  if (values.help) {
+    console.log(
+      'npm run bench -- imap [--mode idle|commands|all] [--sessions 1000] [--clients 10] [--messages 200] [--seconds 10] [--dialect sqlite|postgres] [--with-dovecot]',
+    )
+    return
+  }
+  const mode = values.mode ?? 'all'
+  const sessions = intOption(values.sessions, 1000, 'sessions', 1)
+  const clients = intOption(values.clients, 10, 'clients', 1)
+  const messages = intOption(values.messages, 200, 'messages', 1)
+  const seconds = intOption(values.seconds, 10, 'seconds', 1)
+  const dialect = values.dialect ?? 'sqlite'
+  const server = await startPostern(dialect)
+  const targets: Target[] = [server.target]
+  if (values['with-dovecot']) targets.push(dovecotTarget())
+  const idle = []
+  const commands = []
+  try {
+    await new Promise((r) => setTimeout(r, 1000))
+    const idleRss = rssMiB(server.target.pid)
+    console.log(`imap benchmark: ${targets.map((t) => t.name).join(' vs ')}; Postern idle RSS ${idleRss} MiB`)
+    for (const t of targets) {
+      if (mode === 'commands' || mode === 'all') {
+        const r = await commandsRun(t, clients, messages, seconds)
+        commands.push(r)
+        console.log(
+          `commands ${t.name.padEnd(18)} ${r.commands_per_s} cmd/s (p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, ${r.errors} errors), APPEND ${r.appends_per_s}/s, peak RSS ${r.peak_rss_mib} MiB`,
+        )
+      }
+      if (mode === 'idle' || mode === 'all') {
+        const r = await idleRun(t, sessions)
+        idle.push(r)
+        console.log(
+          `idle     ${t.name.padEnd(18)} ${r.sessions} IDLE sessions: RSS ${r.rss_before_mib} -> ${r.rss_after_mib} MiB (+${r.rss_delta_mib} MiB, ${r.kib_per_session} KiB/session), ${r.logins_per_s} log-ins/s`,
+        )
+      }
+    }
+    const [p, d] = commands
+    if (p && d)
+      console.log(
+        `ratio Postern/Dovecot commands/s ${Math.round((p.commands_per_s / d.commands_per_s) * 100) / 100}`,
+      )
+    console.log(JSON.stringify({ bench: 'imap', dialect, idle_rss_mib: idleRss, idle, commands }))
+  } finally {
+    await server.stop()
+  }
+}
