@@ -68,7 +68,10 @@ export async function folderByName(db: Tx, a: MailAccountRef, name: string): Pro
   const row =
     name.toUpperCase() === 'INBOX'
       ? await q.where('role', '=', 'inbox').executeTakeFirst()
-      : await q.where('name', '=', name).where('role', 'is not', 'inbox').executeTakeFirst()
+      : await q
+          .where('name', '=', name)
+          .where((eb) => eb.or([eb('role', 'is', null), eb('role', '!=', 'inbox')]))
+          .executeTakeFirst()
   return row ? info(row) : null
 }
 
