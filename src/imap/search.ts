@@ -20,6 +20,15 @@ interface Needs {
   text: string[]
 }
 
+/** True when the program has a MODSEQ key (the answer then carries the highest MODSEQ, RFC 7162 3.1.5). */
+export function usesModseq(k: SearchKey): boolean {
+  if (k.op === 'modseq') return true
+  if (k.op === 'and') return k.keys.some(usesModseq)
+  if (k.op === 'or') return usesModseq(k.a) || usesModseq(k.b)
+  if (k.op === 'not') return usesModseq(k.key)
+  return false
+}
+
 function needsOf(k: SearchKey, n: Needs): void {
   switch (k.op) {
     case 'and':
@@ -104,6 +113,8 @@ export async function searchSelected(s: ImapSession, sel: SelectedFolder, key: S
         return inRanges(rangesOf(k), m.seq)
       case 'uid':
         return inRanges(rangesOf(k), m.uid)
+      case 'modseq':
+        return sel.modseqAt(m.seq) >= k.n
       case 'size': {
         const size = m.stored?.size ?? 0
         return k.cmp === 'larger' ? size > k.n : size < k.n

@@ -28,3 +28,17 @@ export function resolveSet(sel: SelectedFolder, set: SequenceSet, byUid: boolean
   }
   return out
 }
+
+/** A UID set in the compact form (1:3,7) for COPYUID/APPENDUID. */
+export function uidSetText(uids: readonly number[]): string {
+  const out: string[] = []
+  let i = 0
+  while (i < uids.length) {
+    const start = uids[i] as number
+    let end = start
+    while (i + 1 < uids.length && uids[i + 1] === end + 1) end = uids[++i] as number
+    out.push(start === end ? `${start}` : `${start}:${end}`)
+    i++
+  }
+  return out.join(',')
+}

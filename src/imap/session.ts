@@ -23,6 +23,7 @@ import { CommandFramer, type Frame } from './protocol/framing.ts'
 import { ArgReader, ImapSyntaxError } from './protocol/parser.ts'
 import { atom, type ImapValue } from './protocol/values.ts'
 import { failureOf } from './replies.ts'
+import { uidSetText } from './sequence.ts'
 import type { SelectedFolder } from './selected.ts'
 
 export type SessionState = 'not-authenticated' | 'authenticated' | 'selected' | 'logout'
@@ -50,6 +51,10 @@ export class ImapSession {
   state: SessionState = 'not-authenticated'
   account: MailAccount | null = null
   selected: SelectedFolder | null = null
+  /** CONDSTORE is on (RFC 7162 3.1: ENABLE, or the first command that uses a MODSEQ). */
+  condstore = false
+  /** QRESYNC is enabled (RFC 7162 3.2.3): VANISHED replaces EXPUNGE. */
+  qresync = false
   /** Set when the store said this mailbox changed; the next chance to report clears it. */
   private dirty = false
   private errors = 0
@@ -102,6 +107,8 @@ export class ImapSession {
       'SPECIAL-USE',
       'CHILDREN',
       'UNSELECT',
+      'CONDSTORE',
+      'QRESYNC',
       `APPENDLIMIT=${this.ctx.settings.max_message_bytes}`,
     )
     return caps
@@ -445,6 +452,16 @@ export class ImapSession {
     }
   }
 
+  /**
+   * Reports messages gone from the selected folder: EXPUNGE per sequence number (in the order
+   * given, each right when sent), or one VANISHED with their UIDs once QRESYNC is on.
+   */
+  reportExpunged(seqs: readonly number[], uids: readonly number[]): void {
+    if (seqs.length === 0) return
+    if (this.qresync) this.write(Buffer.from(`* VANISHED ${uidSetText([...uids].sort((a, b) => a - b))}\r\n`))
+    else for (const seq of seqs) this.untagged(seq, atom('EXPUNGE'))
+  }
+
   /** Reads what changed in the selected folder and tells the client (EXPUNGE, EXISTS, FETCH). */
   async sync(expunges: boolean, skipFlagsOf: ReadonlySet<number> = new Set()): Promise<void> {
     const sel = this.selected
@@ -454,7 +471,7 @@ export class ImapSession {
     if (!changes) return // the folder is gone: the next command will find out
     sel.absorb(changes)
     const u = sel.takeUpdates(expunges)
-    for (const seq of u.expunged) this.untagged(seq, atom('EXPUNGE'))
+    this.reportExpunged(u.expunged, u.vanishedUids)
     if (u.exists !== null) this.untagged(u.exists, atom('EXISTS'))
     if (u.recent !== null || u.exists !== null) this.untagged(sel.recent, atom('RECENT'))
     const changed = u.flagsChanged.filter((uid) => !skipFlagsOf.has(uid))
@@ -465,7 +482,9 @@ export class ImapSession {
       for (const seq of seqs.sort((x, y) => x - y)) {
         const uid = sel.uidAt(seq)
         const f = imapFlags(flags.get(sel.messageIdAt(seq)) ?? [], sel.isRecent(uid))
-        this.untagged(seq, atom('FETCH'), [atom('UID'), uid, atom('FLAGS'), flagList(f)])
+        const items: ImapValue[] = [atom('UID'), uid, atom('FLAGS'), flagList(f)]
+        if (this.condstore) items.push(atom('MODSEQ'), [sel.modseqAt(seq)])
+        this.untagged(seq, atom('FETCH'), items)
       }
     }
     await this.flush()

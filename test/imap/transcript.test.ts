@@ -10,7 +10,7 @@ import { DIALECTS } from '../helpers/dialects.ts'
 import { imapFixture, PASSWORD, RawImap, smtpDeliver } from './helpers.ts'
 
 const PRE = 'IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE'
-const POST = `${PRE} UIDPLUS MOVE SPECIAL-USE CHILDREN UNSELECT APPENDLIMIT=52428800`
+const POST = `${PRE} UIDPLUS MOVE SPECIAL-USE CHILDREN UNSELECT CONDSTORE QRESYNC APPENDLIMIT=52428800`
 
 const MSG =
   'From: Ann <ann@a.example>\r\nTo: bob@b.example\r\nSubject: Hello\r\nDate: Sat, 21 Nov 2026 08:00:00 +0000\r\nMessage-ID: <m1@a.example>\r\n\r\nHi Bob,\r\nbinary-exact: \u00e9\r\n'
@@ -43,7 +43,10 @@ for (const dialect of DIALECTS) {
           await c.cmd('a9', 'NAMESPACE'),
           '* NAMESPACE (("" "/")) NIL NIL\r\na9 OK NAMESPACE completed.\r\n',
         )
-        assert.equal(await c.cmd('b1', 'ENABLE CONDSTORE'), '* ENABLED\r\nb1 OK ENABLE completed.\r\n')
+        assert.equal(
+          await c.cmd('b1', 'ENABLE CONDSTORE'),
+          '* ENABLED CONDSTORE\r\nb1 OK ENABLE completed.\r\n',
+        )
         assert.equal(
           await c.cmd('b2', 'ID ("name" "test")'),
           '* ID ("name" "Postern" "vendor" "Postern")\r\nb2 OK ID completed.\r\n',
@@ -132,6 +135,7 @@ for (const dialect of DIALECTS) {
             '* 0 EXISTS\r\n* 0 RECENT\r\n' +
             `* OK [UIDVALIDITY ${uidvalidity}] UIDs valid.\r\n` +
             '* OK [UIDNEXT 1] Predicted next UID.\r\n' +
+            `* OK [HIGHESTMODSEQ ${/HIGHESTMODSEQ (\d+)/.exec(sel)?.[1]}] Highest\r\n` +
             's1 OK [READ-WRITE] SELECT completed.\r\n',
         )
         const bytes = Buffer.from(MSG, 'utf8')
@@ -282,6 +286,105 @@ for (const dialect of DIALECTS) {
         assert.match(await c.cmd('j2', `NOOP ${'x'.repeat(70_000)}`), /^j2 BAD \[TOOBIG\] /)
         assert.equal(await c.cmd('j3', 'NOOP'), 'j3 OK NOOP completed.\r\n', 'the session survived it all')
         c.close()
+      } finally {
+        await f.close()
+      }
+    })
+
+    it('CONDSTORE and QRESYNC: MODSEQ, CHANGEDSINCE, UNCHANGEDSINCE, VANISHED and a resync', async () => {
+      const f = await imapFixture(dialect)
+      try {
+        const { c } = await RawImap.open(f.imapPort)
+        await c.login(f.ann.address)
+        for (let i = 0; i < 4; i++) {
+          const bytes = Buffer.from(MSG.replace('<m1@', `<q${i}@`))
+          c.write(`a${i} APPEND INBOX {${bytes.length}+}\r\n`)
+          c.write(Buffer.concat([bytes, Buffer.from('\r\n')]))
+          await c.until(`a${i}`)
+        }
+        assert.equal(await c.cmd('e1', 'ENABLE QRESYNC'), '* ENABLED QRESYNC\r\ne1 OK ENABLE completed.\r\n')
+        const sel = await c.cmd('s1', 'SELECT INBOX')
+        const validity = Number(/UIDVALIDITY (\d+)/.exec(sel)?.[1])
+        const highest = Number(/HIGHESTMODSEQ (\d+)/.exec(sel)?.[1])
+        const fetched = await c.cmd('f1', 'FETCH 1:* (UID MODSEQ)')
+        const modseqs = [...fetched.matchAll(/MODSEQ \((\d+)\)/g)].map((m) => Number(m[1]))
+        assert.equal(modseqs.length, 4)
+        assert.equal(Math.max(...modseqs), highest)
+        const st = await c.cmd('s2', `STORE 1 (UNCHANGEDSINCE ${highest}) +FLAGS (\\Flagged)`)
+        const m1 = Number(/MODSEQ \((\d+)\)/.exec(st)?.[1])
+        assert.ok(m1 > highest)
+        assert.equal(
+          st,
+          `* 1 FETCH (FLAGS (\\Flagged \\Recent) MODSEQ (${m1}))\r\ns2 OK STORE completed.\r\n`,
+        )
+        assert.equal(
+          await c.cmd('s3', `UID STORE 1,2 (UNCHANGEDSINCE ${modseqs[1]}) +FLAGS.SILENT (\\Seen)`),
+          `* 2 FETCH (UID 2 MODSEQ (${m1 + 1}))\r\ns3 OK [MODIFIED 1] Conditional STORE failed for some messages.\r\n`,
+        )
+        assert.equal(
+          await c.cmd('f2', `UID FETCH 1:* (FLAGS) (CHANGEDSINCE ${highest})`),
+          `* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent) MODSEQ (${m1}))\r\n* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent) MODSEQ (${m1 + 1}))\r\nf2 OK UID FETCH completed.\r\n`,
+        )
+        assert.equal(
+          await c.cmd('q1', `SEARCH MODSEQ ${m1}`),
+          `* SEARCH 1 2 (MODSEQ ${m1 + 1})\r\nq1 OK SEARCH completed.\r\n`,
+        )
+        await c.cmd('x1', 'STORE 3 +FLAGS.SILENT (\\Deleted)')
+        assert.equal(await c.cmd('x2', 'EXPUNGE'), '* VANISHED 3\r\nx2 OK EXPUNGE completed.\r\n')
+        assert.equal(
+          await c.cmd('x3', `UID FETCH 1:* (FLAGS) (CHANGEDSINCE ${m1 + 1} VANISHED)`),
+          '* VANISHED (EARLIER) 3\r\nx3 OK UID FETCH completed.\r\n',
+        )
+        const h2 = Number(/HIGHESTMODSEQ (\d+)/.exec(await c.cmd('x4', 'STATUS INBOX (HIGHESTMODSEQ)'))?.[1])
+        c.close()
+        // Away: another client deletes 4 and flags 2; a new message arrives.
+        const { c: o } = await RawImap.open(f.imapPort)
+        await o.login(f.ann.address)
+        await o.cmd('o1', 'SELECT INBOX')
+        await o.cmd('o2', 'UID STORE 4 +FLAGS (\\Deleted)')
+        await o.cmd('o3', 'UID EXPUNGE 4')
+        await o.cmd('o4', 'UID STORE 2 +FLAGS (\\Answered)')
+        o.close()
+        await smtpDeliver(
+          f.smtpPort,
+          'x@sender.example',
+          f.ann.address,
+          mail({ from: 'x@sender.example', to: f.ann.address, subject: 'New' }),
+        )
+        const { c: back } = await RawImap.open(f.imapPort)
+        await back.login(f.ann.address)
+        await back.cmd('b1', 'ENABLE QRESYNC')
+        const resync = await back.cmd('b2', `SELECT INBOX (QRESYNC (${validity} ${h2} 1:4))`)
+        const lines = resync.split('\r\n')
+        const vanishedAt = lines.findIndex((l) => l === '* VANISHED (EARLIER) 4')
+        assert.ok(vanishedAt > 0, resync)
+        const rest = lines.slice(vanishedAt + 1).join('\r\n')
+        assert.match(
+          rest,
+          /^\* 2 FETCH \(UID 2 FLAGS \(\\Answered \\Seen\) MODSEQ \(\d+\)\)\r\nb2 OK \[READ-WRITE\] SELECT completed\.\r\n$/,
+        )
+        assert.match(resync, /\* 3 EXISTS/)
+        const sent = await back.cmd('b3', 'SELECT Sent')
+        assert.match(sent, /^\* OK \[CLOSED\] Previous mailbox closed\.\r\n\* FLAGS /)
+        back.close()
+      } finally {
+        await f.close()
+      }
+    })
+
+    it('closes sessions that stay silent: before log-in and while idle (RFC 9051 5.4)', async () => {
+      const f = await imapFixture(dialect, {
+        env: { POSTERN_IMAP_LOGIN_TIMEOUT_MS: '1000', POSTERN_IMAP_IDLE_TIMEOUT_MS: '1500' },
+      })
+      try {
+        const { c } = await RawImap.open(f.imapPort)
+        assert.equal(await c.readLine(5000), '* BYE Log-in took too long.\r\n')
+        const { c: d } = await RawImap.open(f.imapPort)
+        await d.login(f.ann.address)
+        await d.cmd('s1', 'SELECT INBOX')
+        d.write('s2 IDLE\r\n')
+        assert.equal(await d.readLine(), '+ idling\r\n')
+        assert.equal(await d.readLine(5000), '* BYE Idle for too long; log in again.\r\n')
       } finally {
         await f.close()
       }

@@ -8,7 +8,7 @@ import { appendMessage, discardUpload, stageUpload } from '../../services/mailst
 import { folderByName } from '../../services/mailstore/folder-view.ts'
 import { AUTHENTICATED, type ImapCommand, ImapNo } from '../command.ts'
 import { ImapSyntaxError } from '../protocol/parser.ts'
-import { uidSetText } from './copy.ts'
+import { uidSetText } from '../sequence.ts'
 
 export const append: ImapCommand = {
   states: AUTHENTICATED,

@@ -6,21 +6,7 @@ import { copyMessages } from '../../services/mailstore/copy.ts'
 import { folderByName } from '../../services/mailstore/folder-view.ts'
 import { type ImapCommand, ImapNo, SELECTED } from '../command.ts'
 import { atom } from '../protocol/values.ts'
-import { resolveSet } from '../sequence.ts'
-
-/** A UID set in the compact form (1:3,7) for COPYUID/APPENDUID. */
-export function uidSetText(uids: readonly number[]): string {
-  const out: string[] = []
-  let i = 0
-  while (i < uids.length) {
-    const start = uids[i] as number
-    let end = start
-    while (i + 1 < uids.length && uids[i + 1] === end + 1) end = uids[++i] as number
-    out.push(start === end ? `${start}` : `${start}:${end}`)
-    i++
-  }
-  return out.join(',')
-}
+import { resolveSet, uidSetText } from '../sequence.ts'
 
 function makeCopy(move: boolean): ImapCommand {
   return {
@@ -46,7 +32,8 @@ function makeCopy(move: boolean): ImapCommand {
       const code = `COPYUID ${result.uidvalidity} ${uidSetText(result.pairs.map((p) => p[0]))} ${uidSetText(result.pairs.map((p) => p[1]))}`
       if (!move || target.id === sel.folder.id) return { code }
       s.status('OK', 'Moved.', code)
-      for (const seq of sel.removeUids(result.pairs.map((p) => p[0]))) s.untagged(seq, atom('EXPUNGE'))
+      const moved = result.pairs.map((p) => p[0])
+      s.reportExpunged(sel.removeUids(moved), moved)
       return { text: 'MOVE completed.' }
     },
   }

@@ -1,5 +1,6 @@
-// ENABLE (RFC 5161): none of the extensions that need enabling (CONDSTORE, QRESYNC,
-// UTF8=ACCEPT) is offered yet, so the answer lists none; unknown names are ignored, as the RFC says.
+// ENABLE (RFC 5161): CONDSTORE and QRESYNC (RFC 7162; QRESYNC implies CONDSTORE) are the
+// extensions that need enabling here; other names are ignored, as the RFC says. The answer
+// lists what this command newly enabled.
 
 import { AUTHENTICATED, type ImapCommand } from '../command.ts'
 import { atom } from '../protocol/values.ts'
@@ -9,10 +10,20 @@ export const enable: ImapCommand = {
   async run(s, call) {
     const r = call.args
     r.space()
-    do r.atom()
+    const asked: string[] = []
+    do asked.push(r.atom().toUpperCase())
     while (r.trySpace())
     r.end()
-    s.untagged(atom('ENABLED'))
+    const enabled: string[] = []
+    if (asked.includes('QRESYNC') && !s.qresync) {
+      s.qresync = true
+      enabled.push('QRESYNC')
+    }
+    if ((asked.includes('CONDSTORE') || asked.includes('QRESYNC')) && !s.condstore) {
+      s.condstore = true
+      if (asked.includes('CONDSTORE')) enabled.unshift('CONDSTORE')
+    }
+    s.untagged(atom('ENABLED'), ...enabled.map(atom))
     return undefined
   },
 }

@@ -23,7 +23,7 @@ export const expunge: ImapCommand = {
     r.end()
     if (sel.readOnly) throw new ImapNo('The folder is read-only (EXAMINE).', 'READ-ONLY')
     const gone = await expungeDeleted(s.ctx.mail, s.ref, sel.folder.id, only)
-    for (const seq of sel.removeUids(gone)) s.untagged(seq, atom('EXPUNGE'))
+    s.reportExpunged(sel.removeUids(gone), gone)
     return undefined
   },
 }

@@ -6,7 +6,7 @@
 
 import { type MimePart, parseMimeTree } from '../../mail/mime-tree.ts'
 import { storeFlags } from '../../services/mailstore/flags.ts'
-import { flagsOf, type StoredMessage, storedMessages } from '../../services/mailstore/folder-view.ts'
+import { changesSince, flagsOf, type StoredMessage, storedMessages } from '../../services/mailstore/folder-view.ts'
 import { type ImapCommand, ImapNo, SELECTED } from '../command.ts'
 import { bodyStructureAtom } from '../fetch/bodystructure.ts'
 import { envelopeOf } from '../fetch/envelope.ts'
@@ -16,7 +16,8 @@ import { flagList, imapDateTime } from '../protocol/encoder.ts'
 import { itemsNeedBody, itemsSetSeen, parseFetchItems, sectionLabel } from '../protocol/fetch-items.ts'
 import type { FetchItem } from '../protocol/types.ts'
 import { atom, type ImapValue, literal } from '../protocol/values.ts'
-import { resolveSet } from '../sequence.ts'
+import { ImapSyntaxError, inRanges, sequenceRanges } from '../protocol/parser.ts'
+import { resolveSet, uidSetText } from '../sequence.ts'
 import type { ImapSession } from '../session.ts'
 
 const BATCH = 100
@@ -33,8 +34,37 @@ export const fetch: ImapCommand = {
     const set = r.sequenceSet()
     r.space()
     const items = parseFetchItems(r)
+    let changedSince: number | null = null
+    let vanished = false
+    if (r.trySpace()) {
+      // FETCH modifiers (RFC 7162 3.1.4.1, 3.2.6): CHANGEDSINCE n and, under UID FETCH, VANISHED.
+      r.openList()
+      do {
+        const m = r.keyword()
+        if (m === 'CHANGEDSINCE') {
+          r.space()
+          changedSince = r.nzNumber64()
+        } else if (m === 'VANISHED') vanished = true
+        else throw new ImapSyntaxError(`Unknown FETCH modifier ${m}.`)
+      } while (r.trySpace())
+      r.closeList()
+    }
     r.end()
-    const seqs = resolveSet(sel, set, call.uid)
+    if (vanished && (!call.uid || !s.qresync || changedSince === null))
+      throw new ImapSyntaxError('VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC.')
+    if (changedSince !== null || items.some((i) => i.kind === 'MODSEQ')) s.condstore = true
+    if (changedSince !== null && !items.some((i) => i.kind === 'MODSEQ')) items.push({ kind: 'MODSEQ' })
+    let seqs = resolveSet(sel, set, call.uid)
+    if (vanished && changedSince !== null) {
+      const gone = await changesSince(s.ctx.mail.store.db, s.ref, sel.folder.id, changedSince)
+      const ranges = sequenceRanges(set, Math.max(sel.maxUid, sel.folder.uidnext))
+      const uids = (gone?.vanished ?? []).filter((u) => inRanges(ranges, u))
+      if (uids.length) s.write(Buffer.from(`* VANISHED (EARLIER) ${uidSetText(uids)}\r\n`))
+    }
+    if (changedSince !== null) {
+      const since = changedSince
+      seqs = seqs.filter((n) => sel.modseqAt(n) > since)
+    }
     if (call.uid && !items.some((i) => i.kind === 'UID')) items.unshift({ kind: 'UID' })
     const needBody = itemsNeedBody(items)
     const setSeen = !sel.readOnly && itemsSetSeen(items)
@@ -70,9 +100,11 @@ export const fetch: ImapCommand = {
         const out = fetchValues(items, {
           uid: sel.uidAt(n),
           flags: f,
+          modseq: sel.modseqAt(n),
           stored: m,
           raw,
           setSeen: setSeen && !wantFlags,
+          condstore: s.condstore,
         })
         s.untagged(n, atom('FETCH'), out)
         await s.flush()
@@ -96,8 +128,11 @@ interface One {
   flags: string[]
   stored: StoredMessage
   raw: Buffer | null
+  modseq: number
   /** \Seen was set by this FETCH and FLAGS was not asked for: send FLAGS anyway. */
   setSeen: boolean
+  /** CONDSTORE is on: FLAGS sent because of \Seen come with MODSEQ. */
+  condstore: boolean
 }
 
 function fetchValues(items: FetchItem[], m: One): ImapValue[] {
@@ -115,6 +150,9 @@ function fetchValues(items: FetchItem[], m: One): ImapValue[] {
         break
       case 'FLAGS':
         out.push(atom('FLAGS'), flagList(m.flags))
+        break
+      case 'MODSEQ':
+        out.push(atom('MODSEQ'), [m.modseq])
         break
       case 'INTERNALDATE':
         out.push(atom('INTERNALDATE'), imapDateTime(new Date(m.stored.received_at)))
@@ -148,6 +186,9 @@ function fetchValues(items: FetchItem[], m: One): ImapValue[] {
       }
     }
   }
-  if (m.setSeen) out.push(atom('FLAGS'), flagList(m.flags))
+  if (m.setSeen) {
+    out.push(atom('FLAGS'), flagList(m.flags))
+    if (m.condstore && !items.some((i) => i.kind === 'MODSEQ')) out.push(atom('MODSEQ'), [m.modseq])
+  }
   return out
 }

@@ -3,8 +3,7 @@
 
 import { type ImapCommand, ImapNo, SELECTED } from '../command.ts'
 import { BadCharsetError, parseSearch } from '../protocol/search-keys.ts'
-import { atom } from '../protocol/values.ts'
-import { searchSelected } from '../search.ts'
+import { searchSelected, usesModseq } from '../search.ts'
 
 export const search: ImapCommand = {
   states: SELECTED,
@@ -24,11 +23,13 @@ export const search: ImapCommand = {
       throw err
     }
     r.end()
+    const withModseq = usesModseq(program.key)
+    if (withModseq) s.condstore = true
     const seqs = await searchSelected(s, sel, program.key)
     const out = call.uid ? seqs.map((n) => sel.uidAt(n)) : seqs
-    // One line; long results are written in pieces so no huge string is built twice.
-    s.write(Buffer.from(`* SEARCH${out.length ? ' ' : ''}${out.join(' ')}\r\n`))
-    void atom
+    let tail = ''
+    if (withModseq && seqs.length) tail = ` (MODSEQ ${seqs.reduce((m, n) => Math.max(m, sel.modseqAt(n)), 0)})`
+    s.write(Buffer.from(`* SEARCH${out.length ? ' ' : ''}${out.join(' ')}${tail}\r\n`))
     return undefined
   },
 }

@@ -8,7 +8,7 @@ import { quoteMailbox } from '../protocol/encoder.ts'
 import { ImapSyntaxError } from '../protocol/parser.ts'
 import { atom, type ImapValue } from '../protocol/values.ts'
 
-const ITEMS = ['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'DELETED', 'SIZE'] as const
+const ITEMS = ['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'DELETED', 'SIZE', 'HIGHESTMODSEQ'] as const
 
 export const status: ImapCommand = {
   states: AUTHENTICATED,
@@ -39,7 +39,9 @@ export const status: ImapCommand = {
       UNSEEN: st.unseen,
       DELETED: st.deleted,
       SIZE: st.size,
+      HIGHESTMODSEQ: st.highestmodseq,
     }
+    if (items.includes('HIGHESTMODSEQ')) s.condstore = true
     const out: ImapValue[] = []
     for (const i of items) out.push(atom(i), values[i] as number)
     s.untagged(atom('STATUS'), quoteMailbox(f.name), out)

@@ -37,6 +37,7 @@ const SIMPLE = new Set<string>([
   'RFC822',
   'RFC822.HEADER',
   'RFC822.TEXT',
+  'MODSEQ',
 ])
 
 const FAST = ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE'] as const

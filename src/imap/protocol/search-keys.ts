@@ -131,6 +131,19 @@ class Program {
       case 'UID':
         r.space(name)
         return { op: 'uid', set: r.sequenceSet() }
+      case 'MODSEQ': {
+        // MODSEQ [entry-name entry-type-req] mod-sequence-valzer (RFC 7162 3.1.5); the entry
+        // names a flag's own MODSEQ, which is the message's here.
+        r.space(name)
+        if (r.peek() === 0x22) {
+          r.string()
+          r.space(name)
+          const type = r.keyword()
+          if (!['PRIV', 'SHARED', 'ALL'].includes(type)) throw new ImapSyntaxError('Expected priv, shared or all')
+          r.space(name)
+        }
+        return { op: 'modseq', n: r.number64() }
+      }
       case 'NOT':
         this.deeper(depth)
         r.space(name)

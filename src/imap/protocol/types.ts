@@ -34,6 +34,8 @@ export type FetchItem =
   | { kind: 'RFC822' }
   | { kind: 'RFC822.HEADER' }
   | { kind: 'RFC822.TEXT' }
+  /** The message's MODSEQ (RFC 7162 3.1.4). */
+  | { kind: 'MODSEQ' }
   | { kind: 'SECTION'; peek: boolean; section: Section; partial?: { start: number; length: number } }
 
 /** A date with no time (SEARCH BEFORE/ON/SINCE and their SENT* forms). */
@@ -62,6 +64,8 @@ export type SearchKey =
   | { op: 'text'; value: string }
   | { op: 'date'; which: 'internal' | 'sent'; cmp: 'before' | 'on' | 'since'; date: DayDate }
   | { op: 'size'; cmp: 'larger' | 'smaller'; n: number }
+  /** MODSEQ n (RFC 7162 3.1.5): the message's MODSEQ is at least n. */
+  | { op: 'modseq'; n: number }
 
 export interface SearchProgram {
   /** The CHARSET the client named, uppercased, or null. */
