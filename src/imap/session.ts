@@ -23,8 +23,8 @@ import { CommandFramer, type Frame } from './protocol/framing.ts'
 import { ArgReader, ImapSyntaxError } from './protocol/parser.ts'
 import { atom, type ImapValue } from './protocol/values.ts'
 import { failureOf } from './replies.ts'
-import { uidSetText } from './sequence.ts'
 import type { SelectedFolder } from './selected.ts'
+import { uidSetText } from './sequence.ts'
 
 export type SessionState = 'not-authenticated' | 'authenticated' | 'selected' | 'logout'
 

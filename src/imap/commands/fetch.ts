@@ -6,7 +6,12 @@
 
 import { type MimePart, parseMimeTree } from '../../mail/mime-tree.ts'
 import { storeFlags } from '../../services/mailstore/flags.ts'
-import { changesSince, flagsOf, type StoredMessage, storedMessages } from '../../services/mailstore/folder-view.ts'
+import {
+  changesSince,
+  flagsOf,
+  type StoredMessage,
+  storedMessages,
+} from '../../services/mailstore/folder-view.ts'
 import { type ImapCommand, ImapNo, SELECTED } from '../command.ts'
 import { bodyStructureAtom } from '../fetch/bodystructure.ts'
 import { envelopeOf } from '../fetch/envelope.ts'
@@ -14,9 +19,9 @@ import { partialOf, sectionBytes } from '../fetch/section.ts'
 import { imapFlags } from '../flags.ts'
 import { flagList, imapDateTime } from '../protocol/encoder.ts'
 import { itemsNeedBody, itemsSetSeen, parseFetchItems, sectionLabel } from '../protocol/fetch-items.ts'
+import { ImapSyntaxError, inRanges, sequenceRanges } from '../protocol/parser.ts'
 import type { FetchItem } from '../protocol/types.ts'
 import { atom, type ImapValue, literal } from '../protocol/values.ts'
-import { ImapSyntaxError, inRanges, sequenceRanges } from '../protocol/parser.ts'
 import { resolveSet, uidSetText } from '../sequence.ts'
 import type { ImapSession } from '../session.ts'
 

@@ -28,7 +28,8 @@ export const search: ImapCommand = {
     const seqs = await searchSelected(s, sel, program.key)
     const out = call.uid ? seqs.map((n) => sel.uidAt(n)) : seqs
     let tail = ''
-    if (withModseq && seqs.length) tail = ` (MODSEQ ${seqs.reduce((m, n) => Math.max(m, sel.modseqAt(n)), 0)})`
+    if (withModseq && seqs.length)
+      tail = ` (MODSEQ ${seqs.reduce((m, n) => Math.max(m, sel.modseqAt(n)), 0)})`
     s.write(Buffer.from(`* SEARCH${out.length ? ' ' : ''}${out.join(' ')}${tail}\r\n`))
     return undefined
   },

@@ -89,7 +89,8 @@ function makeSelect(readOnly: boolean): ImapCommand {
       s.status('OK', 'Predicted next UID.', `UIDNEXT ${opened.folder.uidnext}`)
       s.status('OK', 'Highest', `HIGHESTMODSEQ ${opened.folder.highestmodseq}`)
       s.setSelected(sel)
-      if (resync && resync.uidvalidity === opened.folder.uidvalidity) await reportChanges(s, sel, resync.modseq, resync.known)
+      if (resync && resync.uidvalidity === opened.folder.uidvalidity)
+        await reportChanges(s, sel, resync.modseq, resync.known)
       return {
         code: readOnly ? 'READ-ONLY' : 'READ-WRITE',
         text: `${readOnly ? 'EXAMINE' : 'SELECT'} completed.`,
@@ -141,7 +142,14 @@ export async function reportChanges(
   for (const e of changed) {
     const seq = sel.seqOf(e.uid)
     const f = imapFlags(flags.get(e.message_id) ?? [], sel.isRecent(e.uid))
-    s.untagged(seq, atom('FETCH'), [atom('UID'), e.uid, atom('FLAGS'), flagList(f), atom('MODSEQ'), [sel.modseqAt(seq)]])
+    s.untagged(seq, atom('FETCH'), [
+      atom('UID'),
+      e.uid,
+      atom('FLAGS'),
+      flagList(f),
+      atom('MODSEQ'),
+      [sel.modseqAt(seq)],
+    ])
     if (seq % 200 === 0) await s.flush()
   }
 }

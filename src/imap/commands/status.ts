@@ -8,7 +8,16 @@ import { quoteMailbox } from '../protocol/encoder.ts'
 import { ImapSyntaxError } from '../protocol/parser.ts'
 import { atom, type ImapValue } from '../protocol/values.ts'
 
-const ITEMS = ['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'DELETED', 'SIZE', 'HIGHESTMODSEQ'] as const
+const ITEMS = [
+  'MESSAGES',
+  'RECENT',
+  'UIDNEXT',
+  'UIDVALIDITY',
+  'UNSEEN',
+  'DELETED',
+  'SIZE',
+  'HIGHESTMODSEQ',
+] as const
 
 export const status: ImapCommand = {
   states: AUTHENTICATED,

@@ -139,7 +139,8 @@ class Program {
           r.string()
           r.space(name)
           const type = r.keyword()
-          if (!['PRIV', 'SHARED', 'ALL'].includes(type)) throw new ImapSyntaxError('Expected priv, shared or all')
+          if (!['PRIV', 'SHARED', 'ALL'].includes(type))
+            throw new ImapSyntaxError('Expected priv, shared or all')
           r.space(name)
         }
         return { op: 'modseq', n: r.number64() }
