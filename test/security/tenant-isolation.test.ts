@@ -54,6 +54,7 @@ const TARGETS: Record<string, Target> = {
     bodies: { PATCH: { active: false, password: 'taken-over-Password-1' } },
   },
   '/v1/mailboxes/{id}/grants': { params: { id: (b) => b.mailboxId } },
+  '/v1/mailboxes/{id}/reset-uids': { params: { id: (b) => b.mailboxId } },
   '/v1/mailboxes/{id}/grants/{user_id}': { params: { id: (b) => b.mailboxId, user_id: (b) => b.ownerId } },
   '/v1/aliases/{id}': { params: { id: (b) => b.aliasId }, bodies: { PATCH: { active: false } } },
   '/v1/aliases/{id}/default': { params: { id: (b) => b.aliasId } },
