@@ -25,6 +25,8 @@ interface Target {
   user: string
   pass: string
   pid: number | null
+  /** More log-ins for the idle mode (Dovecot limits sessions per user and address to 10). */
+  users?: string[]
 }
 
 const rssMiB = (pid: number | null, field = 'VmRSS') => {
@@ -42,7 +44,9 @@ function message(i: number): Buffer {
 
 async function startPostern(dialect: string) {
   const child = fork(new URL('./lib/imap-server-child.ts', import.meta.url), [dialect], {
-    execArgv: process.execArgv,
+    execArgv: process.env.BENCH_CPU_PROF
+      ? [...process.execArgv, '--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+      : process.execArgv,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
   const info = await new Promise<{ port: number; user: string; pass: string; pid: number }>(
@@ -71,7 +75,8 @@ function dovecotTarget(): Target {
   try {
     pid = Number(readFileSync('/run/dovecot-bench/master.pid', 'utf8').trim()) || null
   } catch {}
-  return { name: 'dovecot', host: '127.0.0.1', port: 10143, user: 'test1', pass: 'bench', pid }
+  const users = Array.from({ length: 100 }, (_, i) => `test${i + 1}`)
+  return { name: 'dovecot', host: '127.0.0.1', port: 10143, user: 'test1', pass: 'bench', pid, users }
 }
 
 async function idleRun(t: Target, sessions: number) {
@@ -80,9 +85,10 @@ async function idleRun(t: Target, sessions: number) {
   const started = Date.now()
   for (let i = 0; i < sessions; i += 50) {
     await Promise.all(
-      Array.from({ length: Math.min(50, sessions - i) }, async () => {
+      Array.from({ length: Math.min(50, sessions - i) }, async (_, k) => {
         const c = await BenchImap.open(t.host, t.port)
-        await c.cmd(`LOGIN ${t.user} ${t.pass}`)
+        const user = t.users ? t.users[(i + k) % t.users.length] : t.user
+        await c.cmd(`LOGIN ${user} ${t.pass}`)
         await c.cmd('SELECT INBOX')
         await c.idle()
         clients.push(c)

@@ -56,8 +56,22 @@ export class ImapConnection {
     this.socket.write(data)
   }
 
-  /** Waits until the client has read enough of what we wrote (or the connection closed). */
+  /**
+   * Holds writes in memory until flush() (one packet for a command's responses, not one per
+   * line). Bounded: writers flush at least once per message they send.
+   */
+  cork(): void {
+    if (!this.closed && this.socket.writableCorked === 0) this.socket.cork()
+  }
+
+  /** Sends what is held now, without waiting. */
+  uncork(): void {
+    while (this.socket.writableCorked > 0) this.socket.uncork()
+  }
+
+  /** Sends what is held and waits until the client has read enough (or the connection closed). */
   async flush(): Promise<void> {
+    this.uncork()
     while (!this.closed && this.socket.writableLength > HIGH_WATER) {
       await new Promise<void>((resolve) => {
         const done = () => {
@@ -100,6 +114,7 @@ export class ImapConnection {
     timeoutMs: number,
   ): Promise<{ protocol: string; cipher: string } | null> {
     const raw = this.socket
+    this.uncork()
     raw.pause()
     raw.off('data', this.onDataBound)
     raw.off('end', this.onEndBound)
@@ -141,6 +156,7 @@ export class ImapConnection {
   /** Sends what is queued and closes our side. */
   end(last?: string): void {
     if (this.closed) return
+    while (this.socket.writableCorked > 0) this.socket.uncork()
     if (last) this.socket.write(last)
     this.socket.end()
     const s = this.socket

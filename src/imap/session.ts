@@ -28,6 +28,20 @@ import { uidSetText } from './sequence.ts'
 
 export type SessionState = 'not-authenticated' | 'authenticated' | 'selected' | 'logout'
 
+/** Commands after which the selected folder is always re-read (they wrote to the store, or ask for news). */
+const SYNC_AFTER = new Set([
+  'NOOP',
+  'CHECK',
+  'COPY',
+  'MOVE',
+  'STORE',
+  'EXPUNGE',
+  'IDLE',
+  'CREATE',
+  'RENAME',
+  'DELETE',
+])
+
 /** Framer bytes above which we stop reading the socket. */
 const INPUT_HIGH_WATER = 512 * 1024
 
@@ -128,8 +142,10 @@ export class ImapSession {
     this.conn.write(untaggedStatus(kind, text, code))
   }
 
+  /** A continuation request goes out at once: the client waits for it. */
   continue(text: string): void {
     this.conn.write(continuation(text))
+    this.conn.uncork()
   }
 
   /** Waits while the client is behind on reading (bounded output per connection). */
@@ -222,6 +238,7 @@ export class ImapSession {
         continue
       }
       if (this.framer.buffered <= INPUT_HIGH_WATER) this.conn.resume()
+      this.conn.cork()
       await this.handle(frame)
       await this.flush()
     }
@@ -365,8 +382,10 @@ export class ImapSession {
     try {
       const done = await command.run(this, call)
       if (this.state === 'logout' || done?.answered) return
-      // One cheap read (the folder's HIGHESTMODSEQ) unless something changed.
-      if (this.selected) await this.sync(command.expungeOk ? command.expungeOk(call) : true)
+      // Changes made elsewhere arrive as bus notes (dirty); this session's own writes are read
+      // back at once, before the tagged OK, so the client sees them in order.
+      if (this.selected && (this.dirty || SYNC_AFTER.has(call.name)))
+        await this.sync(command.expungeOk ? command.expungeOk(call) : true)
       this.reply(call.tag, 'OK', done?.text ?? `${call.uid ? 'UID ' : ''}${call.name} completed.`, done?.code)
     } catch (err) {
       this.fail(call.tag, err)
