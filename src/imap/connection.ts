@@ -26,6 +26,8 @@ const contexts = new WeakMap<SecureContextOptions, SecureContext>()
 export class ImapConnection {
   private socket: Socket
   private closed = false
+  /** Our side was ended: nothing more is written. */
+  private ended = false
   private timer: NodeJS.Timeout | null = null
   private timeoutMs = 0
   private onTimeout: (() => void) | null = null
@@ -52,7 +54,7 @@ export class ImapConnection {
   }
 
   write(data: Buffer | string): void {
-    if (this.closed) return
+    if (this.closed || this.ended) return
     this.socket.write(data)
   }
 
@@ -155,7 +157,8 @@ export class ImapConnection {
 
   /** Sends what is queued and closes our side. */
   end(last?: string): void {
-    if (this.closed) return
+    if (this.closed || this.ended) return
+    this.ended = true
     while (this.socket.writableCorked > 0) this.socket.uncork()
     if (last) this.socket.write(last)
     this.socket.end()

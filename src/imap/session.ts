@@ -12,7 +12,7 @@
 
 import { randomBytes } from 'node:crypto'
 import type { MailAccount } from '../services/mail-login/login.ts'
-import { changesSince, flagsOf, type MailAccountRef } from '../services/mailstore/folder-view.ts'
+import { changesSince, claimRecent, flagsOf, type MailAccountRef } from '../services/mailstore/folder-view.ts'
 import type { CommandCall, ImapCommand, LiteralHandler, LiteralStream } from './command.ts'
 import { COMMANDS } from './commands/index.ts'
 import type { ImapConnection } from './connection.ts'
@@ -41,6 +41,9 @@ const SYNC_AFTER = new Set([
   'RENAME',
   'DELETE',
 ])
+
+/** Largest command with its literals before log-in (a name and a password fit). */
+const PRE_AUTH_COMMAND_BYTES = 8192
 
 /** Framer bytes above which we stop reading the socket. */
 const INPUT_HIGH_WATER = 512 * 1024
@@ -158,6 +161,11 @@ export class ImapSession {
   async run(greeting: { preauth: false }): Promise<void> {
     void greeting
     this.status('OK', 'Postern IMAP ready.', `CAPABILITY ${this.capabilities().join(' ')}`)
+    // Log-in must happen within the time, whatever the client sends meanwhile.
+    const deadline = setTimeout(() => {
+      if (!this.account && !this.conn.isClosed) this.timeout()
+    }, this.ctx.settings.login_timeout_ms)
+    deadline.unref()
     this.conn.setIdleTimeout(this.ctx.settings.login_timeout_ms, () => this.timeout())
     try {
       await this.loop()
@@ -202,6 +210,7 @@ export class ImapSession {
   drop(text: string): void {
     this.status('BYE', text)
     this.conn.end()
+    this.state = 'logout'
   }
 
   private timeout(): void {
@@ -302,8 +311,9 @@ export class ImapSession {
         return
       }
     }
-    // An ordinary literal: part of the command, bounded by max_command_bytes.
-    if (this.framer.commandBytes + frame.size > this.ctx.settings.max_command_bytes) {
+    // An ordinary literal: part of the command, bounded by max_command_bytes (8 KiB before log-in).
+    const cap = this.account ? this.ctx.settings.max_command_bytes : PRE_AUTH_COMMAND_BYTES
+    if (this.framer.commandBytes + frame.size > cap) {
       this.framer.refuse()
       this.bad('call' in head ? head.call.tag : head.tag, 'Literal too large.', 'TOOBIG')
       return
@@ -464,7 +474,13 @@ export class ImapSession {
     try {
       if (this.dirty) report()
       const line = await this.readLine()
-      await pending.catch(() => {})
+      this.onChange = null
+      // Every update started during IDLE ends before the tagged OK (none may run into the next command).
+      let p: Promise<void>
+      do {
+        p = pending
+        await p.catch(() => {})
+      } while (p !== pending)
       return line !== null && line.toString('latin1').trim().toUpperCase() === 'DONE'
     } finally {
       this.onChange = null
@@ -487,9 +503,15 @@ export class ImapSession {
     if (!sel) return
     this.dirty = false
     const changes = await changesSince(this.ctx.mail.store.db, this.ref, sel.folder.id, sel.modseq)
-    if (!changes) return // the folder is gone: the next command will find out
+    if (!changes) {
+      // Deleted (by another session or the API): nothing this session knows holds any more.
+      this.drop('The selected folder was deleted; reconnect.')
+      return
+    }
     sel.absorb(changes)
     const u = sel.takeUpdates(expunges)
+    if (u.added.length && !sel.readOnly)
+      sel.markRecent(await claimRecent(this.ctx.mail, this.ref, sel.folder.id, u.added))
     this.reportExpunged(u.expunged, u.vanishedUids)
     if (u.exists !== null) this.untagged(u.exists, atom('EXISTS'))
     if (u.recent !== null || u.exists !== null) this.untagged(sel.recent, atom('RECENT'))

@@ -9,6 +9,7 @@ import { folderByName } from '../../services/mailstore/folder-view.ts'
 import { AUTHENTICATED, type ImapCommand, ImapNo } from '../command.ts'
 import { ImapSyntaxError } from '../protocol/parser.ts'
 import { uidSetText } from '../sequence.ts'
+import { checkFlags } from './store.ts'
 
 export const append: ImapCommand = {
   states: AUTHENTICATED,
@@ -44,8 +45,7 @@ export const append: ImapCommand = {
         'TOOBIG',
       )
     if (announced.size === 0) throw new ImapNo('An empty message cannot be appended.', 'CANNOT')
-    if (flags.some((f) => f.toLowerCase() === '\\recent'))
-      throw new ImapSyntaxError('\\Recent cannot be set.')
+    checkFlags(flags)
     const folder = await folderByName(s.ctx.mail.store.db, s.ref, name)
     if (!folder) throw new ImapNo(`No folder named ${name}.`, 'TRYCREATE')
     return {

@@ -29,8 +29,14 @@ export const del: ImapCommand = {
     const name = r.mailbox()
     r.end()
     if (name === 'INBOX') throw new ImapNo('INBOX cannot be deleted.', 'CANNOT')
-    if (s.selected && s.selected.folder.name === name) s.setSelected(null)
     await deleteImapFolder(s.ctx.mail, s.ref, name)
+    // Deleting the selected folder ends the session, as with Dovecot: its UIDs are gone.
+    if (s.selected && s.selected.folder.name === name) {
+      s.reply(call.tag, 'OK', 'DELETE completed.')
+      s.drop('The selected folder was deleted; reconnect.')
+      s.logout()
+      return { answered: true }
+    }
     return undefined
   },
 }

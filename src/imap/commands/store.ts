@@ -11,6 +11,15 @@ import { ImapSyntaxError } from '../protocol/parser.ts'
 import { atom, type ImapValue } from '../protocol/values.ts'
 import { resolveSet, uidSetText } from '../sequence.ts'
 
+const SYSTEM_FLAGS = new Set(['\\Answered', '\\Flagged', '\\Deleted', '\\Seen', '\\Draft'])
+
+/** Only the five system flags start with a backslash (\Recent cannot be set): RFC 9051 2.3.2. */
+export function checkFlags(flags: readonly string[]): void {
+  for (const f of flags)
+    if (f.startsWith('\\') && !SYSTEM_FLAGS.has(f))
+      throw new ImapSyntaxError(`${f} is not a flag a client may set.`)
+}
+
 export const store: ImapCommand = {
   states: SELECTED,
   uidForm: true,
@@ -39,17 +48,20 @@ export const store: ImapCommand = {
     r.space()
     const flags = r.flagListOrSingle()
     r.end()
+    checkFlags(flags)
     const seqs = resolveSet(sel, set, call.uid)
     if (sel.readOnly) throw new ImapNo('The folder is read-only (EXAMINE).', 'READ-ONLY')
     const mode: StoreMode = m[1] === '+' ? 'add' : m[1] === '-' ? 'remove' : 'set'
-    const live = seqs.filter((n) => !sel.isExpungedPending(n))
-    const uids = live.map((n) => sel.uidAt(n))
+    const uids = seqs.filter((n) => !sel.isExpungedPending(n)).map((n) => sel.uidAt(n))
+    // Changes made elsewhere are reported first (RFC 3501 6.4.6: even under .SILENT) ...
+    await s.sync(false)
     const result = await storeFlags(s.ctx.mail, s.ref, sel.folder.id, uids, mode, flags, unchangedSince)
     const modified = new Set(result.modified)
-    // Take in our own change (and any other) so it is not reported again as someone else's.
-    const mine = new Set(uids)
-    await s.sync(call.uid, mine)
+    // ... then our own change is taken in without being reported as someone else's. No
+    // EXPUNGE here: sequence numbers must hold until the responses below are written.
+    await s.sync(false, new Set(uids))
     if (!m[2] || unchangedSince !== null) {
+      const live = uids.map((u) => sel.seqOf(u)).filter((n) => n > 0)
       const ids = live.map((n) => sel.messageIdAt(n))
       const now = await flagsOf(s.ctx.mail.store.db, s.ref.org_id, ids)
       for (const n of live) {
@@ -65,7 +77,10 @@ export const store: ImapCommand = {
       }
     }
     if (modified.size) {
-      const failed = live.filter((n) => modified.has(sel.uidAt(n))).map((n) => (call.uid ? sel.uidAt(n) : n))
+      const failed = result.modified
+        .map((u) => (call.uid ? u : sel.seqOf(u)))
+        .filter((n) => n > 0)
+        .sort((a, b) => a - b)
       return { code: `MODIFIED ${uidSetText(failed)}`, text: 'Conditional STORE failed for some messages.' }
     }
     return undefined

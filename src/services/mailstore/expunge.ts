@@ -1,11 +1,12 @@
 // EXPUNGE, UID EXPUNGE (RFC 4315) and CLOSE: ends the membership of every \Deleted message of a
 // folder (optionally only the given UIDs). A message that is then in no folder at all is
 // deleted permanently (its blob reference released), as an IMAP user expects; one still in
-// another folder (a label, or the target of a COPY) lives on there.
+// another folder (a label, or the target of a COPY) lives on there, without the \Deleted flag.
+// (Flags are per message; a \Deleted set in one folder shows in the others until the expunge.)
 
 import type { MessagesContext } from '../messages/context.ts'
 import { mailChanged } from '../messages/context.ts'
-import { DELETED, removeFromFolder } from '../messages/folder-ops.ts'
+import { DELETED, removeFromFolder, setKeywords } from '../messages/folder-ops.ts'
 import { deletePermanently } from '../messages/purge.ts'
 import type { MailAccountRef } from './folder-view.ts'
 
@@ -45,6 +46,15 @@ export async function expungeDeleted(
         .where('message_id', '=', r.id)
         .executeTakeFirst()
       if (!left) await deletePermanently(tx, { blobs: ctx.blobs, dialect: ctx.store.dialect }, r, now)
+      // Flags belong to the message, not the membership: the \Deleted that expunged it here
+      // must not doom its copies elsewhere (COPY to Trash, then \Deleted and EXPUNGE here).
+      else
+        await setKeywords(
+          tx,
+          { id: r.id, mailbox_id: a.mailbox_id, org_id: a.org_id },
+          { remove: [DELETED] },
+          now,
+        )
     }
     if (rows.length) await mailChanged(ctx, tx, a.org_id, a.mailbox_id, 'expunged')
     return rows.map((r) => Number(r.uid))

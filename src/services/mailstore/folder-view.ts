@@ -7,7 +7,7 @@
 
 import type { Kysely } from 'kysely'
 import type { Database, Folder } from '../../store/schema.ts'
-import type { Tx } from '../messages/context.ts'
+import type { MessagesContext, Tx } from '../messages/context.ts'
 
 /** The mailbox a mail client logged in to. */
 export interface MailAccountRef {
@@ -136,7 +136,8 @@ export async function openFolder(
         .where('org_id', '=', a.org_id)
         .execute()
     const list = await entries(tx, a, folderId)
-    return { folder, entries: list, recentFrom: readWrite ? folder.recent_uid : folder.uidnext }
+    // EXAMINE shows what is recent without claiming it.
+    return { folder, entries: list, recentFrom: folder.recent_uid }
   })
 }
 
@@ -168,6 +169,41 @@ export async function changesSince(
     .orderBy('uid')
     .execute()
   return { folder, changed, vanished: gone.map((g) => Number(g.uid)) }
+}
+
+/**
+ * Claims \Recent for messages that arrived while a read-write session had the folder open:
+ * returns the UIDs this session may show as \Recent (those no other session claimed first),
+ * and moves the folder's mark past them (RFC 3501 2.3.2: one session sees each as recent).
+ */
+export async function claimRecent(
+  ctx: Pick<MessagesContext, 'store'>,
+  a: MailAccountRef,
+  folderId: string,
+  uids: readonly number[],
+): Promise<number[]> {
+  if (uids.length === 0) return []
+  const top = Math.max(...uids.slice(-1), 0) + 1
+  return ctx.store.db.transaction().execute(async (tx) => {
+    let q = tx
+      .selectFrom('folders')
+      .select('recent_uid')
+      .where('id', '=', folderId)
+      .where('org_id', '=', a.org_id)
+      .where('mailbox_id', '=', a.mailbox_id)
+    if (ctx.store.dialect === 'postgres') q = q.forUpdate()
+    const row = await q.executeTakeFirst()
+    if (!row) return []
+    const from = Number(row.recent_uid)
+    if (from >= top) return []
+    await tx
+      .updateTable('folders')
+      .set({ recent_uid: top })
+      .where('id', '=', folderId)
+      .where('org_id', '=', a.org_id)
+      .execute()
+    return uids.filter((u) => u >= from)
+  })
 }
 
 /** Keywords and system flags of messages, by message id. */
@@ -235,8 +271,11 @@ export async function folderKeywords(db: Tx, a: MailAccountRef, folderId: string
     .distinct()
     .where('fm.folder_id', '=', folderId)
     .where('fm.org_id', '=', a.org_id)
-    .where('k.keyword', 'not like', '\\%')
-    .limit(200)
+    .limit(250)
     .execute()
-  return rows.map((r) => r.keyword).sort()
+  // Filtered here: LIKE escapes differ between the dialects.
+  return rows
+    .map((r) => r.keyword)
+    .filter((k) => !k.startsWith('\\'))
+    .sort()
 }
