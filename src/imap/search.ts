@@ -46,6 +46,10 @@ function needsOf(k: SearchKey, n: Needs): void {
       n.flags = true
       break
     case 'date':
+      n.stored = true
+      // SENT* compare the Date header's own calendar day, in its own zone (RFC 3501 6.4.4).
+      if (k.which === 'sent') n.header = true
+      break
     case 'size':
       n.stored = true
       break
@@ -120,7 +124,7 @@ export async function searchSelected(s: ImapSession, sel: SelectedFolder, key: S
         return k.cmp === 'larger' ? size > k.n : size < k.n
       }
       case 'date': {
-        const at = k.which === 'internal' ? m.stored?.received_at : m.stored?.sent_at
+        const at = k.which === 'internal' ? m.stored?.received_at : headerDay(m.header)
         if (at === null || at === undefined) return false
         // Dates compare by day, ignoring time and zone (RFC 9051 6.4.4); days are taken in UTC.
         const start = dayStart(k.date)
@@ -165,6 +169,20 @@ export async function searchSelected(s: ImapSession, sel: SelectedFolder, key: S
     }
   }
   return out
+}
+
+const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec']
+
+/** The calendar day written in the Date header, as UTC midnight of that day (epoch ms), or null. */
+function headerDay(header: Map<string, string[]> | null): number | null {
+  const date = header?.get('date')?.[0]
+  const m = date ? /(\d{1,2})\s+([A-Za-z]{3})[a-z]*\s+(\d{2,4})/.exec(date) : null
+  if (!m) return null
+  const month = MONTHS.indexOf((m[2] as string).toLowerCase())
+  if (month < 0) return null
+  let year = Number(m[3])
+  if (year < 100) year += year < 50 ? 2000 : 1900
+  return Date.UTC(year, month, Number(m[1]))
 }
 
 /** Header fields by lowercased name: unfolded values with RFC 2047 encoded words decoded. */

@@ -38,6 +38,8 @@ export class SelectedFolder {
   private readonly openTop: number
   /** Messages that arrived later and that this session claimed as \Recent (claimRecent). */
   private readonly claimed = new Set<number>()
+  /** Keywords announced in FLAGS to this session (a new one means a new FLAGS, RFC 3501 7.2.6). */
+  readonly keywords = new Set<string>()
   /** The highest MODSEQ this session has taken into account. */
   modseq: number
   /** Expunged UIDs seen in the store and not yet reported. */

@@ -15,6 +15,7 @@ import type { MailAccount } from '../services/mail-login/login.ts'
 import { changesSince, claimRecent, flagsOf, type MailAccountRef } from '../services/mailstore/folder-view.ts'
 import type { CommandCall, ImapCommand, LiteralHandler, LiteralStream } from './command.ts'
 import { COMMANDS } from './commands/index.ts'
+import { writeFlags } from './commands/select.ts'
 import type { ImapConnection } from './connection.ts'
 import type { ImapContext } from './context.ts'
 import { imapFlags } from './flags.ts'
@@ -487,6 +488,19 @@ export class ImapSession {
     }
   }
 
+  /** Announces keywords the client has not been told about yet (FLAGS, PERMANENTFLAGS) before they are used. */
+  announce(flags: Iterable<string>): void {
+    const sel = this.selected
+    if (!sel) return
+    let fresh = false
+    for (const f of flags)
+      if (!f.startsWith('\\') && !sel.keywords.has(f)) {
+        sel.keywords.add(f)
+        fresh = true
+      }
+    if (fresh) writeFlags(this, sel)
+  }
+
   /**
    * Reports messages gone from the selected folder: EXPUNGE per sequence number (in the order
    * given, each right when sent), or one VANISHED with their UIDs once QRESYNC is on.
@@ -520,6 +534,7 @@ export class ImapSession {
       const seqs = changed.map((uid) => sel.seqOf(uid)).filter((n) => n > 0)
       const ids = seqs.map((n) => sel.messageIdAt(n))
       const flags = await flagsOf(this.ctx.mail.store.db, this.ref.org_id, ids)
+      for (const f of flags.values()) this.announce(f)
       for (const seq of seqs.sort((x, y) => x - y)) {
         const uid = sel.uidAt(seq)
         const f = imapFlags(flags.get(sel.messageIdAt(seq)) ?? [], sel.isRecent(uid))

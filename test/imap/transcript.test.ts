@@ -171,7 +171,9 @@ for (const dialect of DIALECTS) {
         )
         assert.equal(
           await c.cmd('s7', 'STORE 1 +FLAGS (\\Deleted $Work)'),
-          '* 1 FETCH (FLAGS (\\Flagged \\Deleted $Work \\Recent))\r\ns7 OK STORE completed.\r\n',
+          '* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)\r\n' +
+            '* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)] Flags permitted.\r\n' +
+            '* 1 FETCH (FLAGS (\\Flagged \\Deleted $Work \\Recent))\r\ns7 OK STORE completed.\r\n',
         )
         assert.equal(await c.cmd('s8', 'SEARCH UNSEEN'), '* SEARCH 1\r\ns8 OK SEARCH completed.\r\n')
         assert.equal(
@@ -249,7 +251,12 @@ for (const dialect of DIALECTS) {
           seen: true,
         })
         assert.ok(patched.status < 300, patched.text)
-        assert.match(await c.readLine(10_000), /^\* 1 FETCH \(UID 1 FLAGS \(.*\\Seen.*\)\)\r\n$/)
+        assert.equal(
+          await c.readLine(10_000),
+          '* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)\r\n',
+        )
+        assert.match(await c.readLine(), /^\* OK \[PERMANENTFLAGS \(.*\$Label1 \\\*\)\] /)
+        assert.match(await c.readLine(), /^\* 1 FETCH \(UID 1 FLAGS \(.*\\Seen.*\)\)\r\n$/)
         c.write('DONE\r\n')
         assert.equal(await c.until('i2'), 'i2 OK IDLE terminated.\r\n')
         c.close()
@@ -367,6 +374,58 @@ for (const dialect of DIALECTS) {
         const sent = await back.cmd('b3', 'SELECT Sent')
         assert.match(sent, /^\* OK \[CLOSED\] Previous mailbox closed\.\r\n\* FLAGS /)
         back.close()
+      } finally {
+        await f.close()
+      }
+    })
+
+    it('gives \\Recent to one session only, keeps a copy alive after EXPUNGE, and refuses bad flags', async () => {
+      const f = await imapFixture(dialect)
+      try {
+        const { c: a } = await RawImap.open(f.imapPort)
+        const { c: b } = await RawImap.open(f.imapPort)
+        await a.login(f.ann.address)
+        await b.login(f.ann.address)
+        await a.cmd('a1', 'SELECT INBOX')
+        await b.cmd('b1', 'SELECT INBOX')
+        await smtpDeliver(
+          f.smtpPort,
+          'x@sender.example',
+          f.ann.address,
+          mail({ from: 'x@sender.example', to: f.ann.address, subject: 'One' }),
+        )
+        for (let i = 0; i < 100; i++) {
+          const st = await f.api.get(`/v1/messages?mailbox=${f.ann.id}`)
+          if (st.body.data.length) break
+          await new Promise((r) => setTimeout(r, 20))
+        }
+        const ra = await a.cmd('a2', 'NOOP')
+        const rb = await b.cmd('b2', 'NOOP')
+        const recents = [ra, rb].map((r) => Number(/\* (\d+) RECENT/.exec(r)?.[1]))
+        assert.deepEqual(recents.sort(), [0, 1], `${ra}${rb}`)
+        // COPY to Trash, \Deleted and EXPUNGE here: the copy in Trash lives on, unflagged.
+        await a.cmd('a3', 'COPY 1 Trash')
+        await a.cmd('a4', 'STORE 1 +FLAGS.SILENT (\\Deleted)')
+        await a.cmd('a5', 'EXPUNGE')
+        await a.cmd('a6', 'SELECT Trash')
+        assert.match(await a.cmd('a7', 'FETCH 1 (FLAGS)'), /^\* 1 FETCH \(FLAGS \(\\Recent\)\)\r\n/)
+        assert.equal(await a.cmd('a8', 'SEARCH DELETED'), '* SEARCH\r\na8 OK SEARCH completed.\r\n')
+        assert.match(await a.cmd('a9', 'STORE 1 +FLAGS (\\Bogus)'), /^a9 BAD \\Bogus is not a flag/)
+        assert.match(
+          await a.cmd('c1', 'LIST (SPECIAL-USE) "" "*" RETURN (SPECIAL-USE)'),
+          /\* LIST \(\\HasNoChildren \\Trash\) "\/" "Trash"/,
+        )
+        // Deleting the selected folder ends the session.
+        await a.cmd('c2', 'CREATE Doomed')
+        await a.cmd('c3', 'SELECT Doomed')
+        assert.equal(await a.cmd('c4', 'DELETE Doomed'), 'c4 OK DELETE completed.\r\n')
+        assert.match(await a.readLine(), /^\* BYE The selected folder was deleted/)
+        b.close()
+        // Before log-in, literals are small.
+        const { c: anon } = await RawImap.open(f.imapPort)
+        anon.write('z1 LOGIN {100000}\r\n')
+        assert.equal(await anon.until('z1'), 'z1 BAD [TOOBIG] Literal too large.\r\n')
+        anon.close()
       } finally {
         await f.close()
       }

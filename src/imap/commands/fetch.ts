@@ -95,6 +95,7 @@ export const fetch: ImapCommand = {
           flags = await flagsOf(db, s.ref.org_id, ids)
         }
       }
+      if (wantFlags || setSeen) for (const f of flags.values()) s.announce(f)
       const stored = await storedMessages(db, s.ref.org_id, ids)
       for (const n of batch) {
         const id = sel.messageIdAt(n)

@@ -6,6 +6,7 @@
 import { type FolderInfo, listFolders } from '../../services/mailstore/folder-view.ts'
 import { AUTHENTICATED, type ImapCommand } from '../command.ts'
 import { quoteMailbox } from '../protocol/encoder.ts'
+import { type ArgReader, ImapSyntaxError } from '../protocol/parser.ts'
 import { atom } from '../protocol/values.ts'
 
 const SPECIAL: Record<string, string> = {
@@ -53,6 +54,17 @@ function tree(folders: FolderInfo[]): Listed[] {
   )
 }
 
+/** Reads a parenthesised list of atoms (options), nested lists included. */
+function skipList(r: ArgReader): void {
+  r.openList()
+  if (r.tryByte(0x29)) return
+  do {
+    if (r.peek() === 0x28) skipList(r)
+    else r.atom()
+  } while (r.trySpace())
+  r.closeList()
+}
+
 function join(reference: string, pattern: string): string {
   if (!reference) return pattern
   if (pattern.startsWith('/')) return pattern
@@ -65,9 +77,20 @@ function makeList(verb: 'LIST' | 'LSUB'): ImapCommand {
     async run(s, call) {
       const r = call.args
       r.space()
+      // LIST-EXTENDED selection options (RFC 5258) some clients send after seeing SPECIAL-USE:
+      // read and ignored; RETURN (SPECIAL-USE CHILDREN) is what every answer already carries.
+      if (verb === 'LIST' && r.peek() === 0x28) {
+        skipList(r)
+        r.space()
+      }
       const reference = r.mailbox()
       r.space()
       const pattern = r.listMailbox()
+      if (verb === 'LIST' && r.trySpace()) {
+        if (!r.tryKeyword('RETURN')) throw new ImapSyntaxError('Expected RETURN (...) after the pattern.')
+        r.space()
+        skipList(r)
+      }
       r.end()
       if (pattern === '') {
         s.untagged(atom(verb), [atom('\\Noselect')], '/', '')

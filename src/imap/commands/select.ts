@@ -74,13 +74,8 @@ function makeSelect(readOnly: boolean): ImapCommand {
       const opened = await openFolder(db, s.ref, f.id, !readOnly)
       if (!opened) throw new ImapNo(`No folder named ${name}.`, 'NONEXISTENT')
       const sel = new SelectedFolder(opened.folder, opened.entries, opened.recentFrom, readOnly)
-      const keywords = await folderKeywords(db, s.ref, f.id)
-      s.untagged(atom('FLAGS'), flagList([...SYSTEM, ...keywords]))
-      s.status(
-        'OK',
-        readOnly ? 'No permanent flags permitted.' : 'Flags permitted.',
-        `PERMANENTFLAGS (${readOnly ? '' : [...SYSTEM, ...keywords, '\\*'].join(' ')})`,
-      )
+      for (const k of await folderKeywords(db, s.ref, f.id)) sel.keywords.add(k)
+      writeFlags(s, sel)
       s.untagged(sel.exists, atom('EXISTS'))
       s.untagged(sel.recent, atom('RECENT'))
       const unseen = await firstUnseen(s, sel)
@@ -97,6 +92,17 @@ function makeSelect(readOnly: boolean): ImapCommand {
       }
     },
   }
+}
+
+/** FLAGS and PERMANENTFLAGS for the folder: system flags and the keywords announced so far. */
+export function writeFlags(s: ImapSession, sel: SelectedFolder): void {
+  const keywords = [...sel.keywords].sort()
+  s.untagged(atom('FLAGS'), flagList([...SYSTEM, ...keywords]))
+  s.status(
+    'OK',
+    sel.readOnly ? 'No permanent flags permitted.' : 'Flags permitted.',
+    `PERMANENTFLAGS (${sel.readOnly ? '' : [...SYSTEM, ...keywords, '\\*'].join(' ')})`,
+  )
 }
 
 async function firstUnseen(

@@ -64,6 +64,7 @@ export const store: ImapCommand = {
       const live = uids.map((u) => sel.seqOf(u)).filter((n) => n > 0)
       const ids = live.map((n) => sel.messageIdAt(n))
       const now = await flagsOf(s.ctx.mail.store.db, s.ref.org_id, ids)
+      s.announce(flags)
       for (const n of live) {
         const uid = sel.uidAt(n)
         if (modified.has(uid)) continue
