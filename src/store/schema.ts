@@ -467,6 +467,17 @@ export interface SystemMailTable {
   sent_at: number | null
 }
 
+/** A person's verdict on a message: moved into Junk (spam) or out of it (ham). */
+export interface SpamSignalTable {
+  id: string
+  org_id: string
+  mailbox_id: string
+  message_id: string
+  verdict: 'spam' | 'ham'
+  via: 'imap' | 'api'
+  created_at: number
+}
+
 export interface Database {
   server_meta: ServerMetaTable
   orgs: OrgTable
@@ -484,6 +495,7 @@ export interface Database {
   folder_messages: FolderMessageTable
   message_keywords: MessageKeywordTable
   expunged: ExpungedTable
+  spam_signals: SpamSignalTable
   outbound_messages: OutboundMessageTable
   outbound_recipients: OutboundRecipientTable
   outbound_trace: OutboundTraceTable

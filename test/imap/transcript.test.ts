@@ -431,6 +431,43 @@ for (const dialect of DIALECTS) {
       }
     })
 
+    it('records spam and ham signals for moves into and out of Junk, over IMAP and the API', async () => {
+      const f = await imapFixture(dialect)
+      try {
+        const { c } = await RawImap.open(f.imapPort)
+        await c.login(f.ann.address)
+        for (let i = 0; i < 2; i++) {
+          const bytes = Buffer.from(MSG.replace('<m1@', `<sp${i}@`))
+          c.write(`a${i} APPEND INBOX {${bytes.length}+}\r\n`)
+          c.write(Buffer.concat([bytes, Buffer.from('\r\n')]))
+          await c.until(`a${i}`)
+        }
+        await c.cmd('s1', 'SELECT INBOX')
+        await c.cmd('s2', 'MOVE 1 Junk')
+        await c.cmd('s3', 'SELECT Junk')
+        await c.cmd('s4', 'MOVE 1 INBOX')
+        await c.cmd('s5', 'SELECT INBOX')
+        await c.cmd('s6', 'COPY 1 Trash')
+        const list = await f.api.get(`/v1/messages?mailbox=${f.ann.id}`)
+        const id = list.body.data[0].id as string
+        const r = await f.api.patch(`/v1/messages/${id}`, { folders: ['junk'] })
+        assert.equal(r.status, 200, r.text)
+        const rows = await f.s.postern.store.db
+          .selectFrom('spam_signals')
+          .select(['verdict', 'via', 'mailbox_id'])
+          .orderBy('id')
+          .execute()
+        assert.deepEqual(
+          rows.map((x) => `${x.verdict}/${x.via}`),
+          ['spam/imap', 'ham/imap', 'spam/api'],
+        )
+        assert.ok(rows.every((x) => x.mailbox_id === f.ann.id))
+        c.close()
+      } finally {
+        await f.close()
+      }
+    })
+
     it('closes sessions that stay silent: before log-in and while idle (RFC 9051 5.4)', async () => {
       const f = await imapFixture(dialect, {
         env: { POSTERN_IMAP_LOGIN_TIMEOUT_MS: '1000', POSTERN_IMAP_IDLE_TIMEOUT_MS: '1500' },

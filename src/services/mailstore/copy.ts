@@ -8,6 +8,7 @@ import { ServiceError } from '../errors.ts'
 import type { MessagesContext } from '../messages/context.ts'
 import { mailChanged } from '../messages/context.ts'
 import { addToFolder, removeFromFolder } from '../messages/folder-ops.ts'
+import { recordSpamSignal, verdictOf } from '../messages/spam-signals.ts'
 import { folderById, type MailAccountRef } from './folder-view.ts'
 
 export interface CopyResult {
@@ -45,6 +46,8 @@ export async function copyMessages(
       for (const r of rows) {
         const added = await addToFolder(tx, target, r.message_id, now)
         if (move && from.id !== to.id) await removeFromFolder(tx, source, r.message_id, now)
+        const verdict = added.added ? verdictOf([from.role], [to.role]) : null
+        if (verdict) await recordSpamSignal(tx, { id: r.message_id, ...a }, verdict, 'imap', now)
         pairs.push([Number(r.uid), added.uid])
       }
     }

@@ -18,6 +18,7 @@ import type { MailboxRef, MessageRow } from './access.ts'
 import { roleFolder } from './access.ts'
 import type { Tx } from './context.ts'
 import { ANSWERED, addToFolder, FLAGGED, removeFromFolder, SEEN, setKeywords } from './folder-ops.ts'
+import { recordSpamSignal, verdictOf } from './spam-signals.ts'
 
 type MessageRef = Pick<MessageRow, 'id' | 'mailbox_id' | 'org_id'>
 
@@ -46,6 +47,14 @@ export async function changeMemberships(
   for (const f of add) changed = (await addToFolder(tx, f, m.id, now)).added || changed
   for (const f of remove)
     if (!add.some((a) => a.id === f.id)) changed = (await removeFromFolder(tx, f, m.id, now)) || changed
+  if (changed) {
+    const before = [...remove, ...(await foldersOf(tx, m)).filter((f) => !add.some((a) => a.id === f.id))]
+    const verdict = verdictOf(
+      before.map((f) => f.role),
+      add.map((f) => f.role),
+    )
+    if (verdict) await recordSpamSignal(tx, m, verdict, 'api', now)
+  }
   return changed
 }
 

@@ -8,6 +8,7 @@ import * as domains from './0003-domains.ts'
 import * as messages from './0004-messages.ts'
 import * as outbound from './0005-outbound.ts'
 import * as imap from './0006-imap.ts'
+import * as spamSignals from './0007-spam-signals.ts'
 
 export const migrations: Record<string, Migration> = {
   '0001-init': init,
@@ -16,4 +17,5 @@ export const migrations: Record<string, Migration> = {
   '0004-messages': messages,
   '0005-outbound': outbound,
   '0006-imap': imap,
+  '0007-spam-signals': spamSignals,
 }
