@@ -127,6 +127,13 @@ export class ImapSession {
       'UNSELECT',
       'CONDSTORE',
       'QRESYNC',
+      'STATUS=SIZE',
+      'ESEARCH',
+      'LIST-EXTENDED',
+      'LIST-STATUS',
+      'BINARY',
+      'QUOTA',
+      'QUOTA=RES-STORAGE',
       `APPENDLIMIT=${this.ctx.settings.max_message_bytes}`,
     )
     return caps

@@ -10,7 +10,7 @@ import { DIALECTS } from '../helpers/dialects.ts'
 import { imapFixture, PASSWORD, RawImap, smtpDeliver } from './helpers.ts'
 
 const PRE = 'IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE'
-const POST = `${PRE} UIDPLUS MOVE SPECIAL-USE CHILDREN UNSELECT CONDSTORE QRESYNC APPENDLIMIT=52428800`
+const POST = `${PRE} UIDPLUS MOVE SPECIAL-USE CHILDREN UNSELECT CONDSTORE QRESYNC STATUS=SIZE ESEARCH LIST-EXTENDED LIST-STATUS BINARY QUOTA QUOTA=RES-STORAGE APPENDLIMIT=52428800`
 
 const MSG =
   'From: Ann <ann@a.example>\r\nTo: bob@b.example\r\nSubject: Hello\r\nDate: Sat, 21 Nov 2026 08:00:00 +0000\r\nMessage-ID: <m1@a.example>\r\n\r\nHi Bob,\r\nbinary-exact: \u00e9\r\n'
@@ -462,6 +462,74 @@ for (const dialect of DIALECTS) {
           ['spam/imap', 'ham/imap', 'spam/api'],
         )
         assert.ok(rows.every((x) => x.mailbox_id === f.ann.id))
+        c.close()
+      } finally {
+        await f.close()
+      }
+    })
+
+    it('ESEARCH, LIST-EXTENDED with LIST-STATUS, BINARY, STATUS=SIZE and QUOTA', async () => {
+      const f = await imapFixture(dialect)
+      try {
+        const { c } = await RawImap.open(f.imapPort)
+        await c.login(f.ann.address)
+        const att = Buffer.from([0, 1, 2, 255, 13, 10, 65])
+        const multi = Buffer.from(
+          'From: a@b.example\r\nSubject: bin\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n' +
+            '--x\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nCaf=C3=A9 =\r\nau lait\r\n' +
+            `--x\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n${att.toString('base64')}\r\n--x--\r\n`,
+        )
+        for (const [i, m] of [multi, Buffer.from(MSG), Buffer.from(MSG.replace('<m1@', '<m9@'))].entries()) {
+          c.write(`a${i} APPEND INBOX {${m.length}+}\r\n`)
+          c.write(Buffer.concat([m, Buffer.from('\r\n')]))
+          await c.until(`a${i}`)
+        }
+        await c.cmd('s0', 'SELECT INBOX')
+        await c.cmd('s1', 'STORE 2 +FLAGS (\\Seen)')
+        assert.equal(
+          await c.cmd('e1', 'SEARCH RETURN (MIN MAX COUNT) UNSEEN'),
+          '* ESEARCH (TAG "e1") MIN 1 MAX 3 COUNT 2\r\ne1 OK SEARCH completed.\r\n',
+        )
+        assert.equal(
+          await c.cmd('e2', 'UID SEARCH RETURN () ALL'),
+          '* ESEARCH (TAG "e2") UID ALL 1:3\r\ne2 OK UID SEARCH completed.\r\n',
+        )
+        assert.equal(
+          await c.cmd('e3', 'SEARCH RETURN (COUNT) KEYWORD nothing'),
+          '* ESEARCH (TAG "e3") COUNT 0\r\ne3 OK SEARCH completed.\r\n',
+        )
+        const fetched = await c.cmd('b1', 'FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[2] BINARY.PEEK[2])')
+        assert.equal(
+          fetched,
+          `* 1 FETCH (BINARY[1] {13}\r\n${Buffer.from('Café au lait').toString('latin1')} BINARY.SIZE[2] 7 BINARY[2] ~{7}\r\n${att.toString('latin1')})\r\nb1 OK FETCH completed.\r\n`,
+        )
+        assert.equal(
+          await c.cmd('b2', 'FETCH 1 BINARY.PEEK[1.2]'),
+          '* 1 FETCH (BINARY[1.2] {0}\r\n)\r\nb2 OK FETCH completed.\r\n',
+        )
+        assert.match(await c.cmd('b3', 'FETCH 1 BINARY[HEADER]'), /^b3 BAD /)
+        await c.cmd('l0', 'CREATE Work/Old')
+        await c.cmd('l1', 'UNSUBSCRIBE Work')
+        assert.equal(
+          await c.cmd(
+            'l2',
+            'LIST (SUBSCRIBED RECURSIVEMATCH) "" "Work" RETURN (STATUS (MESSAGES UNSEEN SIZE))',
+          ),
+          '* LIST (\\HasChildren) "/" "Work" ("CHILDINFO" ("SUBSCRIBED"))\r\n* STATUS "Work" (MESSAGES 0 UNSEEN 0 SIZE 0)\r\nl2 OK LIST completed.\r\n',
+        )
+        assert.equal(
+          await c.cmd('l3', 'LIST "" ("INBOX" "Work/%") RETURN (SUBSCRIBED STATUS (MESSAGES))'),
+          '* LIST (\\HasNoChildren \\Subscribed) "/" "INBOX"\r\n* STATUS "INBOX" (MESSAGES 3)\r\n' +
+            '* LIST (\\HasNoChildren \\Subscribed) "/" "Work/Old"\r\n* STATUS "Work/Old" (MESSAGES 0)\r\nl3 OK LIST completed.\r\n',
+        )
+        assert.match(await c.cmd('q0', 'STATUS INBOX (SIZE)'), /^\* STATUS "INBOX" \(SIZE \d+\)\r\n/)
+        await f.api.patch(`/v1/mailboxes/${f.ann.id}`, { quota_mb: 10 })
+        assert.match(
+          await c.cmd('q1', 'GETQUOTAROOT INBOX'),
+          /^\* QUOTAROOT "INBOX" ""\r\n\* QUOTA "" \(STORAGE \d+ 10240\)\r\nq1 OK GETQUOTAROOT completed\.\r\n$/,
+        )
+        assert.match(await c.cmd('q2', 'GETQUOTA ""'), /^\* QUOTA "" \(STORAGE \d+ 10240\)\r\n/)
+        assert.match(await c.cmd('q3', 'SETQUOTA "" (STORAGE 1)'), /^q3 NO \[NOPERM\] /)
         c.close()
       } finally {
         await f.close()

@@ -13,6 +13,7 @@ import {
   storedMessages,
 } from '../../services/mailstore/folder-view.ts'
 import { type ImapCommand, ImapNo, SELECTED } from '../command.ts'
+import { binaryContent, UnknownCteError } from '../fetch/binary.ts'
 import { bodyStructureAtom } from '../fetch/bodystructure.ts'
 import { envelopeOf } from '../fetch/envelope.ts'
 import { partialOf, sectionBytes } from '../fetch/section.ts'
@@ -184,6 +185,27 @@ function fetchValues(items: FetchItem[], m: One): ImapValue[] {
       case 'RFC822.TEXT':
         out.push(atom('RFC822.TEXT'), literal(sectionBytes(raw(), root(), { part: [], text: 'TEXT' })))
         break
+      case 'BINARY': {
+        let bytes: Buffer
+        try {
+          bytes = binaryContent(raw(), root(), item.part)
+        } catch (err) {
+          if (err instanceof UnknownCteError) throw new ImapNo(err.message, 'UNKNOWN-CTE')
+          throw err
+        }
+        const spec = item.part.join('.')
+        if (item.size) {
+          out.push(atom(`BINARY.SIZE[${spec}]`), bytes.length)
+          break
+        }
+        if (item.partial) bytes = partialOf(bytes, item.partial.start, item.partial.length)
+        // literal8 only when the bytes hold a NUL (RFC 3516 4.3); an ordinary literal otherwise.
+        out.push(
+          atom(`BINARY[${spec}]${item.partial ? `<${item.partial.start}>` : ''}`),
+          literal(bytes, bytes.includes(0)),
+        )
+        break
+      }
       case 'SECTION': {
         let bytes = sectionBytes(raw(), root(), item.section)
         if (item.partial) bytes = partialOf(bytes, item.partial.start, item.partial.length)

@@ -16,6 +16,7 @@ import { authenticate, login } from './login.ts'
 import { logout } from './logout.ts'
 import { namespace } from './namespace.ts'
 import { check, noop } from './noop.ts'
+import { getquota, getquotaroot, setquota } from './quota.ts'
 import { search } from './search.ts'
 import { examine, select } from './select.ts'
 import { starttls } from './starttls.ts'
@@ -53,4 +54,7 @@ export const COMMANDS: ReadonlyMap<string, ImapCommand> = new Map<string, ImapCo
   ['COPY', copy],
   ['MOVE', move],
   ['IDLE', idle],
+  ['GETQUOTAROOT', getquotaroot],
+  ['GETQUOTA', getquota],
+  ['SETQUOTA', setquota],
 ])

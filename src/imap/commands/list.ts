@@ -4,10 +4,12 @@
 // UTF-7; patterns use `*` (anything) and `%` (anything but the delimiter).
 
 import { type FolderInfo, listFolders } from '../../services/mailstore/folder-view.ts'
+import { folderStatus } from '../../services/mailstore/status.ts'
 import { AUTHENTICATED, type ImapCommand } from '../command.ts'
 import { quoteMailbox } from '../protocol/encoder.ts'
 import { type ArgReader, ImapSyntaxError } from '../protocol/parser.ts'
-import { atom } from '../protocol/values.ts'
+import { atom, type ImapValue } from '../protocol/values.ts'
+import type { ImapSession } from '../session.ts'
 
 const SPECIAL: Record<string, string> = {
   sent: '\\Sent',
@@ -54,15 +56,35 @@ function tree(folders: FolderInfo[]): Listed[] {
   )
 }
 
-/** Reads a parenthesised list of atoms (options), nested lists included. */
-function skipList(r: ArgReader): void {
+interface ListOptions {
+  /** LIST-EXTENDED (RFC 5258) was used: implied parents are \NonExistent. */
+  extended: boolean
+  subscribedOnly: boolean
+  recursive: boolean
+  specialOnly: boolean
+  returnSubscribed: boolean
+  /** LIST-STATUS (RFC 5819): STATUS items to answer for each selectable folder. */
+  status: string[] | null
+}
+
+const STATUS_ITEMS = new Set([
+  'MESSAGES',
+  'UIDNEXT',
+  'UIDVALIDITY',
+  'UNSEEN',
+  'DELETED',
+  'SIZE',
+  'HIGHESTMODSEQ',
+])
+
+function atoms(r: ArgReader): string[] {
+  const out: string[] = []
   r.openList()
-  if (r.tryByte(0x29)) return
-  do {
-    if (r.peek() === 0x28) skipList(r)
-    else r.atom()
-  } while (r.trySpace())
+  if (r.tryByte(0x29)) return out
+  do out.push(r.keyword())
+  while (r.trySpace())
   r.closeList()
+  return out
 }
 
 function join(reference: string, pattern: string): string {
@@ -77,23 +99,64 @@ function makeList(verb: 'LIST' | 'LSUB'): ImapCommand {
     async run(s, call) {
       const r = call.args
       r.space()
-      // LIST-EXTENDED selection options (RFC 5258) some clients send after seeing SPECIAL-USE:
-      // read and ignored; RETURN (SPECIAL-USE CHILDREN) is what every answer already carries.
+      const o: ListOptions = {
+        extended: false,
+        subscribedOnly: verb === 'LSUB',
+        recursive: false,
+        specialOnly: false,
+        returnSubscribed: false,
+        status: null,
+      }
       if (verb === 'LIST' && r.peek() === 0x28) {
-        skipList(r)
+        o.extended = true
+        for (const opt of atoms(r)) {
+          if (opt === 'SUBSCRIBED') o.subscribedOnly = true
+          else if (opt === 'RECURSIVEMATCH') o.recursive = true
+          else if (opt === 'SPECIAL-USE') o.specialOnly = true
+          else if (opt !== 'REMOTE') throw new ImapSyntaxError(`Unknown LIST selection option ${opt}.`)
+        }
+        if (o.recursive && !o.subscribedOnly)
+          throw new ImapSyntaxError('RECURSIVEMATCH needs another selection option.')
         r.space()
       }
       const reference = r.mailbox()
       r.space()
-      const pattern = r.listMailbox()
+      const patterns: string[] = []
+      if (verb === 'LIST' && r.peek() === 0x28) {
+        o.extended = true
+        r.openList()
+        do patterns.push(r.listMailbox())
+        while (r.trySpace())
+        r.closeList()
+      } else patterns.push(r.listMailbox())
       if (verb === 'LIST' && r.trySpace()) {
         if (!r.tryKeyword('RETURN')) throw new ImapSyntaxError('Expected RETURN (...) after the pattern.')
+        o.extended = true
         r.space()
-        skipList(r)
+        r.openList()
+        if (!r.tryByte(0x29)) {
+          do {
+            const opt = r.keyword()
+            if (opt === 'SUBSCRIBED') o.returnSubscribed = true
+            else if (opt === 'STATUS') {
+              r.space()
+              o.status = atoms(r)
+              for (const i of o.status)
+                if (!STATUS_ITEMS.has(i)) throw new ImapSyntaxError(`Unknown STATUS item ${i}.`)
+            } else if (opt !== 'CHILDREN' && opt !== 'SPECIAL-USE')
+              throw new ImapSyntaxError(`Unknown LIST return option ${opt}.`)
+          } while (r.trySpace())
+          r.closeList()
+        }
       }
       r.end()
-      if (pattern === '') {
+      const pattern = patterns[0] as string
+      if (patterns.length === 1 && pattern === '') {
         s.untagged(atom(verb), [atom('\\Noselect')], '/', '')
+        return undefined
+      }
+      if (verb === 'LIST' && (o.extended || o.status)) {
+        await listExtended(s, reference, patterns, o)
         return undefined
       }
       const match = patternMatcher(join(reference, pattern))
@@ -119,6 +182,52 @@ function makeList(verb: 'LIST' | 'LSUB'): ImapCommand {
       }
       return undefined
     },
+  }
+}
+
+/** LIST with LIST-EXTENDED / LIST-STATUS options (RFC 5258, 5819, 6154). */
+async function listExtended(
+  s: ImapSession,
+  reference: string,
+  patterns: string[],
+  o: ListOptions,
+): Promise<void> {
+  const matchers = patterns.map((p) => patternMatcher(join(reference, p)))
+  const match = (name: string) => matchers.some((m) => m(name))
+  const db = s.ctx.mail.store.db
+  const all = tree(await listFolders(db, s.ref))
+  const subscribed = new Set(all.filter((l) => l.folder?.subscribed).map((l) => l.name))
+  for (const l of all) {
+    if (!match(l.name)) continue
+    const special = l.folder?.role ? SPECIAL[l.folder.role] : undefined
+    const childSubscribed = [...subscribed].some((n) => n.startsWith(`${l.name}/`))
+    if (o.subscribedOnly && !subscribed.has(l.name) && !(o.recursive && childSubscribed)) continue
+    if (o.specialOnly && !special) continue
+    const attrs: string[] = []
+    if (!l.folder) attrs.push('\\NonExistent')
+    attrs.push(l.hasChildren ? '\\HasChildren' : '\\HasNoChildren')
+    if (special) attrs.push(special)
+    if ((o.subscribedOnly || o.returnSubscribed) && subscribed.has(l.name)) attrs.push('\\Subscribed')
+    const extra: ImapValue[] = []
+    if (o.recursive && childSubscribed) extra.push(['CHILDINFO', ['SUBSCRIBED']])
+    s.untagged(atom('LIST'), attrs.map(atom), '/', quoteMailbox(l.name), ...extra)
+    if (o.status && l.folder) {
+      const st = await folderStatus(db, s.ref, l.folder)
+      const values: Record<string, number> = {
+        MESSAGES: st.messages,
+        UIDNEXT: st.uidnext,
+        UIDVALIDITY: st.uidvalidity,
+        UNSEEN: st.unseen,
+        DELETED: st.deleted,
+        SIZE: st.size,
+        HIGHESTMODSEQ: st.highestmodseq,
+      }
+      s.untagged(
+        atom('STATUS'),
+        quoteMailbox(l.name),
+        o.status.flatMap((i) => [atom(i), values[i] as number]),
+      )
+    }
   }
 }
 

@@ -2,8 +2,10 @@
 // sequence numbers (or UIDs), ascending; an unknown CHARSET gets NO [BADCHARSET].
 
 import { type ImapCommand, ImapNo, SELECTED } from '../command.ts'
+import { ImapSyntaxError } from '../protocol/parser.ts'
 import { BadCharsetError, parseSearch } from '../protocol/search-keys.ts'
 import { searchSelected, usesModseq } from '../search.ts'
+import { uidSetText } from '../sequence.ts'
 
 export const search: ImapCommand = {
   states: SELECTED,
@@ -14,6 +16,24 @@ export const search: ImapCommand = {
     const sel = s.selected
     if (!sel) throw new ImapNo('No folder selected.')
     r.space()
+    // ESEARCH (RFC 4731): SEARCH RETURN (MIN MAX COUNT ALL) answers with one ESEARCH line.
+    let returns: Set<string> | null = null
+    if (r.tryKeyword('RETURN')) {
+      returns = new Set()
+      r.space()
+      r.openList()
+      if (!r.tryByte(0x29)) {
+        do {
+          const opt = r.keyword()
+          if (!['MIN', 'MAX', 'COUNT', 'ALL'].includes(opt))
+            throw new ImapSyntaxError(`Unknown RETURN option ${opt}.`)
+          returns.add(opt)
+        } while (r.trySpace())
+        r.closeList()
+      }
+      if (returns.size === 0) returns.add('ALL')
+      r.space()
+    }
     let program: ReturnType<typeof parseSearch>
     try {
       program = parseSearch(r)
@@ -27,9 +47,18 @@ export const search: ImapCommand = {
     if (withModseq) s.condstore = true
     const seqs = await searchSelected(s, sel, program.key)
     const out = call.uid ? seqs.map((n) => sel.uidAt(n)) : seqs
-    let tail = ''
-    if (withModseq && seqs.length)
-      tail = ` (MODSEQ ${seqs.reduce((m, n) => Math.max(m, sel.modseqAt(n)), 0)})`
+    const highest = seqs.reduce((m, n) => Math.max(m, sel.modseqAt(n)), 0)
+    if (returns) {
+      let line = `* ESEARCH (TAG "${call.tag}")${call.uid ? ' UID' : ''}`
+      if (out.length && returns.has('MIN')) line += ` MIN ${out[0]}`
+      if (out.length && returns.has('MAX')) line += ` MAX ${out[out.length - 1]}`
+      if (returns.has('COUNT')) line += ` COUNT ${out.length}`
+      if (out.length && returns.has('ALL')) line += ` ALL ${uidSetText(out)}`
+      if (withModseq && out.length) line += ` MODSEQ ${highest}`
+      s.write(Buffer.from(`${line}\r\n`))
+      return undefined
+    }
+    const tail = withModseq && seqs.length ? ` (MODSEQ ${highest})` : ''
     s.write(Buffer.from(`* SEARCH${out.length ? ' ' : ''}${out.join(' ')}${tail}\r\n`))
     return undefined
   },

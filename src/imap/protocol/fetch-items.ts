@@ -90,6 +90,27 @@ function fetchAtt(r: ArgReader): FetchItem {
     if (next === LT) throw new ImapSyntaxError('A partial <...> needs a section, as in BODY[]<0.100>')
     return { kind: 'BODY' }
   }
+  if ((name === 'BINARY' || name === 'BINARY.PEEK' || name === 'BINARY.SIZE') && next === LBRACKET) {
+    r.tryByte(LBRACKET)
+    const part: number[] = []
+    while (!r.tryByte(RBRACKET)) {
+      if (part.length > 0 && !r.tryByte(DOT))
+        throw new ImapSyntaxError('BINARY takes part numbers only, as in BINARY[1.2]')
+      part.push(r.nzNumber())
+      if (part.length > 100) throw new ImapSyntaxError('Part number too deep')
+    }
+    const item: Extract<FetchItem, { kind: 'BINARY' }> = {
+      kind: 'BINARY',
+      peek: name !== 'BINARY',
+      size: name === 'BINARY.SIZE',
+      part,
+    }
+    if (name !== 'BINARY.SIZE') {
+      const partial = parsePartial(r)
+      if (partial) item.partial = partial
+    }
+    return item
+  }
   if (!SIMPLE.has(name) || next === LBRACKET || next === LT) {
     throw new ImapSyntaxError(`Unknown FETCH item ${shown(name)}${next === LBRACKET ? '[' : ''}`)
   }
@@ -186,13 +207,17 @@ export function itemsNeedBody(items: FetchItem[]): boolean {
       i.kind === 'RFC822' ||
       i.kind === 'RFC822.HEADER' ||
       i.kind === 'RFC822.TEXT' ||
-      i.kind === 'SECTION',
+      i.kind === 'SECTION' ||
+      i.kind === 'BINARY',
   )
 }
 
 /** Whether fetching the items sets \Seen: BODY[...] (not .PEEK), RFC822, RFC822.TEXT. */
 export function itemsSetSeen(items: FetchItem[]): boolean {
   return items.some(
-    (i) => (i.kind === 'SECTION' && !i.peek) || i.kind === 'RFC822' || i.kind === 'RFC822.TEXT',
+    (i) =>
+      ((i.kind === 'SECTION' || i.kind === 'BINARY') && !i.peek) ||
+      i.kind === 'RFC822' ||
+      i.kind === 'RFC822.TEXT',
   )
 }

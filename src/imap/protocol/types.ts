@@ -36,6 +36,17 @@ export type FetchItem =
   | { kind: 'RFC822.TEXT' }
   /** The message's MODSEQ (RFC 7162 3.1.4). */
   | { kind: 'MODSEQ' }
+  /**
+   * BINARY[part]<partial>, BINARY.PEEK[...] and BINARY.SIZE[part] (RFC 3516): a part's content
+   * with its Content-Transfer-Encoding undone.
+   */
+  | {
+      kind: 'BINARY'
+      peek: boolean
+      size: boolean
+      part: number[]
+      partial?: { start: number; length: number }
+    }
   | { kind: 'SECTION'; peek: boolean; section: Section; partial?: { start: number; length: number } }
 
 /** A date with no time (SEARCH BEFORE/ON/SINCE and their SENT* forms). */

@@ -48,3 +48,14 @@ export async function folderStatus(db: Tx, a: MailAccountRef, f: FolderInfo): Pr
     highestmodseq: f.highestmodseq,
   }
 }
+
+/** The mailbox's storage quota and use, in bytes (quota 0: none), for IMAP QUOTA (RFC 9208). */
+export async function mailboxUsage(db: Tx, a: MailAccountRef): Promise<{ quota: number; used: number }> {
+  const row = await db
+    .selectFrom('mailboxes')
+    .select(['quota_bytes', 'used_bytes'])
+    .where('id', '=', a.mailbox_id)
+    .where('org_id', '=', a.org_id)
+    .executeTakeFirst()
+  return { quota: Number(row?.quota_bytes ?? 0), used: Number(row?.used_bytes ?? 0) }
+}
