@@ -97,10 +97,10 @@ describe('parseFetchItems', () => {
   it('unknown items are named', () => {
     bad('FOO', /^Unknown FETCH item FOO$/)
     bad('(FLAGS XYZZY)', /Unknown FETCH item XYZZY/)
-    bad('BINARY[]', /Unknown FETCH item BINARY\[/)
-    bad('BINARY.PEEK[1]', /Unknown FETCH item BINARY\.PEEK/)
+    bad('BINARY[HEADER]')
+    bad('BINARY.PEEK', /Unknown FETCH item BINARY\.PEEK/)
     bad('RFC822[]', /Unknown FETCH item RFC822\[/)
-    bad('MODSEQ', /Unknown FETCH item MODSEQ/)
+    bad('MODSEQ[1]', /Unknown FETCH item MODSEQ\[/)
     bad('FLAGS<0.1>', /Unknown FETCH item FLAGS/)
   })
 })
