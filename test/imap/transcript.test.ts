@@ -10,7 +10,7 @@ import { DIALECTS } from '../helpers/dialects.ts'
 import { imapFixture, PASSWORD, RawImap, smtpDeliver } from './helpers.ts'
 
 const PRE = 'IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE'
-const POST = `${PRE} UIDPLUS MOVE SPECIAL-USE CHILDREN UNSELECT CONDSTORE QRESYNC STATUS=SIZE ESEARCH LIST-EXTENDED LIST-STATUS BINARY QUOTA QUOTA=RES-STORAGE APPENDLIMIT=52428800`
+const POST = `${PRE} UIDPLUS MOVE SPECIAL-USE CHILDREN UNSELECT CONDSTORE QRESYNC STATUS=SIZE ESEARCH LIST-EXTENDED LIST-STATUS BINARY SORT SORT=DISPLAY THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE APPENDLIMIT=52428800`
 
 const MSG =
   'From: Ann <ann@a.example>\r\nTo: bob@b.example\r\nSubject: Hello\r\nDate: Sat, 21 Nov 2026 08:00:00 +0000\r\nMessage-ID: <m1@a.example>\r\n\r\nHi Bob,\r\nbinary-exact: \u00e9\r\n'
@@ -530,6 +530,53 @@ for (const dialect of DIALECTS) {
         )
         assert.match(await c.cmd('q2', 'GETQUOTA ""'), /^\* QUOTA "" \(STORAGE \d+ 10240\)\r\n/)
         assert.match(await c.cmd('q3', 'SETQUOTA "" (STORAGE 1)'), /^q3 NO \[NOPERM\] /)
+        c.close()
+      } finally {
+        await f.close()
+      }
+    })
+
+    it('SORT and THREAD=REFERENCES', async () => {
+      const f = await imapFixture(dialect)
+      try {
+        const { c } = await RawImap.open(f.imapPort)
+        await c.login(f.ann.address)
+        const msgs = [
+          'From: Zed <zed@a.example>\r\nSubject: Lunch\r\nDate: Mon, 02 Nov 2026 10:00:00 +0000\r\nMessage-ID: <l1@a>\r\n\r\nx\r\n',
+          'From: Amy <amy@a.example>\r\nSubject: Re: Lunch\r\nDate: Mon, 02 Nov 2026 11:00:00 +0000\r\nMessage-ID: <l2@a>\r\nIn-Reply-To: <l1@a>\r\nReferences: <l1@a>\r\n\r\nyy\r\n',
+          'From: Bob <bob@a.example>\r\nSubject: Agenda\r\nDate: Sun, 01 Nov 2026 09:00:00 +0000\r\nMessage-ID: <g1@a>\r\n\r\nzzz\r\n',
+          'From: Cy <cy@a.example>\r\nSubject: Re: Lunch\r\nDate: Mon, 02 Nov 2026 12:00:00 +0000\r\nMessage-ID: <l3@a>\r\nReferences: <l1@a>\r\n\r\nwwww\r\n',
+        ]
+        for (const [i, text] of msgs.entries()) {
+          const b = Buffer.from(text)
+          c.write(`a${i} APPEND INBOX {${b.length}+}\r\n`)
+          c.write(Buffer.concat([b, Buffer.from('\r\n')]))
+          await c.until(`a${i}`)
+        }
+        await c.cmd('s0', 'SELECT INBOX')
+        assert.equal(
+          await c.cmd('s1', 'SORT (DATE) UTF-8 ALL'),
+          '* SORT 3 1 2 4\r\ns1 OK SORT completed.\r\n',
+        )
+        assert.equal(
+          await c.cmd('s2', 'SORT (SUBJECT REVERSE DATE) UTF-8 ALL'),
+          '* SORT 3 4 2 1\r\ns2 OK SORT completed.\r\n',
+        )
+        assert.equal(
+          await c.cmd('s3', 'UID SORT (FROM) UTF-8 NOT FROM bob'),
+          '* SORT 2 4 1\r\ns3 OK UID SORT completed.\r\n',
+        )
+        const bySize = /\* SORT ([\d ]+)/.exec(await c.cmd('s4', 'SORT (SIZE) US-ASCII ALL'))?.[1] ?? ''
+        assert.equal(bySize, '1 3 4 2', 'by whole-message size (2 carries In-Reply-To as well)')
+        assert.equal(
+          await c.cmd('s5', 'SORT (REVERSE SIZE) US-ASCII ALL'),
+          `* SORT ${bySize.split(' ').reverse().join(' ')}\r\ns5 OK SORT completed.\r\n`,
+        )
+        assert.equal(
+          await c.cmd('t1', 'THREAD REFERENCES UTF-8 ALL'),
+          '* THREAD (3)(1 (2)(4))\r\nt1 OK THREAD completed.\r\n',
+        )
+        assert.match(await c.cmd('t2', 'THREAD ORDEREDSUBJECT UTF-8 ALL'), /^t2 BAD /)
         c.close()
       } finally {
         await f.close()

@@ -19,9 +19,11 @@ import { check, noop } from './noop.ts'
 import { getquota, getquotaroot, setquota } from './quota.ts'
 import { search } from './search.ts'
 import { examine, select } from './select.ts'
+import { sort } from './sort.ts'
 import { starttls } from './starttls.ts'
 import { status } from './status.ts'
 import { store } from './store.ts'
+import { thread } from './thread.ts'
 
 export const COMMANDS: ReadonlyMap<string, ImapCommand> = new Map<string, ImapCommand>([
   ['CAPABILITY', capability],
@@ -49,6 +51,8 @@ export const COMMANDS: ReadonlyMap<string, ImapCommand> = new Map<string, ImapCo
   ['UNSELECT', unselect],
   ['EXPUNGE', expunge],
   ['SEARCH', search],
+  ['SORT', sort],
+  ['THREAD', thread],
   ['FETCH', fetch],
   ['STORE', store],
   ['COPY', copy],

@@ -279,3 +279,48 @@ export async function folderKeywords(db: Tx, a: MailAccountRef, folderId: string
     .filter((k) => !k.startsWith('\\'))
     .sort()
 }
+
+/** What THREAD=REFERENCES (RFC 5256) reads of each message. */
+export interface ThreadFields {
+  id: string
+  message_id_header: string | null
+  in_reply_to: string | null
+  references: string[]
+  subject: string
+  /** The Date header, or the arrival time without one. */
+  date: number
+}
+
+export async function threadFields(
+  db: Tx,
+  orgId: string,
+  ids: readonly string[],
+): Promise<Map<string, ThreadFields>> {
+  const out = new Map<string, ThreadFields>()
+  for (let i = 0; i < ids.length; i += 500) {
+    const rows = await db
+      .selectFrom('messages')
+      .select([
+        'id',
+        'message_id_header',
+        'in_reply_to',
+        'references_header',
+        'subject',
+        'sent_at',
+        'received_at',
+      ])
+      .where('org_id', '=', orgId)
+      .where('id', 'in', ids.slice(i, i + 500))
+      .execute()
+    for (const r of rows)
+      out.set(r.id, {
+        id: r.id,
+        message_id_header: r.message_id_header,
+        in_reply_to: r.in_reply_to,
+        references: (r.references_header ?? '').split(/\s+/).filter(Boolean),
+        subject: r.subject,
+        date: Number(r.sent_at ?? r.received_at),
+      })
+  }
+  return out
+}
