@@ -73,6 +73,11 @@ export class ImapSession {
   condstore = false
   /** QRESYNC is enabled (RFC 7162 3.2.3): VANISHED replaces EXPUNGE. */
   qresync = false
+  /**
+   * IMAP4rev2 is enabled (RFC 9051): no \Recent or RECENT, SEARCH answers with ESEARCH,
+   * SELECT lists the mailbox, mailbox names travel as UTF-8.
+   */
+  rev2 = false
   /** Set when the store said this mailbox changed; the next chance to report clears it. */
   private dirty = false
   private errors = 0
@@ -112,7 +117,7 @@ export class ImapSession {
   }
 
   capabilities(): string[] {
-    const caps = ['IMAP4rev1', 'LITERAL+', 'SASL-IR', 'ID', 'ENABLE', 'IDLE', 'NAMESPACE']
+    const caps = ['IMAP4rev1', 'IMAP4rev2', 'LITERAL+', 'SASL-IR', 'ID', 'ENABLE', 'IDLE', 'NAMESPACE']
     if (this.state === 'not-authenticated') {
       if (!this.isTls && this.ctx.tls()) caps.push('STARTTLS')
       if (this.plaintextOk) caps.push('AUTH=PLAIN')
@@ -498,6 +503,11 @@ export class ImapSession {
     }
   }
 
+  /** Whether to show \Recent on a message (never under IMAP4rev2, which dropped it). */
+  recent(sel: SelectedFolder, uid: number): boolean {
+    return !this.rev2 && sel.isRecent(uid)
+  }
+
   /** Announces keywords the client has not been told about yet (FLAGS, PERMANENTFLAGS) before they are used. */
   announce(flags: Iterable<string>): void {
     const sel = this.selected
@@ -538,7 +548,7 @@ export class ImapSession {
       sel.markRecent(await claimRecent(this.ctx.mail, this.ref, sel.folder.id, u.added))
     this.reportExpunged(u.expunged, u.vanishedUids)
     if (u.exists !== null) this.untagged(u.exists, atom('EXISTS'))
-    if (u.recent !== null || u.exists !== null) this.untagged(sel.recent, atom('RECENT'))
+    if ((u.recent !== null || u.exists !== null) && !this.rev2) this.untagged(sel.recent, atom('RECENT'))
     const changed = u.flagsChanged.filter((uid) => !skipFlagsOf.has(uid))
     if (changed.length) {
       const seqs = changed.map((uid) => sel.seqOf(uid)).filter((n) => n > 0)
@@ -547,7 +557,7 @@ export class ImapSession {
       for (const f of flags.values()) this.announce(f)
       for (const seq of seqs.sort((x, y) => x - y)) {
         const uid = sel.uidAt(seq)
-        const f = imapFlags(flags.get(sel.messageIdAt(seq)) ?? [], sel.isRecent(uid))
+        const f = imapFlags(flags.get(sel.messageIdAt(seq)) ?? [], this.recent(sel, uid))
         const items: ImapValue[] = [atom('UID'), uid, atom('FLAGS'), flagList(f)]
         if (this.condstore) items.push(atom('MODSEQ'), [sel.modseqAt(seq)])
         this.untagged(seq, atom('FETCH'), items)

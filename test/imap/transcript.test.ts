@@ -9,7 +9,7 @@ import { mail } from '../delivery/helpers.ts'
 import { DIALECTS } from '../helpers/dialects.ts'
 import { imapFixture, PASSWORD, RawImap, smtpDeliver } from './helpers.ts'
 
-const PRE = 'IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE'
+const PRE = 'IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE'
 const POST = `${PRE} UIDPLUS MOVE SPECIAL-USE CHILDREN UNSELECT CONDSTORE QRESYNC STATUS=SIZE ESEARCH LIST-EXTENDED LIST-STATUS BINARY SORT SORT=DISPLAY THREAD=REFERENCES QUOTA QUOTA=RES-STORAGE APPENDLIMIT=52428800`
 
 const MSG =
@@ -578,6 +578,47 @@ for (const dialect of DIALECTS) {
         )
         assert.match(await c.cmd('t2', 'THREAD ORDEREDSUBJECT UTF-8 ALL'), /^t2 BAD /)
         c.close()
+      } finally {
+        await f.close()
+      }
+    })
+
+    it('IMAP4rev2 once enabled: ESEARCH, a LIST in SELECT, no \\Recent, UTF-8 mailbox names', async () => {
+      const f = await imapFixture(dialect)
+      try {
+        const { c } = await RawImap.open(f.imapPort)
+        await c.login(f.ann.address)
+        const b = Buffer.from(MSG)
+        c.write(`a1 APPEND INBOX {${b.length}+}\r\n`)
+        c.write(Buffer.concat([b, Buffer.from('\r\n')]))
+        await c.until('a1')
+        assert.equal(
+          await c.cmd('e1', 'ENABLE IMAP4rev2'),
+          '* ENABLED IMAP4rev2\r\ne1 OK ENABLE completed.\r\n',
+        )
+        const sel = await c.cmd('s1', 'SELECT INBOX')
+        assert.match(sel, /\* 1 EXISTS\r\n\* LIST \(\) "\/" "INBOX"\r\n/)
+        assert.doesNotMatch(sel, /RECENT|UNSEEN/)
+        assert.equal(
+          await c.cmd('s2', 'SEARCH ALL'),
+          '* ESEARCH (TAG "s2") ALL 1\r\ns2 OK SEARCH completed.\r\n',
+        )
+        assert.equal(await c.cmd('s3', 'FETCH 1 FLAGS'), '* 1 FETCH (FLAGS ())\r\ns3 OK FETCH completed.\r\n')
+        const name = Buffer.from('Déjà vu')
+        c.write(`c1 CREATE {${name.length}+}\r\n`)
+        c.write(Buffer.concat([name, Buffer.from('\r\n')]))
+        assert.equal(await c.until('c1'), 'c1 OK CREATE completed.\r\n')
+        assert.equal(
+          await c.cmd('c2', 'LIST "" "D*"'),
+          `* LIST (\\HasNoChildren \\Drafts) "/" "Drafts"\r\n* LIST (\\HasNoChildren) "/" {${name.length}}\r\n${name.toString('latin1')}\r\nc2 OK LIST completed.\r\n`,
+        )
+        assert.match(await c.cmd('c3', 'STATUS INBOX (RECENT)'), /^c3 BAD /)
+        c.close()
+        // A rev1 client sees the same folder in modified UTF-7.
+        const { c: old } = await RawImap.open(f.imapPort)
+        await old.login(f.ann.address)
+        assert.match(await old.cmd('o1', 'LIST "" "D*"'), /"D&AOk-j&AOA- vu"/)
+        old.close()
       } finally {
         await f.close()
       }

@@ -23,7 +23,7 @@ export const append: ImapCommand = {
     let date: Date | null = null
     try {
       r.space()
-      name = r.mailbox()
+      name = r.mailbox(s.rev2)
       r.space()
       if (r.peek() === 0x28) {
         flags = r.flagList()

@@ -19,7 +19,7 @@ function makeCopy(move: boolean): ImapCommand {
       r.space()
       const set = r.sequenceSet()
       r.space()
-      const name = r.mailbox()
+      const name = r.mailbox(s.rev2)
       r.end()
       const seqs = resolveSet(sel, set, call.uid)
       if (move && sel.readOnly) throw new ImapNo('The folder is read-only (EXAMINE).', 'READ-ONLY')

@@ -15,6 +15,10 @@ export const enable: ImapCommand = {
     while (r.trySpace())
     r.end()
     const enabled: string[] = []
+    if (asked.includes('IMAP4REV2') && !s.rev2) {
+      s.rev2 = true
+      enabled.push('IMAP4rev2')
+    }
     if (asked.includes('QRESYNC') && !s.qresync) {
       s.qresync = true
       enabled.push('QRESYNC')

@@ -102,7 +102,7 @@ export const fetch: ImapCommand = {
         const id = sel.messageIdAt(n)
         const m = stored.get(id)
         if (!m) continue // deleted meanwhile: nothing to say until the EXPUNGE is reported
-        const f = imapFlags(flags.get(id) ?? [], sel.isRecent(sel.uidAt(n)))
+        const f = imapFlags(flags.get(id) ?? [], s.recent(sel, sel.uidAt(n)))
         const raw = needBody ? await readRaw(s, m) : null
         const out = fetchValues(items, {
           uid: sel.uidAt(n),

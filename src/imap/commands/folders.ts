@@ -14,7 +14,7 @@ export const create: ImapCommand = {
   async run(s, call) {
     const r = call.args
     r.space()
-    const name = r.mailbox()
+    const name = r.mailbox(s.rev2)
     r.end()
     await createImapFolder(s.ctx.mail, s.ref, name)
     return undefined
@@ -26,7 +26,7 @@ export const del: ImapCommand = {
   async run(s, call) {
     const r = call.args
     r.space()
-    const name = r.mailbox()
+    const name = r.mailbox(s.rev2)
     r.end()
     if (name === 'INBOX') throw new ImapNo('INBOX cannot be deleted.', 'CANNOT')
     await deleteImapFolder(s.ctx.mail, s.ref, name)
@@ -46,9 +46,9 @@ export const rename: ImapCommand = {
   async run(s, call) {
     const r = call.args
     r.space()
-    const from = r.mailbox()
+    const from = r.mailbox(s.rev2)
     r.space()
-    const to = r.mailbox()
+    const to = r.mailbox(s.rev2)
     r.end()
     if (from === 'INBOX')
       throw new ImapNo('Renaming INBOX is not supported: create a folder and move the mail.', 'CANNOT')
@@ -63,7 +63,7 @@ function makeSubscribe(on: boolean): ImapCommand {
     async run(s, call) {
       const r = call.args
       r.space()
-      const name = r.mailbox()
+      const name = r.mailbox(s.rev2)
       r.end()
       await subscribeImapFolder(s.ctx.mail, s.ref, name, on)
       return undefined

@@ -119,16 +119,16 @@ function makeList(verb: 'LIST' | 'LSUB'): ImapCommand {
           throw new ImapSyntaxError('RECURSIVEMATCH needs another selection option.')
         r.space()
       }
-      const reference = r.mailbox()
+      const reference = r.mailbox(s.rev2)
       r.space()
       const patterns: string[] = []
       if (verb === 'LIST' && r.peek() === 0x28) {
         o.extended = true
         r.openList()
-        do patterns.push(r.listMailbox())
+        do patterns.push(r.listMailbox(s.rev2))
         while (r.trySpace())
         r.closeList()
-      } else patterns.push(r.listMailbox())
+      } else patterns.push(r.listMailbox(s.rev2))
       if (verb === 'LIST' && r.trySpace()) {
         if (!r.tryKeyword('RETURN')) throw new ImapSyntaxError('Expected RETURN (...) after the pattern.')
         o.extended = true
@@ -178,7 +178,7 @@ function makeList(verb: 'LIST' | 'LSUB'): ImapCommand {
           if (special) attrs.push(special)
         }
         if (!match(l.name)) continue
-        s.untagged(atom(verb), attrs.map(atom), '/', quoteMailbox(l.name))
+        s.untagged(atom(verb), attrs.map(atom), '/', quoteMailbox(l.name, s.rev2))
       }
       return undefined
     },
@@ -210,7 +210,7 @@ async function listExtended(
     if ((o.subscribedOnly || o.returnSubscribed) && subscribed.has(l.name)) attrs.push('\\Subscribed')
     const extra: ImapValue[] = []
     if (o.recursive && childSubscribed) extra.push(['CHILDINFO', ['SUBSCRIBED']])
-    s.untagged(atom('LIST'), attrs.map(atom), '/', quoteMailbox(l.name), ...extra)
+    s.untagged(atom('LIST'), attrs.map(atom), '/', quoteMailbox(l.name, s.rev2), ...extra)
     if (o.status && l.folder) {
       const st = await folderStatus(db, s.ref, l.folder)
       const values: Record<string, number> = {
@@ -224,7 +224,7 @@ async function listExtended(
       }
       s.untagged(
         atom('STATUS'),
-        quoteMailbox(l.name),
+        quoteMailbox(l.name, s.rev2),
         o.status.flatMap((i) => [atom(i), values[i] as number]),
       )
     }

@@ -21,15 +21,15 @@ export const getquotaroot: ImapCommand = {
   async run(s, call) {
     const r = call.args
     r.space()
-    const name = r.mailbox()
+    const name = r.mailbox(s.rev2)
     r.end()
     const f = await folderByName(s.ctx.mail.store.db, s.ref, name)
     if (!f) throw new ImapNo(`No folder named ${name}.`, 'NONEXISTENT')
     const u = await mailboxUsage(s.ctx.mail.store.db, s.ref)
     if (u.quota > 0) {
-      s.untagged(atom('QUOTAROOT'), quoteMailbox(f.name), '')
+      s.untagged(atom('QUOTAROOT'), quoteMailbox(f.name, s.rev2), '')
       await writeQuota(s)
-    } else s.untagged(atom('QUOTAROOT'), quoteMailbox(f.name))
+    } else s.untagged(atom('QUOTAROOT'), quoteMailbox(f.name, s.rev2))
     return undefined
   },
 }

@@ -17,9 +17,10 @@ export const search: ImapCommand = {
     if (!sel) throw new ImapNo('No folder selected.')
     r.space()
     // ESEARCH (RFC 4731): SEARCH RETURN (MIN MAX COUNT ALL) answers with one ESEARCH line.
-    let returns: Set<string> | null = null
+    // Under IMAP4rev2 every SEARCH answers with ESEARCH (RETURN (ALL) by default).
+    let returns: Set<string> | null = s.rev2 ? new Set(['ALL']) : null
     if (r.tryKeyword('RETURN')) {
-      returns = new Set()
+      returns = new Set<string>()
       r.space()
       r.openList()
       if (!r.tryByte(0x29)) {

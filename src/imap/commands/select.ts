@@ -15,7 +15,7 @@ import {
 } from '../../services/mailstore/folder-view.ts'
 import { AUTHENTICATED, type ImapCommand, ImapNo } from '../command.ts'
 import { imapFlags } from '../flags.ts'
-import { flagList } from '../protocol/encoder.ts'
+import { flagList, quoteMailbox } from '../protocol/encoder.ts'
 import { ImapSyntaxError, inRanges, sequenceRanges } from '../protocol/parser.ts'
 import type { SequenceSet } from '../protocol/types.ts'
 import { atom } from '../protocol/values.ts'
@@ -31,7 +31,7 @@ function makeSelect(readOnly: boolean): ImapCommand {
     async run(s, call) {
       const r = call.args
       r.space()
-      const name = r.mailbox()
+      const name = r.mailbox(s.rev2)
       let resync: { uidvalidity: number; modseq: number; known: SequenceSet | null } | null = null
       if (r.trySpace()) {
         r.openList()
@@ -77,9 +77,14 @@ function makeSelect(readOnly: boolean): ImapCommand {
       for (const k of await folderKeywords(db, s.ref, f.id)) sel.keywords.add(k)
       writeFlags(s, sel)
       s.untagged(sel.exists, atom('EXISTS'))
-      s.untagged(sel.recent, atom('RECENT'))
-      const unseen = await firstUnseen(s, sel)
-      if (unseen) s.status('OK', `Message ${unseen} is the first unseen.`, `UNSEEN ${unseen}`)
+      if (s.rev2) {
+        // RFC 9051 6.3.2: a LIST response with the mailbox's canonical name; no RECENT or UNSEEN.
+        s.untagged(atom('LIST'), [], '/', quoteMailbox(opened.folder.name, true))
+      } else {
+        s.untagged(sel.recent, atom('RECENT'))
+        const unseen = await firstUnseen(s, sel)
+        if (unseen) s.status('OK', `Message ${unseen} is the first unseen.`, `UNSEEN ${unseen}`)
+      }
       s.status('OK', 'UIDs valid.', `UIDVALIDITY ${opened.folder.uidvalidity}`)
       s.status('OK', 'Predicted next UID.', `UIDNEXT ${opened.folder.uidnext}`)
       s.status('OK', 'Highest', `HIGHESTMODSEQ ${opened.folder.highestmodseq}`)
@@ -147,7 +152,7 @@ export async function reportChanges(
   )
   for (const e of changed) {
     const seq = sel.seqOf(e.uid)
-    const f = imapFlags(flags.get(e.message_id) ?? [], sel.isRecent(e.uid))
+    const f = imapFlags(flags.get(e.message_id) ?? [], s.recent(sel, e.uid))
     s.untagged(seq, atom('FETCH'), [
       atom('UID'),
       e.uid,

@@ -24,13 +24,13 @@ export const status: ImapCommand = {
   async run(s, call) {
     const r = call.args
     r.space()
-    const name = r.mailbox()
+    const name = r.mailbox(s.rev2)
     r.space()
     r.openList()
     const items: string[] = []
     do {
       const item = r.keyword()
-      if (!(ITEMS as readonly string[]).includes(item))
+      if (!(ITEMS as readonly string[]).includes(item) || (s.rev2 && item === 'RECENT'))
         throw new ImapSyntaxError(`Unknown STATUS item ${item}.`)
       items.push(item)
     } while (r.trySpace())
@@ -53,7 +53,7 @@ export const status: ImapCommand = {
     if (items.includes('HIGHESTMODSEQ')) s.condstore = true
     const out: ImapValue[] = []
     for (const i of items) out.push(atom(i), values[i] as number)
-    s.untagged(atom('STATUS'), quoteMailbox(f.name), out)
+    s.untagged(atom('STATUS'), quoteMailbox(f.name, s.rev2), out)
     return undefined
   },
 }

@@ -69,7 +69,7 @@ export const store: ImapCommand = {
         const uid = sel.uidAt(n)
         if (modified.has(uid)) continue
         if (m[2] && !result.changed.includes(uid)) continue
-        const f = imapFlags(now.get(sel.messageIdAt(n)) ?? [], sel.isRecent(uid))
+        const f = imapFlags(now.get(sel.messageIdAt(n)) ?? [], s.recent(sel, uid))
         const items: ImapValue[] = m[2] ? [] : [atom('FLAGS'), flagList(f)]
         if (s.condstore) items.push(atom('MODSEQ'), [sel.modseqAt(n)])
         if (call.uid) items.unshift(atom('UID'), uid)
