@@ -7,7 +7,7 @@
 //   before and after, and the cost per session (the issue's bar: 1,000 sessions under 100 MB).
 // - commands: C clients (--clients, 10) loop over a mix of NOOP, FETCH 1:20 (FLAGS UID),
 //   UID SEARCH UNSEEN, STORE +FLAGS \Seen, FETCH BODY.PEEK[] of one message and STATUS, on an
-//   INBOX of M messages (--messages, 200, appended first over IMAP: APPENDs/s are reported
+//   INBOX of M messages (--messages, 10000, appended first over IMAP: APPENDs/s are reported
 //   too), for S seconds (--seconds, 10); reports commands/s and p50/p99 latency.
 // --dialect sqlite|postgres (sqlite; postgres needs POSTERN_DATABASE_URL or
 // POSTERN_TEST_DATABASE_URL).
@@ -121,9 +121,34 @@ async function commandsRun(t: Target, clients: number, messages: number, seconds
   const appendS = (Date.now() - t0) / 1000
   loader.close()
   const lat: number[] = []
+  const perCommand = new Map<string, number[]>()
   let count = 0
   let errors = 0
   const until = Date.now() + seconds * 1000
+  // IDLE with mail arriving: one session idles on INBOX while another appends every 100 ms;
+  // the latency is from the APPEND's OK to the idler's EXISTS.
+  const idler = await BenchImap.open(t.host, t.port)
+  await idler.cmd(`LOGIN ${t.user} ${t.pass}`)
+  await idler.cmd('SELECT INBOX')
+  await idler.idle()
+  const notify: number[] = []
+  const arrivals = (async () => {
+    const poster = await BenchImap.open(t.host, t.port)
+    await poster.cmd(`LOGIN ${t.user} ${t.pass}`)
+    let k = 0
+    while (Date.now() < until - 200) {
+      await poster.append('INBOX', message(messages + k++))
+      const done = performance.now()
+      for (;;) {
+        const line = await idler.nextLine()
+        if (/^\* \d+ EXISTS/.test(line)) break
+      }
+      notify.push(performance.now() - done)
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    poster.close()
+    idler.close()
+  })()
   await Promise.all(
     Array.from({ length: clients }, async (_, k) => {
       const c = await BenchImap.open(t.host, t.port)
@@ -144,7 +169,12 @@ async function commandsRun(t: Target, clients: number, messages: number, seconds
         try {
           await c.cmd(cmd)
           count++
-          lat.push(performance.now() - s)
+          const ms = performance.now() - s
+          lat.push(ms)
+          const verb = cmd.split(' ').slice(0, cmd.startsWith('UID') ? 2 : 1).join(' ') + (cmd.includes('BODY') ? ' BODY' : '')
+          const l = perCommand.get(verb) ?? []
+          l.push(ms)
+          perCommand.set(verb, l)
         } catch {
           errors++
         }
@@ -153,6 +183,8 @@ async function commandsRun(t: Target, clients: number, messages: number, seconds
       c.close()
     }),
   )
+  await arrivals
+  notify.sort((a, b) => a - b)
   lat.sort((a, b) => a - b)
   const q = (p: number) =>
     Math.round((lat[Math.min(lat.length - 1, Math.floor(lat.length * p))] ?? 0) * 100) / 100
@@ -166,7 +198,19 @@ async function commandsRun(t: Target, clients: number, messages: number, seconds
     p50_ms: q(0.5),
     p99_ms: q(0.99),
     errors,
+    idle_notify_ms: {
+      n: notify.length,
+      p50: Math.round((notify[Math.floor(notify.length / 2)] ?? 0) * 100) / 100,
+      p99: Math.round((notify[Math.floor(notify.length * 0.99)] ?? 0) * 100) / 100,
+    },
     peak_rss_mib: rssMiB(t.pid, 'VmHWM'),
+    per_command: Object.fromEntries(
+      [...perCommand].map(([verb, l]) => {
+        l.sort((a, b) => a - b)
+        const p = (q: number) => Math.round((l[Math.min(l.length - 1, Math.floor(l.length * q))] ?? 0) * 100) / 100
+        return [verb, { ops_per_s: Math.round(l.length / seconds), p50_ms: p(0.5), p99_ms: p(0.99) }]
+      }),
+    ),
   }
 }
 
@@ -193,7 +237,7 @@ export async function run(args: string[]): Promise<void> {
   const mode = values.mode ?? 'all'
   const sessions = intOption(values.sessions, 1000, 'sessions', 1)
   const clients = intOption(values.clients, 10, 'clients', 1)
-  const messages = intOption(values.messages, 200, 'messages', 1)
+  const messages = intOption(values.messages, 10_000, 'messages', 1)
   const seconds = intOption(values.seconds, 10, 'seconds', 1)
   const dialect = values.dialect ?? 'sqlite'
   const server = await startPostern(dialect)
@@ -212,6 +256,11 @@ export async function run(args: string[]): Promise<void> {
         console.log(
           `commands ${t.name.padEnd(18)} ${r.commands_per_s} cmd/s (p50 ${r.p50_ms} ms, p99 ${r.p99_ms} ms, ${r.errors} errors), APPEND ${r.appends_per_s}/s, peak RSS ${r.peak_rss_mib} MiB`,
         )
+        console.log(
+          `  IDLE notify      ${r.idle_notify_ms.n} arrivals, APPEND OK -> EXISTS p50 ${r.idle_notify_ms.p50} ms, p99 ${r.idle_notify_ms.p99} ms`,
+        )
+        for (const [verb, v] of Object.entries(r.per_command))
+          console.log(`  ${verb.padEnd(16)} ${String(v.ops_per_s).padStart(6)}/s  p50 ${v.p50_ms} ms  p99 ${v.p99_ms} ms`)
       }
       if (mode === 'idle' || mode === 'all') {
         const r = await idleRun(t, sessions)

@@ -103,6 +103,19 @@ export class BenchImap {
     }
   }
 
+  /** The next response line (IDLE updates), without its CRLF. */
+  async nextLine(): Promise<string> {
+    for (;;) {
+      const i = this.buf.indexOf('\r\n')
+      if (i >= 0) {
+        const line = this.buf.subarray(0, i).toString('latin1')
+        this.buf = this.buf.subarray(i + 2)
+        return line
+      }
+      await this.more()
+    }
+  }
+
   close(): void {
     this.socket.destroy()
   }

@@ -207,6 +207,11 @@ export class ImapSession {
     this.hooks.onClose(this)
   }
 
+  /** True when the store said the mailbox changed since this session last looked. */
+  get stale(): boolean {
+    return this.dirty
+  }
+
   /** The store says this session's mailbox changed. */
   changed(): void {
     this.dirty = true

@@ -28,6 +28,9 @@ import type { ImapSession } from '../session.ts'
 
 const BATCH = 100
 
+/** Stand-in when no item needs the stored row (UID, FLAGS, MODSEQ only). */
+const NO_STORED: StoredMessage = { id: '', blob_sha256: '', size: 0, received_at: 0, sent_at: null }
+
 export const fetch: ImapCommand = {
   states: SELECTED,
   uidForm: true,
@@ -75,11 +78,13 @@ export const fetch: ImapCommand = {
     const needBody = itemsNeedBody(items)
     const setSeen = !sel.readOnly && itemsSetSeen(items)
     const wantFlags = items.some((i) => i.kind === 'FLAGS')
+    // Only what the items need is read: FETCH 1:* (UID FLAGS), the commonest, reads flags only.
+    const needStored = needBody || items.some((i) => i.kind === 'INTERNALDATE' || i.kind === 'RFC822.SIZE')
     for (let i = 0; i < seqs.length; i += BATCH) {
       const batch = seqs.slice(i, i + BATCH).filter((n) => n <= sel.exists)
       const ids = batch.map((n) => sel.messageIdAt(n))
       const db = s.ctx.mail.store.db
-      let flags = await flagsOf(db, s.ref.org_id, ids)
+      let flags = wantFlags || setSeen ? await flagsOf(db, s.ref.org_id, ids) : new Map<string, string[]>()
       if (setSeen) {
         const unseen = batch.filter((n) => !(flags.get(sel.messageIdAt(n)) ?? []).includes('\\Seen'))
         if (unseen.length) {
@@ -97,10 +102,10 @@ export const fetch: ImapCommand = {
         }
       }
       if (wantFlags || setSeen) for (const f of flags.values()) s.announce(f)
-      const stored = await storedMessages(db, s.ref.org_id, ids)
+      const stored = needStored ? await storedMessages(db, s.ref.org_id, ids) : null
       for (const n of batch) {
         const id = sel.messageIdAt(n)
-        const m = stored.get(id)
+        const m = stored ? stored.get(id) : NO_STORED
         if (!m) continue // deleted meanwhile: nothing to say until the EXPUNGE is reported
         const f = imapFlags(flags.get(id) ?? [], s.recent(sel, sel.uidAt(n)))
         const raw = needBody ? await readRaw(s, m) : null

@@ -54,7 +54,7 @@ export const store: ImapCommand = {
     const mode: StoreMode = m[1] === '+' ? 'add' : m[1] === '-' ? 'remove' : 'set'
     const uids = seqs.filter((n) => !sel.isExpungedPending(n)).map((n) => sel.uidAt(n))
     // Changes made elsewhere are reported first (RFC 3501 6.4.6: even under .SILENT) ...
-    await s.sync(false)
+    if (s.stale) await s.sync(false)
     const result = await storeFlags(s.ctx.mail, s.ref, sel.folder.id, uids, mode, flags, unchangedSince)
     const modified = new Set(result.modified)
     // ... then our own change is taken in without being reported as someone else's. No
