@@ -171,7 +171,11 @@ async function commandsRun(t: Target, clients: number, messages: number, seconds
           count++
           const ms = performance.now() - s
           lat.push(ms)
-          const verb = cmd.split(' ').slice(0, cmd.startsWith('UID') ? 2 : 1).join(' ') + (cmd.includes('BODY') ? ' BODY' : '')
+          const verb =
+            cmd
+              .split(' ')
+              .slice(0, cmd.startsWith('UID') ? 2 : 1)
+              .join(' ') + (cmd.includes('BODY') ? ' BODY' : '')
           const l = perCommand.get(verb) ?? []
           l.push(ms)
           perCommand.set(verb, l)
@@ -207,7 +211,8 @@ async function commandsRun(t: Target, clients: number, messages: number, seconds
     per_command: Object.fromEntries(
       [...perCommand].map(([verb, l]) => {
         l.sort((a, b) => a - b)
-        const p = (q: number) => Math.round((l[Math.min(l.length - 1, Math.floor(l.length * q))] ?? 0) * 100) / 100
+        const p = (q: number) =>
+          Math.round((l[Math.min(l.length - 1, Math.floor(l.length * q))] ?? 0) * 100) / 100
         return [verb, { ops_per_s: Math.round(l.length / seconds), p50_ms: p(0.5), p99_ms: p(0.99) }]
       }),
     ),
@@ -260,7 +265,9 @@ export async function run(args: string[]): Promise<void> {
           `  IDLE notify      ${r.idle_notify_ms.n} arrivals, APPEND OK -> EXISTS p50 ${r.idle_notify_ms.p50} ms, p99 ${r.idle_notify_ms.p99} ms`,
         )
         for (const [verb, v] of Object.entries(r.per_command))
-          console.log(`  ${verb.padEnd(16)} ${String(v.ops_per_s).padStart(6)}/s  p50 ${v.p50_ms} ms  p99 ${v.p99_ms} ms`)
+          console.log(
+            `  ${verb.padEnd(16)} ${String(v.ops_per_s).padStart(6)}/s  p50 ${v.p50_ms} ms  p99 ${v.p99_ms} ms`,
+          )
       }
       if (mode === 'idle' || mode === 'all') {
         const r = await idleRun(t, sessions)

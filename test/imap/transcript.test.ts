@@ -624,6 +624,32 @@ for (const dialect of DIALECTS) {
       }
     })
 
+    it('streams a large message in with APPEND and out with FETCH, byte for byte', async () => {
+      const f = await imapFixture(dialect)
+      try {
+        const { c } = await RawImap.open(f.imapPort)
+        await c.login(f.ann.address)
+        const line = `${'0123456789abcdef'.repeat(4)}\r\n`
+        const big = Buffer.from(`From: a@b.example\r\nSubject: big\r\n\r\n${line.repeat(50_000)}`)
+        c.write(`a1 APPEND INBOX {${big.length}}\r\n`)
+        assert.equal(await c.readLine(), '+ Ready for literal data\r\n')
+        c.write(Buffer.concat([big, Buffer.from('\r\n')]))
+        assert.match(await c.until('a1', 30_000), /a1 OK \[APPENDUID \d+ 1\]/)
+        await c.cmd('s1', 'SELECT INBOX')
+        const out = Buffer.from(await c.cmd('f1', 'FETCH 1 (UID BODY.PEEK[])', 30_000), 'latin1')
+        const head = Buffer.from(`* 1 FETCH (UID 1 BODY[] {${big.length}}\r\n`)
+        assert.ok(out.subarray(0, head.length).equals(head), out.subarray(0, 80).toString())
+        assert.ok(
+          out.subarray(head.length, head.length + big.length).equals(big),
+          'the bytes come back unchanged',
+        )
+        assert.equal(out.subarray(head.length + big.length).toString(), ')\r\nf1 OK FETCH completed.\r\n')
+        c.close()
+      } finally {
+        await f.close()
+      }
+    })
+
     it('closes sessions that stay silent: before log-in and while idle (RFC 9051 5.4)', async () => {
       const f = await imapFixture(dialect, {
         env: { POSTERN_IMAP_LOGIN_TIMEOUT_MS: '1000', POSTERN_IMAP_IDLE_TIMEOUT_MS: '1500' },

@@ -18,7 +18,7 @@ import { bodyStructureAtom } from '../fetch/bodystructure.ts'
 import { envelopeOf } from '../fetch/envelope.ts'
 import { partialOf, sectionBytes } from '../fetch/section.ts'
 import { imapFlags } from '../flags.ts'
-import { flagList, imapDateTime } from '../protocol/encoder.ts'
+import { encode, flagList, imapDateTime } from '../protocol/encoder.ts'
 import { itemsNeedBody, itemsSetSeen, parseFetchItems, sectionLabel } from '../protocol/fetch-items.ts'
 import { ImapSyntaxError, inRanges, sequenceRanges } from '../protocol/parser.ts'
 import type { FetchItem } from '../protocol/types.ts'
@@ -75,11 +75,20 @@ export const fetch: ImapCommand = {
       seqs = seqs.filter((n) => sel.modseqAt(n) > since)
     }
     if (call.uid && !items.some((i) => i.kind === 'UID')) items.unshift({ kind: 'UID' })
-    const needBody = itemsNeedBody(items)
+    // A whole message asked for alone (BODY[], RFC822, BINARY[]) is streamed from the blob
+    // store, not read into memory: the other items first, the literal last.
+    const bodyItems = items.filter((i) => itemsNeedBody([i]))
+    const streamed =
+      bodyItems.length === 1 && isWhole(bodyItems[0] as FetchItem) ? (bodyItems[0] as FetchItem) : null
+    const needBody = itemsNeedBody(items) && !streamed
+    const rest = streamed ? items.filter((i) => i !== streamed) : items
     const setSeen = !sel.readOnly && itemsSetSeen(items)
     const wantFlags = items.some((i) => i.kind === 'FLAGS')
     // Only what the items need is read: FETCH 1:* (UID FLAGS), the commonest, reads flags only.
-    const needStored = needBody || items.some((i) => i.kind === 'INTERNALDATE' || i.kind === 'RFC822.SIZE')
+    const needStored =
+      needBody ||
+      streamed !== null ||
+      items.some((i) => i.kind === 'INTERNALDATE' || i.kind === 'RFC822.SIZE')
     for (let i = 0; i < seqs.length; i += BATCH) {
       const batch = seqs.slice(i, i + BATCH).filter((n) => n <= sel.exists)
       const ids = batch.map((n) => sel.messageIdAt(n))
@@ -109,7 +118,7 @@ export const fetch: ImapCommand = {
         if (!m) continue // deleted meanwhile: nothing to say until the EXPUNGE is reported
         const f = imapFlags(flags.get(id) ?? [], s.recent(sel, sel.uidAt(n)))
         const raw = needBody ? await readRaw(s, m) : null
-        const out = fetchValues(items, {
+        const out = fetchValues(rest, {
           uid: sel.uidAt(n),
           flags: f,
           modseq: sel.modseqAt(n),
@@ -118,12 +127,51 @@ export const fetch: ImapCommand = {
           setSeen: setSeen && !wantFlags,
           condstore: s.condstore,
         })
-        s.untagged(n, atom('FETCH'), out)
+        if (streamed) await streamWhole(s, n, out, streamed, m)
+        else s.untagged(n, atom('FETCH'), out)
         await s.flush()
       }
     }
     return undefined
   },
+}
+
+function isWhole(i: FetchItem): boolean {
+  if (i.kind === 'RFC822') return true
+  if (i.kind === 'SECTION') return i.section.part.length === 0 && !i.section.text && !i.partial
+  if (i.kind === 'BINARY') return i.part.length === 0 && !i.size && !i.partial
+  return false
+}
+
+/** `* n FETCH (<items> BODY[] {size}` + the blob's pieces as they are read + `)`. */
+async function streamWhole(s: ImapSession, n: number, out: ImapValue[], item: FetchItem, m: StoredMessage) {
+  const label = item.kind === 'SECTION' ? sectionLabel(item) : item.kind === 'BINARY' ? 'BINARY[]' : 'RFC822'
+  const head = out.map((v) => encode(v).toString('latin1')).join(' ')
+  const marker = item.kind === 'BINARY' ? '~' : ''
+  s.write(Buffer.from(`* ${n} FETCH (${head}${head ? ' ' : ''}${label} ${marker}{${m.size}}\r\n`, 'latin1'))
+  let sent = 0
+  let unflushed = 0
+  try {
+    for await (const piece of s.ctx.mail.blobs.stream(s.ref.org_id, m.blob_sha256)) {
+      const take = piece.subarray(0, Math.max(0, m.size - sent))
+      s.write(take)
+      sent += take.length
+      unflushed += take.length
+      if (unflushed >= 256 * 1024) {
+        await s.flush()
+        unflushed = 0
+      }
+    }
+  } catch (err) {
+    s.log.error({ err, message: m.id }, 'message bytes unreadable while streaming a FETCH')
+  }
+  if (sent !== m.size) {
+    // The literal cannot be completed truthfully: end the connection rather than send a lie.
+    s.log.error({ message: m.id, sent, size: m.size }, 'FETCH stream ended short; closing the connection')
+    s.drop('Server error reading a message.')
+    return
+  }
+  s.write(Buffer.from(')\r\n'))
 }
 
 async function readRaw(s: ImapSession, m: StoredMessage): Promise<Buffer> {

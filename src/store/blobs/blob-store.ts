@@ -13,6 +13,7 @@
 //   blobs at zero for longer than the grace period are deleted by collect().
 
 import { createHash, randomBytes } from 'node:crypto'
+import { createReadStream } from 'node:fs'
 import { join } from 'node:path'
 import type { Readable } from 'node:stream'
 import { type Kysely, sql, type Transaction } from 'kysely'
@@ -57,6 +58,12 @@ export interface BlobStore {
   /** Drops a staged blob that will not be committed. */
   discard(staged: StagedBlob): Promise<void>
   get(namespace: string, sha256: string): Promise<Buffer>
+  /**
+   * The bytes in pieces, for sending a large blob without holding it (IMAP FETCH BODY[]).
+   * The hash is checked as the pieces pass: a mismatch throws after the last one (what was
+   * sent cannot be taken back; the caller logs it and ends the response).
+   */
+  stream(namespace: string, sha256: string): AsyncIterable<Buffer>
   exists(namespace: string, sha256: string): Promise<boolean>
   /** +1 reference, inside the caller's transaction (the row exists since put). */
   addRef(db: Executor, namespace: string, sha256: string): Promise<void>
@@ -210,6 +217,9 @@ export function createBlobStore(opts: BlobStoreOptions): BlobStore {
         if (!row) throw new BlobNotFoundError(`blob ${namespace}/${sha256} not found`)
         return verify(namespace, sha256, Buffer.from(row.data))
       },
+      async *stream(namespace, sha256) {
+        yield await this.get(namespace, sha256)
+      },
       async exists(namespace, sha256) {
         checkAddress(namespace, sha256)
         const row = await db
@@ -319,6 +329,21 @@ export function createBlobStore(opts: BlobStoreOptions): BlobStore {
         throw err
       }
       return verify(namespace, sha256, data)
+    },
+    async *stream(namespace, sha256) {
+      checkAddress(namespace, sha256)
+      const hash = createHash('sha256')
+      try {
+        for await (const piece of createReadStream(pathOf(namespace, sha256), { highWaterMark: 64 * 1024 })) {
+          hash.update(piece as Buffer)
+          yield piece as Buffer
+        }
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+          throw new BlobNotFoundError(`blob ${namespace}/${sha256} not found`)
+        throw err
+      }
+      if (hash.digest('hex') !== sha256) throw new BlobCorruptError(`blob ${namespace}/${sha256} is corrupt`)
     },
     async exists(namespace, sha256) {
       checkAddress(namespace, sha256)
