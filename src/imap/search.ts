@@ -4,7 +4,12 @@
 // words decoded), and BODY/TEXT through the full-text index (services/mailstore/text-search.ts).
 // Sequence numbers and \Recent are this session's, so they are answered here.
 
-import { flagsOf, type StoredMessage, storedMessages } from '../services/mailstore/folder-view.ts'
+import {
+  flagsOf,
+  folderFlags,
+  type StoredMessage,
+  storedMessages,
+} from '../services/mailstore/folder-view.ts'
 import { fullTextMatches } from '../services/mailstore/text-search.ts'
 import { inRanges, sequenceRanges } from './protocol/parser.ts'
 import type { DayDate, SearchKey } from './protocol/types.ts'
@@ -153,11 +158,13 @@ export async function searchSelected(s: ImapSession, sel: SelectedFolder, key: S
     }
   }
   const out: number[] = []
+  // Flags of a large folder in one query rather than one per batch.
+  const allFlags = needs.flags && sel.exists > BATCH ? await folderFlags(db, s.ref, sel.folder.id) : null
   for (let start = 1; start <= sel.exists; start += BATCH) {
     const seqs: number[] = []
     for (let n = start; n < start + BATCH && n <= sel.exists; n++) seqs.push(n)
     const ids = seqs.map((n) => sel.messageIdAt(n))
-    const flags = needs.flags ? await flagsOf(db, s.ref.org_id, ids) : null
+    const flags = allFlags ?? (needs.flags ? await flagsOf(db, s.ref.org_id, ids) : null)
     const stored = needs.stored || needs.header ? await storedMessages(db, s.ref.org_id, ids) : null
     for (const n of seqs) {
       const id = sel.messageIdAt(n)

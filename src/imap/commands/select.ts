@@ -10,6 +10,7 @@ import {
   changesSince,
   flagsOf,
   folderByName,
+  folderFlags,
   folderKeywords,
   openFolder,
 } from '../../services/mailstore/folder-view.ts'
@@ -114,17 +115,10 @@ async function firstUnseen(
   s: Parameters<ImapCommand['run']>[0],
   sel: SelectedFolder,
 ): Promise<number | null> {
-  const db = s.ctx.mail.store.db
-  for (let start = 1; start <= sel.exists; start += 500) {
-    const seqs: number[] = []
-    for (let n = start; n < start + 500 && n <= sel.exists; n++) seqs.push(n)
-    const flags = await flagsOf(
-      db,
-      s.ref.org_id,
-      seqs.map((n) => sel.messageIdAt(n)),
-    )
-    for (const n of seqs) if (!(flags.get(sel.messageIdAt(n)) ?? []).includes('\\Seen')) return n
-  }
+  if (sel.exists === 0) return null
+  const flags = await folderFlags(s.ctx.mail.store.db, s.ref, sel.folder.id)
+  for (let n = 1; n <= sel.exists; n++)
+    if (!(flags.get(sel.messageIdAt(n)) ?? []).includes('\\Seen')) return n
   return null
 }
 

@@ -324,3 +324,25 @@ export async function threadFields(
   }
   return out
 }
+
+/** Every flag and keyword set on the messages of a folder, in one query (messages with none are absent). */
+export async function folderFlags(
+  db: Tx,
+  a: MailAccountRef,
+  folderId: string,
+): Promise<Map<string, string[]>> {
+  const rows = await db
+    .selectFrom('folder_messages as fm')
+    .innerJoin('message_keywords as k', 'k.message_id', 'fm.message_id')
+    .select(['fm.message_id', 'k.keyword'])
+    .where('fm.folder_id', '=', folderId)
+    .where('fm.org_id', '=', a.org_id)
+    .execute()
+  const out = new Map<string, string[]>()
+  for (const r of rows) {
+    const list = out.get(r.message_id)
+    if (list) list.push(r.keyword)
+    else out.set(r.message_id, [r.keyword])
+  }
+  return out
+}
