@@ -1,14 +1,18 @@
-// The smtp role: the MX on port 25 (or its fallback). Submission (587/465) joins this list.
+// The smtp role: the MX on port 25, and submission on 587 (STARTTLS) and 465 (implicit TLS),
+// or their fallbacks. Submission is the same SMTP server with the submission policy: AUTH
+// required, mail queued for delivery (src/smtp/submission-handler.ts).
 
 import type { MailPort } from '../config/ports.ts'
+import { networkMatcher } from '../net/connect-guard.ts'
 import { createMxHandler } from '../smtp/mx-handler.ts'
 import { createSmtpServer, type SmtpServer } from '../smtp/server.ts'
+import { createSubmissionHandler } from '../smtp/submission-handler.ts'
 import type { Component } from './component.ts'
 import type { RoleContext } from './context.ts'
 import { listenMailPort } from './listen.ts'
 
 export function smtpComponents(ctx: RoleContext): Component[] {
-  return [mxComponent(ctx)]
+  return [mxComponent(ctx), submissionComponent(ctx)]
 }
 
 function mxComponent(ctx: RoleContext): Component {
@@ -35,6 +39,59 @@ function mxComponent(ctx: RoleContext): Component {
         ctx.notes,
       )
       return [{ name: 'smtp-mx', host: mx.host, port, tls: 'starttls' }]
+    },
+    stop: (deadlineMs) => smtp?.close(deadlineMs) ?? Promise.resolve(),
+  }
+}
+
+function submissionComponent(ctx: RoleContext): Component {
+  const { config, log, clock } = ctx
+  let smtp: SmtpServer | null = null
+  return {
+    name: 'smtp-submission',
+    async start() {
+      const plain = ctx.mailPorts.find((p) => p.name === 'smtp-submission') as MailPort
+      const implicit = ctx.mailPorts.find((p) => p.name === 'smtp-submissions') as MailPort
+      const subLog = log.child({ mod: 'submission' })
+      const server = createSmtpServer({
+        handler: createSubmissionHandler({
+          outbound: ctx.outbound,
+          login: {
+            store: ctx.store,
+            clock,
+            hasher: ctx.accounts.hasher,
+            throttle: ctx.accounts.throttle,
+            settings: { mailboxPasswordWith2fa: config.auth.mailbox_password_with_2fa },
+          },
+          plaintextAllowed: networkMatcher(config.auth.plaintext_allowed_from, 'auth.plaintext_allowed_from'),
+          log: subLog,
+          sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+          maxRecipients: config.smtp.max_recipients,
+        }),
+        // Mail clients are not spammers probing the greeting: no pause before it.
+        settings: { ...config.smtp, greeting_delay_ms: 0 },
+        hostname: config.hostname as string,
+        tls: () => ctx.tls.serverOptions(),
+        log: subLog,
+        now: () => clock.now(),
+      })
+      smtp = server
+      const p1 = await listenMailPort(
+        plain,
+        config.smtp.submission_port === null,
+        (p) => server.listen(p, plain.host),
+        ctx.notes,
+      )
+      const p2 = await listenMailPort(
+        implicit,
+        config.smtp.submissions_port === null,
+        (p) => server.listen(p, implicit.host, true),
+        ctx.notes,
+      )
+      return [
+        { name: 'smtp-submission', host: plain.host, port: p1, tls: 'starttls' },
+        { name: 'smtp-submissions', host: implicit.host, port: p2, tls: 'implicit' },
+      ]
     },
     stop: (deadlineMs) => smtp?.close(deadlineMs) ?? Promise.resolve(),
   }

@@ -33,6 +33,20 @@ export interface SessionInfo {
   tls: { protocol: string; cipher: string } | null
   /** Epoch milliseconds. */
   startedAt: number
+  /** Who logged in with AUTH (submission), or null. */
+  auth: string | null
+}
+
+/** AUTH (RFC 4954) for submission; an MX handler has none, and AUTH is then never offered. */
+export interface SmtpAuth {
+  /** Whether AUTH may be offered to this session now (TLS, or a trusted client address). */
+  offered(s: SessionInfo): boolean
+  /** Checks a name and secret; ok with the identity the session then carries, or the reply to send. */
+  login(
+    s: SessionInfo,
+    name: string,
+    secret: string,
+  ): Promise<{ ok: true; identity: string } | { ok: false; reply: SmtpReply }>
 }
 
 export interface MailFrom {
@@ -59,6 +73,10 @@ export interface RcptTo {
 }
 
 export interface SmtpHandler {
+  /** Present in submission mode only. */
+  auth?: SmtpAuth
+  /** The session ended (the handler forgets what it kept for it). */
+  onClose?(s: SessionInfo): void
   /** null accepts the connection; a reply refuses it (sent instead of the greeting, then close). */
   onConnect(s: SessionInfo): Promise<SmtpReply | null>
   /** null accepts (250 2.1.0). */

@@ -12,7 +12,7 @@
 // - Every socket has an 'error' listener from the moment it is accepted.
 
 import { randomBytes } from 'node:crypto'
-import { type AddressInfo, createServer, type Socket } from 'node:net'
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net'
 import type { SecureContextOptions } from 'node:tls'
 import type { Logger } from '../log/logger.ts'
 import { Connection } from './connection.ts'
@@ -37,7 +37,8 @@ export interface SmtpServerOptions {
 
 export interface SmtpServer {
   /** Binds and resolves with the bound port (port 0 picks one). */
-  listen(port: number, host: string): Promise<number>
+  /** `implicitTls`: TLS from the first byte (port 465, RFC 8314), before the greeting. */
+  listen(port: number, host: string, implicitTls?: boolean): Promise<number>
   /**
    * Stops accepting, answers 421 4.3.2 to idle sessions and to busy sessions at their next
    * command, waits up to `graceMs` for messages in flight, then destroys what is left.
@@ -60,10 +61,9 @@ export function createSmtpServer(opts: SmtpServerOptions): SmtpServer {
   let allClosed: (() => void) | null = null
 
   // allowHalfOpen: a client that sends QUIT and shuts down its side still gets the 221.
-  const server = createServer({ allowHalfOpen: true, noDelay: true }, accept)
-  server.on('error', (err) => log.error({ err }, 'SMTP listener error'))
+  const servers: Server[] = []
 
-  function accept(socket: Socket): void {
+  function accept(socket: Socket, implicitTls: boolean): void {
     socket.on('error', (err) => log.debug({ err }, 'SMTP socket error'))
     sockets.add(socket)
     socket.once('close', () => {
@@ -100,6 +100,7 @@ export function createSmtpServer(opts: SmtpServerOptions): SmtpServer {
       esmtp: false,
       tls: null,
       startedAt: now(),
+      auth: null,
     }
     const conn = new Connection(socket, {
       commandTimeoutMs: settings.command_timeout_ms,
@@ -108,6 +109,7 @@ export function createSmtpServer(opts: SmtpServerOptions): SmtpServer {
       log: clog,
       onClose: () => {
         sessions.delete(session)
+        handler.onClose?.(info)
         const left = (perAddress.get(address) ?? 1) - 1
         if (left > 0) perAddress.set(address, left)
         else perAddress.delete(address)
@@ -117,7 +119,20 @@ export function createSmtpServer(opts: SmtpServerOptions): SmtpServer {
     const session = new Session({ conn, handler, settings, hostname, tls: opts.tls, log: clog, info })
     sessions.add(session)
     clog.debug({ remote: address, port: info.remotePort }, 'SMTP connection')
-    void session.run()
+    if (!implicitTls) {
+      void session.run()
+      return
+    }
+    void (async () => {
+      const options = opts.tls()
+      const tls = options ? await conn.upgradeToTls(options) : null
+      if (!tls) {
+        conn.destroy()
+        return
+      }
+      info.tls = tls
+      await session.run()
+    })()
   }
 
   function refuse(socket: Socket, reply: Reply): void {
@@ -127,7 +142,12 @@ export function createSmtpServer(opts: SmtpServerOptions): SmtpServer {
   }
 
   return {
-    listen(port, host) {
+    listen(port, host, implicitTls = false) {
+      const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) =>
+        accept(socket, implicitTls),
+      )
+      server.on('error', (err) => log.error({ err }, 'SMTP listener error'))
+      servers.push(server)
       return new Promise((resolve, reject) => {
         server.once('error', reject)
         server.listen(port, host, () => {
@@ -139,7 +159,9 @@ export function createSmtpServer(opts: SmtpServerOptions): SmtpServer {
 
     async close(graceMs) {
       closing = true
-      const stopped = new Promise<void>((resolve) => server.close(() => resolve()))
+      const stopped = Promise.all(
+        servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
+      )
       const drained = new Promise<void>((resolve) => {
         allClosed = resolve
         if (sockets.size === 0) resolve()

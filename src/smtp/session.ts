@@ -28,6 +28,7 @@ import {
 } from './protocol/replies.ts'
 import { DEFAULT_BANNER, type SmtpSettings } from './settings.ts'
 import type { StepSession, Transaction } from './step-session.ts'
+import { auth } from './steps/auth.ts'
 import { bdat } from './steps/bdat.ts'
 import { data } from './steps/data.ts'
 import { ehlo } from './steps/hello.ts'
@@ -67,7 +68,7 @@ const STEPS: { [K in Command['kind']]: Step<K> } = {
   QUIT: (s) => s.end(REPLIES.bye(s.hostname)), // RFC 5321 4.1.1.10
   VRFY: (s) => s.reply(REPLIES.cannotVrfy), // RFC 5321 3.5.3: no user lookup, no harvesting
   HELP: (s) => s.reply(REPLIES.help),
-  AUTH: (s) => s.refuse(REPLIES.authUnavailable), // MX mode: AUTH is never offered
+  AUTH: auth, // refused unless the handler has an auth policy (submission); never on the MX
 }
 
 export class Session implements StepSession {
@@ -251,6 +252,8 @@ export class Session implements StepSession {
       'DSN',
     ]
     if (this.tlsAvailable()) list.push('STARTTLS')
+    // RFC 4954: AUTH only where the policy allows it now (after TLS, or from a trusted address).
+    if (this.handler.auth?.offered(this.snapshot()) && !this.info.auth) list.push('AUTH PLAIN LOGIN')
     return list
   }
 
@@ -259,6 +262,7 @@ export class Session implements StepSession {
     this.tx = null
     this.info.helo = null
     this.info.esmtp = false
+    this.info.auth = null
   }
 }
 

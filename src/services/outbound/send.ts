@@ -220,7 +220,11 @@ async function prepare(
 }
 
 /** The mailbox an address belongs to (directly or through an alias reaching exactly one mailbox), or null. */
-async function senderMailbox(ctx: OutboundContext, address: string): Promise<string | null> {
+/** The mailbox an address sends as (itself, or the first local mailbox an alias of it delivers to). */
+export async function senderMailbox(
+  ctx: Pick<OutboundContext, 'store'>,
+  address: string,
+): Promise<string | null> {
   const r = await resolveRecipient(ctx.store, address)
   if (r.kind === 'mailbox') return r.mailbox_id
   if (r.kind === 'alias') {

@@ -23,7 +23,7 @@ export type Command =
   | { kind: 'BDAT'; size: number; last: boolean }
   | { kind: 'RSET' | 'NOOP' | 'QUIT' | 'STARTTLS' | 'HELP' | 'VRFY' }
   /** The mechanism only: an initial response is a secret and is dropped here. */
-  | { kind: 'AUTH'; mechanism: string }
+  | { kind: 'AUTH'; mechanism: string; initial: string | null }
 
 export type CommandErrorCode =
   | 'UNRECOGNIZED'
@@ -104,9 +104,10 @@ export function parseCommand(line: string, ctx: ParseContext): Command | Command
       if (verb === 'VRFY' && arg.trim() === '') return fail('SYNTAX', 'VRFY needs an argument') // RFC 5321 4.1.1.6
       return { kind: verb }
     case 'AUTH': {
-      const mechanism = arg.trim().split(' ')[0] ?? ''
+      const [mechanism = '', initial, extra] = arg.trim().split(/ +/)
       if (!/^[A-Za-z0-9_-]{1,20}$/.test(mechanism)) return fail('SYNTAX', 'AUTH needs a mechanism')
-      return { kind: 'AUTH', mechanism: mechanism.toUpperCase() }
+      if (extra !== undefined) return fail('SYNTAX', 'AUTH takes a mechanism and an initial response')
+      return { kind: 'AUTH', mechanism: mechanism.toUpperCase(), initial: initial ?? null }
     }
     default:
       if (NOT_IMPLEMENTED.has(verb)) return fail('NOT_IMPLEMENTED')

@@ -74,6 +74,16 @@ export const REPLIES = {
   notImplemented: r(502, '5.5.1', 'Command not implemented'),
   tlsUnavailable: r(502, '5.5.1', 'STARTTLS not available'),
   authUnavailable: r(502, '5.5.1', 'AUTH not available on this port'), // DESIGN.md: never on the MX port
+  // RFC 4954 and RFC 3207 for submission
+  authOk: r(235, '2.7.0', 'Authentication successful'),
+  authChallenge: (b64: string) => r(334, null, b64),
+  authAlready: r(503, '5.5.1', 'Already authenticated'),
+  authInTransaction: r(503, '5.5.1', 'AUTH is not allowed during a mail transaction'),
+  authMechanism: r(504, '5.5.4', 'Unrecognized authentication mechanism: use PLAIN or LOGIN'),
+  authCancelled: r(501, '5.7.0', 'Authentication cancelled'),
+  authBadResponse: r(501, '5.5.2', 'Cannot decode the response (base64 expected)'),
+  encryptionRequired: r(538, '5.7.11', 'Encryption required: use STARTTLS first, or port 465'),
+  authRequired: r(530, '5.7.0', 'Authentication required'),
   needHelo: r(503, '5.5.1', 'Send EHLO or HELO first'),
   needMail: r(503, '5.5.1', 'Send MAIL first'),
   nestedMail: r(503, '5.5.1', 'Sender already given, send RSET to start over'),

@@ -11,5 +11,5 @@ export function ehlo(s: StepSession, cmd: Extract<Command, { kind: 'EHLO' | 'HEL
   s.info.helo = cmd.domain
   s.info.esmtp = cmd.kind === 'EHLO'
   if (cmd.kind === 'HELO') s.reply(REPLIES.helo(s.hostname))
-  else s.reply(REPLIES.ehlo(s.hostname, s.extensions())) // RFC 5321 4.1.1.1, no AUTH in MX mode
+  else s.reply(REPLIES.ehlo(s.hostname, s.extensions())) // RFC 5321 4.1.1.1; AUTH in submission mode only
 }
