@@ -58,6 +58,33 @@ for (const dialect of DIALECTS) {
       }
     })
 
+    it('tells a mailbox that must change its password why it cannot log in, and locks out guessing', async () => {
+      const f = await imapFixture(dialect, { env: { POSTERN_AUTH_LOCKOUT_AFTER: '3' } })
+      try {
+        const r = await f.api.patch(`/v1/mailboxes/${f.ann.id}`, { force_pw_update: true })
+        assert.equal(r.status, 200, r.text)
+        const { c } = await RawImap.open(f.imapPort)
+        assert.equal(
+          await c.cmd('f1', `LOGIN ${f.ann.address} ${PASSWORD}`),
+          'f1 NO [ALERT] This mailbox must change its password before mail clients may log in: set a new one in the web app or ask your administrator.\r\n',
+        )
+        // Wrong passwords for bob count against the shared lock-out: then even the right one waits.
+        let locked = false
+        for (let i = 0; i < 3 && !locked; i++) {
+          const r = await c.cmd(`g${i}`, `LOGIN ${f.bob.address} wrong-${i}`, 15_000)
+          assert.match(r, /NO \[(AUTHENTICATIONFAILED|UNAVAILABLE)\]/)
+          locked = r.includes('UNAVAILABLE')
+        }
+        assert.match(
+          await c.cmd('g9', `LOGIN ${f.bob.address} ${PASSWORD}`, 15_000),
+          /^g9 NO \[UNAVAILABLE\] Too many failed log-ins/,
+        )
+        c.close()
+      } finally {
+        await f.close()
+      }
+    })
+
     it('authenticates with AUTHENTICATE PLAIN, with and without an initial response', async () => {
       const f = await imapFixture(dialect)
       try {

@@ -11,7 +11,7 @@ import { describe, it } from 'node:test'
 import nodemailer from 'nodemailer'
 import { DIALECTS } from '../helpers/dialects.ts'
 import { needs, requireTool, TOOLS } from '../helpers/tools.ts'
-import { type ImapFixture, imapFixture, PASSWORD } from '../imap/helpers.ts'
+import { type ImapFixture, imapFixture, PASSWORD, RawImap } from '../imap/helpers.ts'
 
 const port = (f: ImapFixture, name: string) => {
   const l = f.s.postern.listeners.find((x) => x.name === name)
@@ -106,6 +106,30 @@ for (const dialect of DIALECTS) {
         assert.equal(sent.body.data.length, 2, 'a copy of each in Sent')
         const emails = await f.api.get('/v1/emails')
         assert.ok(emails.body.data.length >= 2)
+      } finally {
+        await f.close()
+      }
+    })
+
+    it('does not store twice the Sent copy a client APPENDs after submitting', async () => {
+      const f = await imapFixture(dialect)
+      try {
+        const raw = `From: ${f.ann.address}\r\nTo: ${f.bob.address}\r\nSubject: Once\r\nMessage-ID: <once-1@hosted.example>\r\n\r\nHi\r\n`
+        const t = transport(f, false)
+        await t.sendMail({ envelope: { from: f.ann.address, to: [f.bob.address] }, raw })
+        t.close()
+        const { c } = await RawImap.open(f.imapPort)
+        await c.login(f.ann.address)
+        const before = await c.cmd('s1', 'STATUS Sent (MESSAGES UIDNEXT)')
+        assert.match(before, /MESSAGES 1 UIDNEXT 2/)
+        c.write(`a1 APPEND Sent (\\Seen) {${raw.length}+}\r\n${raw}\r\n`)
+        assert.match(
+          await c.until('a1'),
+          /^a1 OK \[APPENDUID \d+ 1\] /,
+          'the copy already there is the answer',
+        )
+        assert.match(await c.cmd('s2', 'STATUS Sent (MESSAGES)'), /MESSAGES 1\)/)
+        c.close()
       } finally {
         await f.close()
       }

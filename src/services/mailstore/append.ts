@@ -24,6 +24,9 @@ export function discardUpload(ctx: Pick<MessagesContext, 'blobs'>, staged: Stage
   return ctx.blobs.discard(staged)
 }
 
+/** How far back an APPEND to Sent looks for the same message filed by submission. */
+const SENT_TWIN_MS = 3_600_000
+
 export interface AppendInput {
   staged: StagedBlob
   flags: readonly string[]
@@ -45,6 +48,24 @@ export async function appendMessage(
     return await ctx.store.db.transaction().execute(async (tx) => {
       const folder = await folderById(tx, a, folderId)
       if (!folder) throw new ServiceError('not_found', 'FOLDER_NOT_FOUND', 'No such folder.')
+      // A mail client that submitted a message also APPENDs it to Sent, where submission
+      // already filed it: the copy with the same Message-ID from the last hour is the answer.
+      if (folder.role === 'sent' && parsed.message_id) {
+        const twin = await tx
+          .selectFrom('folder_messages as fm')
+          .innerJoin('messages as m', 'm.id', 'fm.message_id')
+          .select('fm.uid')
+          .where('fm.folder_id', '=', folder.id)
+          .where('fm.org_id', '=', a.org_id)
+          .where('m.mailbox_id', '=', a.mailbox_id)
+          .where('m.message_id_header', '=', parsed.message_id)
+          .where('m.created_at', '>', now - SENT_TWIN_MS)
+          .executeTakeFirst()
+        if (twin) {
+          await ctx.blobs.discard(staged).catch(() => {})
+          return { uidvalidity: folder.uidvalidity, uid: Number(twin.uid) }
+        }
+      }
       const box = await tx
         .selectFrom('mailboxes')
         .select(['quota_bytes', 'used_bytes'])
