@@ -16,11 +16,12 @@ import {
 } from '../../services/mailstore/folder-view.ts'
 import { AUTHENTICATED, type ImapCommand, ImapNo } from '../command.ts'
 import { imapFlags } from '../flags.ts'
+import { sharedSnapshot, shareSnapshot } from '../folder-snapshots.ts'
 import { flagList, quoteMailbox } from '../protocol/encoder.ts'
 import { ImapSyntaxError, inRanges, sequenceRanges } from '../protocol/parser.ts'
 import type { SequenceSet } from '../protocol/types.ts'
 import { atom } from '../protocol/values.ts'
-import { SelectedFolder } from '../selected.ts'
+import { SelectedFolder, type Snapshot, snapshotOf } from '../selected.ts'
 import { uidSetText } from '../sequence.ts'
 import type { ImapSession } from '../session.ts'
 
@@ -72,9 +73,18 @@ function makeSelect(readOnly: boolean): ImapCommand {
       const db = s.ctx.mail.store.db
       const f = await folderByName(db, s.ref, name)
       if (!f) throw new ImapNo(`No folder named ${name}.`, 'NONEXISTENT')
-      const opened = await openFolder(db, s.ref, f.id, !readOnly)
+      let shared: Snapshot | null = null
+      const opened = await openFolder(db, s.ref, f.id, !readOnly, (info) => {
+        shared = sharedSnapshot(info)
+        return shared !== null
+      })
       if (!opened) throw new ImapNo(`No folder named ${name}.`, 'NONEXISTENT')
-      const sel = new SelectedFolder(opened.folder, opened.entries, opened.recentFrom, readOnly)
+      let snapshot = shared as Snapshot | null
+      if (!snapshot || opened.entries) {
+        snapshot = snapshotOf(opened.entries ?? [])
+        shareSnapshot(opened.folder, snapshot)
+      }
+      const sel = new SelectedFolder(opened.folder, snapshot, opened.recentFrom, readOnly)
       for (const k of await folderKeywords(db, s.ref, f.id)) sel.keywords.add(k)
       writeFlags(s, sel)
       s.untagged(sel.exists, atom('EXISTS'))

@@ -110,7 +110,8 @@ async function entries(
 
 export interface OpenedFolder {
   folder: FolderInfo
-  entries: Entry[]
+  /** null when `reuse` said the caller already holds the list for this state of the folder. */
+  entries: Entry[] | null
   /** UIDs at or above this are \Recent to this session. */
   recentFrom: number
 }
@@ -124,6 +125,7 @@ export async function openFolder(
   a: MailAccountRef,
   folderId: string,
   readWrite: boolean,
+  reuse: (f: FolderInfo) => boolean = () => false,
 ): Promise<OpenedFolder | null> {
   return db.transaction().execute(async (tx) => {
     const folder = await folderById(tx, a, folderId)
@@ -135,7 +137,7 @@ export async function openFolder(
         .where('id', '=', folder.id)
         .where('org_id', '=', a.org_id)
         .execute()
-    const list = await entries(tx, a, folderId)
+    const list = reuse(folder) ? null : await entries(tx, a, folderId)
     // EXAMINE shows what is recent without claiming it.
     return { folder, entries: list, recentFrom: folder.recent_uid }
   })
