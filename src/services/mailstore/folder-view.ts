@@ -86,14 +86,18 @@ export async function folderById(db: Tx, a: MailAccountRef, id: string): Promise
   return row ? info(row) : null
 }
 
+/**
+ * The folder's memberships in UID order: all of them, or (modseqAbove) only those changed
+ * after a MODSEQ, read through the (folder_id, modseq) index and sorted here, so a change
+ * check on a large folder touches the changed rows only.
+ */
 async function entries(
   db: Tx,
   a: MailAccountRef,
   folderId: string,
-  fromUid = 1,
-  modseqAbove = -1,
+  modseqAbove: number | null = null,
 ): Promise<Entry[]> {
-  const rows = await db
+  let q = db
     .selectFrom('folder_messages as fm')
     .innerJoin('messages as m', 'm.id', 'fm.message_id')
     .select(['fm.uid', 'fm.modseq', 'fm.message_id'])
@@ -101,11 +105,14 @@ async function entries(
     .where('fm.org_id', '=', a.org_id)
     .where('m.mailbox_id', '=', a.mailbox_id)
     .where('m.deleted_at', 'is', null)
-    .where('fm.uid', '>=', fromUid)
-    .where('fm.modseq', '>', modseqAbove)
-    .orderBy('fm.uid')
-    .execute()
-  return rows.map((r) => ({ uid: Number(r.uid), modseq: Number(r.modseq), message_id: r.message_id }))
+  q = modseqAbove === null ? q.orderBy('fm.uid') : q.where('fm.modseq', '>', modseqAbove)
+  const out = (await q.execute()).map((r) => ({
+    uid: Number(r.uid),
+    modseq: Number(r.modseq),
+    message_id: r.message_id,
+  }))
+  if (modseqAbove !== null) out.sort((x, y) => x.uid - y.uid)
+  return out
 }
 
 export interface OpenedFolder {
@@ -161,7 +168,7 @@ export async function changesSince(
   const folder = await folderById(db, a, folderId)
   if (!folder) return null
   if (folder.highestmodseq <= modseq) return { folder, changed: [], vanished: [] }
-  const changed = await entries(db, a, folderId, 1, modseq)
+  const changed = await entries(db, a, folderId, modseq)
   const gone = await db
     .selectFrom('expunged')
     .select('uid')
