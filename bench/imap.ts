@@ -11,6 +11,10 @@
 //   too), for S seconds (--seconds, 10); reports commands/s and p50/p99 latency.
 // --dialect sqlite|postgres (sqlite; postgres needs POSTERN_DATABASE_URL or
 // POSTERN_TEST_DATABASE_URL).
+// Dovecot (--with-dovecot) is expected on 127.0.0.1:10143 as ../shared/bench-peers sets it up,
+// with `protocol imap { mail_max_userip_connections = 1000 }` added to its dovecot.conf:
+// its default of 10 sessions per user and address is fewer than the commands mode opens.
+// Dovecot's RSS is that of its master process only (it forks a process per session).
 
 import { fork } from 'node:child_process'
 import { readFileSync } from 'node:fs'
