@@ -11,8 +11,10 @@ import {
   storedMessages,
 } from '../services/mailstore/folder-view.ts'
 import { fullTextMatches } from '../services/mailstore/text-search.ts'
-import { inRanges, sequenceRanges } from './protocol/parser.ts'
-import type { DayDate, SearchKey } from './protocol/types.ts'
+import { ImapNo } from './command.ts'
+import { type ArgReader, inRanges, sequenceRanges } from './protocol/parser.ts'
+import { BadCharsetError, parseSearch } from './protocol/search-keys.ts'
+import type { DayDate, SearchKey, SearchProgram } from './protocol/types.ts'
 import type { SelectedFolder } from './selected.ts'
 import type { ImapSession } from './session.ts'
 
@@ -23,6 +25,30 @@ interface Needs {
   stored: boolean
   header: boolean
   text: string[]
+}
+
+const BADCHARSET = 'BADCHARSET (US-ASCII UTF-8)'
+
+/**
+ * Reads a search program to the end of the command: SEARCH's optional CHARSET, or (SORT and
+ * THREAD, RFC 5256) a charset that comes first and must be given; an unknown one is
+ * NO [BADCHARSET].
+ */
+export function readProgram(r: ArgReader, charsetFirst: boolean): SearchKey {
+  if (charsetFirst) {
+    const charset = r.astring().toUpperCase()
+    if (charset !== 'UTF-8' && charset !== 'US-ASCII') throw new ImapNo('Unsupported charset.', BADCHARSET)
+    r.space()
+  }
+  let program: SearchProgram
+  try {
+    program = parseSearch(r)
+  } catch (err) {
+    if (err instanceof BadCharsetError) throw new ImapNo('Unsupported charset.', BADCHARSET)
+    throw err
+  }
+  r.end()
+  return program.key
 }
 
 /** True when the program has a MODSEQ key (the answer then carries the highest MODSEQ, RFC 7162 3.1.5). */

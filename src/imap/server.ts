@@ -102,7 +102,7 @@ export function createImapServer(ctx: ImapContext): ImapServer {
           return
         }
       }
-      await s.run({ preauth: false })
+      await s.run()
     })()
   }
 

@@ -174,8 +174,7 @@ export class ImapSession {
 
   // --- life ---------------------------------------------------------------------------------
 
-  async run(greeting: { preauth: false }): Promise<void> {
-    void greeting
+  async run(): Promise<void> {
     this.status('OK', 'Postern IMAP ready.', `CAPABILITY ${this.capabilities().join(' ')}`)
     // Log-in must happen within the time, whatever the client sends meanwhile.
     const deadline = setTimeout(() => {

@@ -3,8 +3,7 @@
 
 import { type ImapCommand, ImapNo, SELECTED } from '../command.ts'
 import { ImapSyntaxError } from '../protocol/parser.ts'
-import { BadCharsetError, parseSearch } from '../protocol/search-keys.ts'
-import { searchSelected, usesModseq } from '../search.ts'
+import { readProgram, searchSelected, usesModseq } from '../search.ts'
 import { uidSetText } from '../sequence.ts'
 
 export const search: ImapCommand = {
@@ -35,18 +34,10 @@ export const search: ImapCommand = {
       if (returns.size === 0) returns.add('ALL')
       r.space()
     }
-    let program: ReturnType<typeof parseSearch>
-    try {
-      program = parseSearch(r)
-    } catch (err) {
-      if (err instanceof BadCharsetError)
-        throw new ImapNo('Unsupported charset.', 'BADCHARSET (US-ASCII UTF-8)')
-      throw err
-    }
-    r.end()
-    const withModseq = usesModseq(program.key)
+    const key = readProgram(r, false)
+    const withModseq = usesModseq(key)
     if (withModseq) s.condstore = true
-    const seqs = await searchSelected(s, sel, program.key)
+    const seqs = await searchSelected(s, sel, key)
     const out = call.uid ? seqs.map((n) => sel.uidAt(n)) : seqs
     const highest = seqs.reduce((m, n) => Math.max(m, sel.modseqAt(n)), 0)
     if (returns) {

@@ -9,8 +9,7 @@ import { storedMessages } from '../../services/mailstore/folder-view.ts'
 import { type ImapCommand, ImapNo, SELECTED } from '../command.ts'
 import { parseAddressList } from '../fetch/envelope.ts'
 import { ImapSyntaxError } from '../protocol/parser.ts'
-import { BadCharsetError, parseSearch } from '../protocol/search-keys.ts'
-import { headerMap, searchSelected } from '../search.ts'
+import { headerMap, readProgram, searchSelected } from '../search.ts'
 
 const KEYS = new Set(['ARRIVAL', 'CC', 'DATE', 'FROM', 'SIZE', 'SUBJECT', 'TO', 'DISPLAYFROM', 'DISPLAYTO'])
 
@@ -52,20 +51,8 @@ export const sort: ImapCommand = {
     }
     r.closeList()
     r.space()
-    const charset = r.astring().toUpperCase()
-    if (charset !== 'UTF-8' && charset !== 'US-ASCII')
-      throw new ImapNo('Unsupported charset.', 'BADCHARSET (US-ASCII UTF-8)')
-    r.space()
-    let program: ReturnType<typeof parseSearch>
-    try {
-      program = parseSearch(r)
-    } catch (err) {
-      if (err instanceof BadCharsetError)
-        throw new ImapNo('Unsupported charset.', 'BADCHARSET (US-ASCII UTF-8)')
-      throw err
-    }
-    r.end()
-    const seqs = await searchSelected(s, sel, program.key)
+    const key = readProgram(r, true)
+    const seqs = await searchSelected(s, sel, key)
     const needHeaders = criteria.some((c) => c.key !== 'ARRIVAL' && c.key !== 'SIZE')
     const db = s.ctx.mail.store.db
     const keyed: { seq: number; values: Value[] }[] = []

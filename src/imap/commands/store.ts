@@ -57,6 +57,7 @@ export const store: ImapCommand = {
     if (s.stale) await s.sync(false)
     const result = await storeFlags(s.ctx.mail, s.ref, sel.folder.id, uids, mode, flags, unchangedSince)
     const modified = new Set(result.modified)
+    const changed = new Set(result.changed)
     // ... then our own change is taken in without being reported as someone else's. No
     // EXPUNGE here: sequence numbers must hold until the responses below are written.
     await s.sync(false, new Set(uids))
@@ -68,7 +69,7 @@ export const store: ImapCommand = {
       for (const n of live) {
         const uid = sel.uidAt(n)
         if (modified.has(uid)) continue
-        if (m[2] && !result.changed.includes(uid)) continue
+        if (m[2] && !changed.has(uid)) continue
         const f = imapFlags(now.get(sel.messageIdAt(n)) ?? [], s.recent(sel, uid))
         const items: ImapValue[] = m[2] ? [] : [atom('FLAGS'), flagList(f)]
         if (s.condstore) items.push(atom('MODSEQ'), [sel.modseqAt(n)])

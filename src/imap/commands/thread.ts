@@ -3,8 +3,7 @@
 import { threadFields } from '../../services/mailstore/folder-view.ts'
 import { type ImapCommand, ImapNo, SELECTED } from '../command.ts'
 import { ImapSyntaxError } from '../protocol/parser.ts'
-import { BadCharsetError, parseSearch } from '../protocol/search-keys.ts'
-import { searchSelected } from '../search.ts'
+import { readProgram, searchSelected } from '../search.ts'
 import { type ThreadInput, threadReferences } from '../thread.ts'
 
 export const thread: ImapCommand = {
@@ -20,20 +19,8 @@ export const thread: ImapCommand = {
     if (algorithm !== 'REFERENCES')
       throw new ImapSyntaxError(`Unknown threading algorithm ${algorithm}; this server offers REFERENCES.`)
     r.space()
-    const charset = r.astring().toUpperCase()
-    if (charset !== 'UTF-8' && charset !== 'US-ASCII')
-      throw new ImapNo('Unsupported charset.', 'BADCHARSET (US-ASCII UTF-8)')
-    r.space()
-    let program: ReturnType<typeof parseSearch>
-    try {
-      program = parseSearch(r)
-    } catch (err) {
-      if (err instanceof BadCharsetError)
-        throw new ImapNo('Unsupported charset.', 'BADCHARSET (US-ASCII UTF-8)')
-      throw err
-    }
-    r.end()
-    const seqs = await searchSelected(s, sel, program.key)
+    const key = readProgram(r, true)
+    const seqs = await searchSelected(s, sel, key)
     const fields = await threadFields(
       s.ctx.mail.store.db,
       s.ref.org_id,
