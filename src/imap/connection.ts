@@ -9,8 +9,9 @@
 // - Every socket has 'error' handled from the moment it exists; close runs once.
 
 import type { Socket } from 'node:net'
-import { createSecureContext, type SecureContext, type SecureContextOptions, TLSSocket } from 'node:tls'
+import type { SecureContextOptions } from 'node:tls'
 import type { Logger } from '../log/logger.ts'
+import { serverTlsSocket, tlsInfo } from '../tls/server-socket.ts'
 
 /** Unsent bytes above which writers wait for the client to read. */
 export const HIGH_WATER = 256 * 1024
@@ -20,8 +21,6 @@ export interface ConnectionEvents {
   onEnd(): void
   onClose(): void
 }
-
-const contexts = new WeakMap<SecureContextOptions, SecureContext>()
 
 export class ImapConnection {
   private socket: Socket
@@ -124,34 +123,15 @@ export class ImapConnection {
       raw.writableLength === 0 ? resolve() : raw.once('drain', () => resolve()),
     )
     if (this.closed) return null
-    let secureContext = (options as { secureContext?: SecureContext }).secureContext ?? contexts.get(options)
-    if (!secureContext) {
-      secureContext = createSecureContext(options)
-      contexts.set(options, secureContext)
-    }
-    const tls = new TLSSocket(raw, { ...options, secureContext, isServer: true, requestCert: false })
+    const { tls, secured } = serverTlsSocket(raw, options, timeoutMs)
     this.socket = tls
     this.attach(tls)
-    const ok = await new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), timeoutMs)
-      timer.unref()
-      const done = (result: boolean) => {
-        clearTimeout(timer)
-        tls.off('secure', onSecure)
-        tls.off('close', onFail)
-        resolve(result)
-      }
-      const onSecure = () => done(true)
-      const onFail = () => done(false)
-      tls.once('secure', onSecure)
-      tls.once('close', onFail)
-    })
-    if (!ok || this.closed) {
+    if (!(await secured) || this.closed) {
       this.log.debug('TLS handshake failed')
       tls.destroy()
       return null
     }
-    this.tls = { protocol: tls.getProtocol() ?? 'unknown', cipher: tls.getCipher()?.name ?? 'unknown' }
+    this.tls = tlsInfo(tls)
     return this.tls
   }
 

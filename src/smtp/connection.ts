@@ -19,8 +19,9 @@
 //   TLS handshake stays in the socket and reaches the TLS layer.
 
 import type { Socket } from 'node:net'
-import { createSecureContext, type SecureContext, type SecureContextOptions, TLSSocket } from 'node:tls'
+import type { SecureContextOptions } from 'node:tls'
 import type { Logger } from '../log/logger.ts'
+import { serverTlsSocket, tlsInfo } from '../tls/server-socket.ts'
 
 /** Why input stopped: the client closed, a timeout, or the server is shutting down. */
 export type Interruption = 'eof' | 'timeout' | 'shutdown'
@@ -50,9 +51,6 @@ const CRLF = Buffer.from('\r\n')
 const CR = 13
 
 type WaitKind = 'command' | 'data' | 'other'
-
-/** Secure contexts made from options that carry none, reused while tls() returns the same object. */
-const contexts = new WeakMap<SecureContextOptions, SecureContext>()
 
 export class Connection {
   socket: Socket
@@ -227,33 +225,15 @@ export class Connection {
     if (this.closed) return null
     raw.off('data', this.onData)
     raw.off('end', this.onEnd)
-    let secureContext = (options as { secureContext?: SecureContext }).secureContext ?? contexts.get(options)
-    if (!secureContext) {
-      secureContext = createSecureContext(options)
-      contexts.set(options, secureContext)
-    }
-    const tls = new TLSSocket(raw, { ...options, secureContext, isServer: true, requestCert: false })
+    const { tls, secured } = serverTlsSocket(raw, options, this.opts.commandTimeoutMs)
     this.socket = tls
     this.attach(tls)
-    const ok = await new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), this.opts.commandTimeoutMs).unref()
-      const done = (result: boolean) => {
-        clearTimeout(timer)
-        tls.off('secure', onSecure)
-        tls.off('close', onFail)
-        resolve(result)
-      }
-      const onSecure = () => done(true)
-      const onFail = () => done(false)
-      tls.once('secure', onSecure)
-      tls.once('close', onFail)
-    })
-    if (!ok || this.closed) {
+    if (!(await secured) || this.closed) {
       this.opts.log.debug('TLS handshake failed')
       tls.destroy()
       return null
     }
-    return { protocol: tls.getProtocol() ?? 'unknown', cipher: tls.getCipher()?.name ?? 'unknown' }
+    return tlsInfo(tls)
   }
 
   // ---- internals ------------------------------------------------------------------------------
