@@ -4,12 +4,8 @@
 // words decoded), and BODY/TEXT through the full-text index (services/mailstore/text-search.ts).
 // Sequence numbers and \Recent are this session's, so they are answered here.
 
-import {
-  flagsOf,
-  folderFlags,
-  type StoredMessage,
-  storedMessages,
-} from '../services/mailstore/folder-view.ts'
+import { folderMessages } from '../services/mailstore/folder-index.ts'
+import { type StoredMessage, storedMessages } from '../services/mailstore/folder-view.ts'
 import { fullTextMatches } from '../services/mailstore/text-search.ts'
 import { ImapNo } from './command.ts'
 import { type ArgReader, inRanges, sequenceRanges } from './protocol/parser.ts'
@@ -19,8 +15,10 @@ import type { SelectedFolder } from './selected.ts'
 import type { ImapSession } from './session.ts'
 
 const BATCH = 200
+const NONE: readonly string[] = []
 
 interface Needs {
+  /** Flags or sizes: from the folder index. */
   flags: boolean
   stored: boolean
   header: boolean
@@ -82,7 +80,7 @@ function needsOf(k: SearchKey, n: Needs): void {
       if (k.which === 'sent') n.header = true
       break
     case 'size':
-      n.stored = true
+      n.flags = true
       break
     case 'header':
       n.header = true
@@ -101,7 +99,9 @@ interface Row {
   seq: number
   uid: number
   id: string
-  flags: string[]
+  /** Flags and keywords, lower-cased. */
+  lower: readonly string[]
+  size: number
   stored: StoredMessage | undefined
   header: Map<string, string[]> | null
 }
@@ -109,8 +109,13 @@ interface Row {
 const dayStart = (d: DayDate) => Date.UTC(d.year, d.month - 1, d.day)
 const DAY = 86_400_000
 
-/** Sequence numbers matching the program, ascending. */
-export async function searchSelected(s: ImapSession, sel: SelectedFolder, key: SearchKey): Promise<number[]> {
+/** Sequence numbers matching the program, ascending (and their UIDs into `uidsOut` when given). */
+export async function searchSelected(
+  s: ImapSession,
+  sel: SelectedFolder,
+  key: SearchKey,
+  uidsOut?: number[],
+): Promise<number[]> {
   const needs: Needs = { flags: false, stored: false, header: false, text: [] }
   needsOf(key, needs)
   const db = s.ctx.mail.store.db
@@ -138,12 +143,12 @@ export async function searchSelected(s: ImapSession, sel: SelectedFolder, key: S
         return !test(k.key, m)
       case 'flag': {
         const want = k.flag.toLowerCase()
-        return m.flags.some((f) => f.toLowerCase() === want) === k.set
+        return m.lower.includes(want) === k.set
       }
       case 'recent':
         return sel.isRecent(m.uid) === k.set
       case 'new':
-        return sel.isRecent(m.uid) && !m.flags.includes('\\Seen')
+        return sel.isRecent(m.uid) && !m.lower.includes('\\seen')
       case 'seq':
         return inRanges(rangesOf(k), m.seq)
       case 'uid':
@@ -151,8 +156,7 @@ export async function searchSelected(s: ImapSession, sel: SelectedFolder, key: S
       case 'modseq':
         return sel.modseqAt(m.seq) >= k.n
       case 'size': {
-        const size = m.stored?.size ?? 0
-        return k.cmp === 'larger' ? size > k.n : size < k.n
+        return k.cmp === 'larger' ? m.size > k.n : m.size < k.n
       }
       case 'date': {
         const at = k.which === 'internal' ? m.stored?.received_at : headerDay(m.header)
@@ -184,21 +188,50 @@ export async function searchSelected(s: ImapSession, sel: SelectedFolder, key: S
     }
   }
   const out: number[] = []
-  // Flags of a large folder in one query rather than one per batch.
-  const allFlags = needs.flags && sel.exists > BATCH ? await folderFlags(db, s.ref, sel.folder.id) : null
+  // Flags and sizes from the folder index (kept in memory, brought up to date here); dates,
+  // headers and text per batch of messages, only when a key needs them.
+  const index = needs.flags ? await folderMessages(db, s.ref, sel.folder.id) : null
+  const slow = needs.stored || needs.header || needs.text.length > 0
+  const row: Row = { seq: 0, uid: 0, id: '', lower: NONE, size: 0, stored: undefined, header: null }
+  if (!slow) {
+    // Flags, sizes, sequence numbers and UIDs only: one walk over the list, nothing to read.
+    sel.forEachListed((seq, uid) => {
+      row.seq = seq
+      row.uid = uid
+      const ix = index?.get(uid)
+      row.lower = ix?.lower ?? NONE
+      row.size = ix?.size ?? 0
+      if (test(key, row)) {
+        out.push(seq)
+        uidsOut?.push(uid)
+      }
+    })
+    return out
+  }
   for (let start = 1; start <= sel.exists; start += BATCH) {
-    const seqs: number[] = []
-    for (let n = start; n < start + BATCH && n <= sel.exists; n++) seqs.push(n)
-    const ids = seqs.map((n) => sel.messageIdAt(n))
-    const flags = allFlags ?? (needs.flags ? await flagsOf(db, s.ref.org_id, ids) : null)
-    const stored = needs.stored || needs.header ? await storedMessages(db, s.ref.org_id, ids) : null
-    for (const n of seqs) {
-      const id = sel.messageIdAt(n)
-      const st = stored?.get(id)
-      let header: Map<string, string[]> | null = null
-      if (needs.header && st) header = headerMap(await s.ctx.mail.blobs.get(s.ref.org_id, st.blob_sha256))
-      const row: Row = { seq: n, uid: sel.uidAt(n), id, flags: flags?.get(id) ?? [], stored: st, header }
-      if (test(key, row)) out.push(n)
+    const end = Math.min(start + BATCH - 1, sel.exists)
+    let stored: Map<string, StoredMessage> | null = null
+    if (needs.stored || needs.header) {
+      const ids: string[] = []
+      for (let n = start; n <= end; n++) ids.push(sel.messageIdAt(n))
+      stored = await storedMessages(db, s.ref.org_id, ids)
+    }
+    for (let n = start; n <= end; n++) {
+      row.seq = n
+      row.uid = sel.uidAt(n)
+      const ix = index?.get(row.uid)
+      row.lower = ix?.lower ?? NONE
+      row.size = ix?.size ?? 0
+      row.id = sel.messageIdAt(n)
+      row.stored = stored?.get(row.id)
+      row.header =
+        needs.header && row.stored
+          ? headerMap(await s.ctx.mail.blobs.get(s.ref.org_id, row.stored.blob_sha256))
+          : null
+      if (test(key, row)) {
+        out.push(n)
+        uidsOut?.push(row.uid)
+      }
     }
   }
   return out

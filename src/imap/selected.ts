@@ -202,6 +202,22 @@ export class SelectedFolder {
     return this.tailModseqs[k - bv] as number
   }
 
+  /** Calls fn for every listed message in order, in one linear walk (no lookups per message). */
+  forEachListed(fn: (seq: number, uid: number) => void): void {
+    const r = this.removed
+    const u = this.base.uids
+    let seq = 0
+    let k = 0
+    for (let i = 0; i < this.base.count; i++) {
+      if (k < r.length && r[k] === i) {
+        k++
+        continue
+      }
+      fn(++seq, u[i] as number)
+    }
+    for (const uid of this.tailUids) fn(++seq, uid)
+  }
+
   /** The highest UID listed (0 when empty): the value of `*` in UID sets. */
   get maxUid(): number {
     if (this.tailUids.length) return this.tailUids[this.tailUids.length - 1] as number

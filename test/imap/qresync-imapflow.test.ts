@@ -114,7 +114,8 @@ for (const dialect of DIALECTS) {
         // messages (u1 and the rest) are not.
         const newUids = [...flagged.keys()].filter((u) => u >= seen.uidNext)
         assert.equal(newUids.length, 1, 'the new message is reported once')
-        flagged.delete(newUids[0])
+        const newUid = newUids[0] as number
+        flagged.delete(newUid)
         assert.deepEqual(
           [...flagged.entries()].sort((a, b) => a[0] - b[0]),
           [
@@ -124,7 +125,7 @@ for (const dialect of DIALECTS) {
           ],
           'exactly the changed flags',
         )
-        assert.ok(!flagged.has(u1))
+        assert.ok(!flagged.has(u1 as number))
         assert.equal(box.exists, 9, '10 - 2 expunged + 1 delivered')
 
         // The new mail is fetched by UID from the remembered UIDNEXT.
@@ -143,7 +144,7 @@ for (const dialect of DIALECTS) {
           changed.push(m.uid)
         assert.deepEqual(
           changed.sort((a, b) => a - b),
-          [u2, u3, u6, newUids[0]],
+          [u2, u3, u6, newUid],
         )
         await again.logout()
 

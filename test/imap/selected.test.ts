@@ -27,6 +27,15 @@ function check(sel: SelectedFolder, model: Entry[]) {
     assert.equal(sel.modseqAt(i + 1), e.modseq, `modseq of uid ${e.uid} at ${i + 1} of ${model.length}`)
     assert.equal(sel.seqOf(e.uid), i + 1)
   }
+  const walked: number[] = []
+  sel.forEachListed((seq, uid) => {
+    assert.equal(seq, walked.length + 1)
+    walked.push(uid)
+  })
+  assert.deepEqual(
+    walked,
+    model.map((e) => e.uid),
+  )
 }
 
 describe('selected folder list', () => {

@@ -5,7 +5,6 @@
 import { copyMessages } from '../../services/mailstore/copy.ts'
 import { folderByName } from '../../services/mailstore/folder-view.ts'
 import { type ImapCommand, ImapNo, SELECTED } from '../command.ts'
-import { atom } from '../protocol/values.ts'
 import { resolveSet, uidSetText } from '../sequence.ts'
 
 function makeCopy(move: boolean): ImapCommand {

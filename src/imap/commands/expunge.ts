@@ -4,7 +4,6 @@
 
 import { expungeDeleted } from '../../services/mailstore/expunge.ts'
 import { type ImapCommand, ImapNo, SELECTED } from '../command.ts'
-import { atom } from '../protocol/values.ts'
 import { resolveSet } from '../sequence.ts'
 
 export const expunge: ImapCommand = {

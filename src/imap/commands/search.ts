@@ -37,9 +37,10 @@ export const search: ImapCommand = {
     const key = readProgram(r, false)
     const withModseq = usesModseq(key)
     if (withModseq) s.condstore = true
-    const seqs = await searchSelected(s, sel, key)
-    const out = call.uid ? seqs.map((n) => sel.uidAt(n)) : seqs
-    const highest = seqs.reduce((m, n) => Math.max(m, sel.modseqAt(n)), 0)
+    const uids: number[] = []
+    const seqs = await searchSelected(s, sel, key, call.uid ? uids : undefined)
+    const out = call.uid ? uids : seqs
+    const highest = withModseq ? seqs.reduce((m, n) => Math.max(m, sel.modseqAt(n)), 0) : 0
     if (returns) {
       let line = `* ESEARCH (TAG "${call.tag}")${call.uid ? ' UID' : ''}`
       if (out.length && returns.has('MIN')) line += ` MIN ${out[0]}`

@@ -6,11 +6,11 @@
 // (RFC 7162 3.2.5) adds what changed since that MODSEQ: VANISHED (EARLIER) for the UIDs
 // expunged, then FETCH (UID FLAGS MODSEQ) for the messages changed or added.
 
+import { folderMessages } from '../../services/mailstore/folder-index.ts'
 import {
   changesSince,
   flagsOf,
   folderByName,
-  folderFlags,
   folderKeywords,
   openFolder,
 } from '../../services/mailstore/folder-view.ts'
@@ -126,9 +126,8 @@ async function firstUnseen(
   sel: SelectedFolder,
 ): Promise<number | null> {
   if (sel.exists === 0) return null
-  const flags = await folderFlags(s.ctx.mail.store.db, s.ref, sel.folder.id)
-  for (let n = 1; n <= sel.exists; n++)
-    if (!(flags.get(sel.messageIdAt(n)) ?? []).includes('\\Seen')) return n
+  const index = await folderMessages(s.ctx.mail.store.db, s.ref, sel.folder.id)
+  for (let n = 1; n <= sel.exists; n++) if (!index.get(sel.uidAt(n))?.seen) return n
   return null
 }
 

@@ -1,12 +1,4 @@
-// The IMAP view of one mailbox's folders: names, UIDVALIDITY/UIDNEXT/HIGHESTMODSEQ, the
-// UID-ordered list of a folder's messages (the session's sequence numbers are positions in
-// it), and what changed since a MODSEQ (new and re-flagged memberships, tombstones). Reads only;
-// every write goes through services/messages/folder-ops.ts (flags.ts, copy.ts, ... here).
-// Invariants: every query is scoped by the account's org and mailbox; messages being deleted
-// (deleted_at set) are not listed.
-
-import type { Kysely } from 'kysely'
-import type { Database, Folder } from '../../store/schema.ts'
+import type { Folder } from '../../store/schema.ts'
 import type { MessagesContext, Tx } from '../messages/context.ts'
 
 /** The mailbox a mail client logged in to. */
@@ -330,28 +322,6 @@ export async function threadFields(
         subject: r.subject,
         date: Number(r.sent_at ?? r.received_at),
       })
-  }
-  return out
-}
-
-/** Every flag and keyword set on the messages of a folder, in one query (messages with none are absent). */
-export async function folderFlags(
-  db: Tx,
-  a: MailAccountRef,
-  folderId: string,
-): Promise<Map<string, string[]>> {
-  const rows = await db
-    .selectFrom('folder_messages as fm')
-    .innerJoin('message_keywords as k', 'k.message_id', 'fm.message_id')
-    .select(['fm.message_id', 'k.keyword'])
-    .where('fm.folder_id', '=', folderId)
-    .where('fm.org_id', '=', a.org_id)
-    .execute()
-  const out = new Map<string, string[]>()
-  for (const r of rows) {
-    const list = out.get(r.message_id)
-    if (list) list.push(r.keyword)
-    else out.set(r.message_id, [r.keyword])
   }
   return out
 }

@@ -1,0 +1,229 @@
+// A process-wide, in-memory index of folders' memberships with their flags and sizes, so STATUS,
+// SELECT's counts and SEARCH over flags answer from memory instead of reading the whole folder
+// on every call (about 20 ms on 10,000 messages on SQLite, on the event loop).
+// Invariants:
+// - The store is the truth. Every use passes the folder row just read (FolderInfo); the index
+//   is brought up to it first: nothing to do when UIDVALIDITY, HIGHESTMODSEQ and UIDNEXT are
+//   unchanged, otherwise the memberships changed after the index's MODSEQ and the tombstones
+//   since then are read (the (folder_id, modseq) index) and applied. Every change a folder can
+//   see (a flag change, an arrival, an expunge) raises its HIGHESTMODSEQ (RFC 7162 3.1.2 and
+//   folder-ops.ts), so a change made by any process is picked up on the next use.
+// - Applying a change is idempotent (state is overwritten, not accumulated), so a change read
+//   twice (committed between the folder read and the changes read) does no harm.
+// - A new UIDVALIDITY rebuilds the folder's index from scratch.
+// - Memory is bounded: least recently used folders are dropped beyond MAX_ENTRIES messages.
+
+import type { Tx } from '../messages/context.ts'
+import { DELETED, SEEN } from '../messages/folder-ops.ts'
+import { type FolderInfo, folderById, type MailAccountRef } from './folder-view.ts'
+
+/** One membership of a folder as the index holds it. */
+export interface IndexedMessage {
+  readonly size: number
+  /** Flags and keywords as stored. */
+  readonly flags: readonly string[]
+  /** The same, lower-cased (flag names compare case-insensitively). */
+  readonly lower: readonly string[]
+  readonly seen: boolean
+  readonly deleted: boolean
+}
+
+export interface FolderCounts {
+  messages: number
+  seen: number
+  deleted: number
+  size: number
+}
+
+class FolderIndex {
+  uidvalidity = 0
+  modseq = 0
+  uidnext = 0
+  readonly byUid = new Map<number, IndexedMessage>()
+  counts: FolderCounts = { messages: 0, seen: 0, deleted: 0, size: 0 }
+
+  current(f: FolderInfo): boolean {
+    return f.uidvalidity === this.uidvalidity && f.highestmodseq === this.modseq && f.uidnext === this.uidnext
+  }
+
+  remove(uid: number): void {
+    const m = this.byUid.get(uid)
+    if (!m) return
+    this.byUid.delete(uid)
+    this.counts.messages--
+    this.counts.size -= m.size
+    if (m.seen) this.counts.seen--
+    if (m.deleted) this.counts.deleted--
+  }
+
+  put(uid: number, size: number, flags: string[]): void {
+    this.remove(uid)
+    const m: IndexedMessage = {
+      size,
+      flags,
+      lower: flags.map((f) => f.toLowerCase()),
+      seen: flags.includes(SEEN),
+      deleted: flags.includes(DELETED),
+    }
+    this.byUid.set(uid, m)
+    this.counts.messages++
+    this.counts.size += size
+    if (m.seen) this.counts.seen++
+    if (m.deleted) this.counts.deleted++
+  }
+}
+
+/** Messages held across all folders before the least recently used folders are dropped. */
+const MAX_ENTRIES = 250_000
+const folders = new Map<string, FolderIndex>()
+const inflight = new Map<string, Promise<FolderIndex>>()
+
+function touch(id: string, ix: FolderIndex): void {
+  folders.delete(id)
+  folders.set(id, ix)
+  let total = 0
+  for (const f of folders.values()) total += f.byUid.size
+  for (const [key, f] of folders) {
+    if (total <= MAX_ENTRIES || key === id) break
+    total -= f.byUid.size
+    folders.delete(key)
+  }
+}
+
+interface Row {
+  uid: number | string
+  message_id: string
+  size: number | string
+}
+
+/** Memberships (all, or changed after a MODSEQ) with their sizes, scoped to the account. */
+function memberships(db: Tx, a: MailAccountRef, folderId: string, modseqAbove: number | null) {
+  let q = db
+    .selectFrom('folder_messages as fm')
+    .innerJoin('messages as m', 'm.id', 'fm.message_id')
+    .select(['fm.uid', 'fm.message_id', 'm.size'])
+    .where('fm.folder_id', '=', folderId)
+    .where('fm.org_id', '=', a.org_id)
+    .where('m.mailbox_id', '=', a.mailbox_id)
+    .where('m.deleted_at', 'is', null)
+  if (modseqAbove !== null) q = q.where('fm.modseq', '>', modseqAbove)
+  return q.execute() as Promise<Row[]>
+}
+
+async function keywordsOf(db: Tx, a: MailAccountRef, folderId: string, ids: readonly string[] | null) {
+  const out = new Map<string, string[]>()
+  const add = (rows: { message_id: string; keyword: string }[]) => {
+    for (const r of rows) {
+      const list = out.get(r.message_id)
+      if (list) list.push(r.keyword)
+      else out.set(r.message_id, [r.keyword])
+    }
+  }
+  if (ids === null) {
+    add(
+      await db
+        .selectFrom('folder_messages as fm')
+        .innerJoin('message_keywords as k', 'k.message_id', 'fm.message_id')
+        .select(['fm.message_id', 'k.keyword'])
+        .where('fm.folder_id', '=', folderId)
+        .where('fm.org_id', '=', a.org_id)
+        .execute(),
+    )
+    return out
+  }
+  for (let i = 0; i < ids.length; i += 500)
+    add(
+      await db
+        .selectFrom('message_keywords')
+        .select(['message_id', 'keyword'])
+        .where('org_id', '=', a.org_id)
+        .where('message_id', 'in', ids.slice(i, i + 500))
+        .execute(),
+    )
+  return out
+}
+
+async function bringUp(db: Tx, a: MailAccountRef, f: FolderInfo, old: FolderIndex | undefined) {
+  const ix = old && old.uidvalidity === f.uidvalidity ? old : new FolderIndex()
+  const fresh = ix !== old
+  const since = fresh ? null : ix.modseq
+  const rows = await memberships(db, a, f.id, since)
+  const ids = rows.map((r) => r.message_id)
+  const kw = await keywordsOf(db, a, f.id, fresh ? null : ids)
+  if (since !== null) {
+    const gone = await db
+      .selectFrom('expunged')
+      .select('uid')
+      .where('folder_id', '=', f.id)
+      .where('org_id', '=', a.org_id)
+      .where('modseq', '>', since)
+      .execute()
+    for (const g of gone) ix.remove(Number(g.uid))
+  }
+  for (const r of rows) ix.put(Number(r.uid), Number(r.size), kw.get(r.message_id) ?? [])
+  // Never moved back: a caller holding an older folder row gets the newer state.
+  ix.uidvalidity = f.uidvalidity
+  if (f.highestmodseq >= ix.modseq) {
+    ix.modseq = f.highestmodseq
+    ix.uidnext = f.uidnext
+  }
+  return ix
+}
+
+/** The index of this folder, brought up to the state `f` was read in. */
+async function indexOf(db: Tx, a: MailAccountRef, f: FolderInfo): Promise<FolderIndex> {
+  const have = folders.get(f.id)
+  if (have?.current(f)) {
+    touch(f.id, have)
+    return have
+  }
+  const running = inflight.get(f.id)
+  if (running) {
+    const ix = await running
+    if (ix.current(f)) return ix
+  }
+  const p = bringUp(db, a, f, folders.get(f.id))
+  inflight.set(f.id, p)
+  try {
+    const ix = await p
+    touch(f.id, ix)
+    return ix
+  } catch (err) {
+    folders.delete(f.id)
+    throw err
+  } finally {
+    if (inflight.get(f.id) === p) inflight.delete(f.id)
+  }
+}
+
+export interface FolderSummary extends FolderCounts {
+  /** Messages with UID >= the folder's recent mark. */
+  recent: number
+}
+
+/** Counts of the folder as of `f` (the folder row just read). */
+export async function folderSummary(db: Tx, a: MailAccountRef, f: FolderInfo): Promise<FolderSummary> {
+  const ix = await indexOf(db, a, f)
+  let recent = 0
+  if (f.recent_uid < f.uidnext) for (const uid of ix.byUid.keys()) if (uid >= f.recent_uid) recent++
+  return { ...ix.counts, recent }
+}
+
+/**
+ * The current flags, keywords and size of every message in the folder, by UID (read-only:
+ * the index's own entries).
+ */
+export async function folderMessages(
+  db: Tx,
+  a: MailAccountRef,
+  folderId: string,
+): Promise<ReadonlyMap<number, IndexedMessage>> {
+  const f = await folderById(db, a, folderId)
+  if (!f) return new Map()
+  return (await indexOf(db, a, f)).byUid
+}
+
+/** Drops every cached folder (tests; a restore). */
+export function forgetFolderIndexes(): void {
+  folders.clear()
+}
