@@ -108,7 +108,9 @@ for (const dialect of DIALECTS) {
     it('fetches a policy once and serves it from the database within max_age', async () => {
       const d = 'cached.example'
       publish(dns, d, 'v1')
-      policies.serve(d, { body: policyText('enforce', ['mx.cached.example', '*.backup.cached.example'], 3600) })
+      policies.serve(d, {
+        body: policyText('enforce', ['mx.cached.example', '*.backup.cached.example'], 3600),
+      })
       const sts = createMtaSts(deps)
       const first = await sts.lookup(d)
       assert.equal(first.source, 'fetched')
@@ -197,15 +199,27 @@ for (const dialect of DIALECTS) {
     it('refuses what RFC 8461 3.3 does not allow a policy host to send', async () => {
       const good = policyText('enforce', ['mx.example'])
       const cases: [string, Parameters<PolicyServer['serve']>[1], RegExp][] = [
-        ['redirect', { status: 301, headers: { location: 'https://elsewhere.example/' } }, /redirect.*forbids/],
+        [
+          'redirect',
+          { status: 301, headers: { location: 'https://elsewhere.example/' } },
+          /redirect.*forbids/,
+        ],
         ['notfound', { status: 404 }, /HTTP 404/],
         ['html', { body: good, contentType: 'text/html' }, /not text\/plain/],
         ['notype', { body: good, contentType: null }, /not text\/plain/],
         ['huge', { body: Buffer.alloc(MAX_POLICY_BYTES + 10, 0x61) }, /larger than|bytes; at most/],
         ['garbage', { body: 'hello world\n' }, /not a valid policy/],
         ['nomx', { body: 'version: STSv1\nmode: enforce\nmax_age: 60\n' }, /not a valid policy/],
-        ['untrusted', { body: good, cert: 'untrusted' }, /TLS with mta-sts\.untrusted\.invalid-sts\.example failed/],
-        ['misnamed', { body: good, cert: 'wrong-name' }, /TLS with mta-sts\.misnamed\.invalid-sts\.example failed/],
+        [
+          'untrusted',
+          { body: good, cert: 'untrusted' },
+          /TLS with mta-sts\.untrusted\.invalid-sts\.example failed/,
+        ],
+        [
+          'misnamed',
+          { body: good, cert: 'wrong-name' },
+          /TLS with mta-sts\.misnamed\.invalid-sts\.example failed/,
+        ],
       ]
       const sts = createMtaSts(deps)
       for (const [label, answer, want] of cases) {

@@ -5,8 +5,8 @@
 // The DNS side (the `_mta-sts` TXT record and the A record of the policy host) is published
 // in the loopback DNS server by `publish`.
 
-import type { AddressInfo } from 'node:net'
 import { createServer, type Server } from 'node:https'
+import type { AddressInfo } from 'node:net'
 import { createSecureContext, type SecureContext } from 'node:tls'
 import { generateSelfSigned } from '../../src/tls/self-signed.ts'
 import type { DnsServer } from '../helpers/dns-server.ts'
