@@ -93,10 +93,12 @@ export function createHttpsGet(deps: HttpsGetDeps): HttpsGet {
     if (!HOST_NAME.test(host)) throw new HttpsGetError('PROTOCOL', `'${req.host}' is not a host name`)
     const deadline = Date.now() + req.timeoutMs
     const left = () => Math.max(1, deadline - Date.now())
-    const live: { socket: { destroy(): void } | null } = { socket: null }
+    // The socket in use (destroyed on any exit), and whether time ran out (nothing new starts then).
+    const live: { socket: { destroy(): void } | null; over: boolean } = { socket: null, over: false }
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
+        live.over = true
         live.socket?.destroy()
         reject(
           new HttpsGetError('TIMEOUT', `https://${host}${req.path} took longer than ${req.timeoutMs} ms`),
@@ -109,6 +111,7 @@ export function createHttpsGet(deps: HttpsGetDeps): HttpsGet {
       let ip = ''
       const failures: string[] = []
       for (const candidate of ips) {
+        if (live.over) break
         try {
           const plain = await deps.connectGuard.connect({
             host: candidate,
@@ -116,6 +119,7 @@ export function createHttpsGet(deps: HttpsGetDeps): HttpsGet {
             timeoutMs: left(),
           })
           live.socket = plain
+          if (live.over) break
           ip = candidate
           socket = await handshake(plain, host, ca, left())
           live.socket = socket
@@ -126,6 +130,7 @@ export function createHttpsGet(deps: HttpsGetDeps): HttpsGet {
           failures.push(`${candidate}: ${why}`)
         }
       }
+      if (live.over) throw new HttpsGetError('TIMEOUT', `https://${host}${req.path}: out of time`)
       if (!socket) throw new HttpsGetError('CONNECT', `cannot connect to ${host}: ${failures.join('; ')}`)
       return await exchange(socket, host, req, ip)
     }
@@ -133,6 +138,7 @@ export function createHttpsGet(deps: HttpsGetDeps): HttpsGet {
       return await Promise.race([run(), timeout])
     } finally {
       clearTimeout(timer)
+      live.over = true
       live.socket?.destroy()
     }
   }
