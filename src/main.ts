@@ -4,7 +4,7 @@
 // of it down in reverse order within shutdown.grace_ms. No capability logic lives here.
 
 import { hkdfSync } from 'node:crypto'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import type { FastifyPluginAsync } from 'fastify'
 import { resolveMailPorts } from './config/ports.ts'
 import { type Config, ROLES } from './config/schema.ts'
@@ -14,6 +14,7 @@ import type { Resolver } from './dns/resolver.ts'
 import { createResolver } from './dns/system-resolver.ts'
 import { createLogger, type Logger } from './log/logger.ts'
 import { type ConnectGuard, createConnectGuard } from './net/connect-guard.ts'
+import { createHttpsGet } from './net/https-get.ts'
 import { printBanner } from './roles/banner.ts'
 import { type RunningComponents, startComponents } from './roles/component.ts'
 import type { RoleContext } from './roles/context.ts'
@@ -32,6 +33,7 @@ import { type ComponentHealth, createHealthService, type ListenerInfo } from './
 import { createJobRunner, type JobDef, type JobRunner } from './services/jobs/runner.ts'
 import type { MailboxesContext } from './services/mailboxes/mailboxes.ts'
 import { type OutboundContext, outboundSettings } from './services/outbound/context.ts'
+import { createMtaSts } from './services/outbound/mta-sts.ts'
 import { authThrottleSettings, createAuthThrottle } from './services/ratelimit/auth-throttle.ts'
 import { createRateLimiter, type RateLimiter } from './services/ratelimit/limiter.ts'
 import { rulesFromConfig } from './services/ratelimit/rules.ts'
@@ -294,6 +296,18 @@ export function createOutboundContext(
   },
 ): OutboundContext {
   const { delivery, connectGuard, log } = deps
+  const ca = extraCa(config.outbound.tls_ca_file)
+  const mtaSts = config.outbound.mta_sts
+    ? createMtaSts({
+        store: delivery.store,
+        resolver: delivery.resolver,
+        clock: delivery.clock,
+        httpsGet: createHttpsGet({ resolver: delivery.resolver, connectGuard, ca }),
+        port: config.outbound.mta_sts_port,
+        timeoutMs: config.outbound.mta_sts_timeout_ms,
+        log: log.child({ mod: 'mta-sts' }),
+      })
+    : null
   return {
     store: delivery.store,
     clock: delivery.clock,
@@ -316,11 +330,27 @@ export function createOutboundContext(
         commandMs: config.outbound.command_timeout_ms,
         dataMs: config.outbound.command_timeout_ms * 2,
       },
+      ...(ca ? { ca } : {}),
     }),
+    mtaSts,
     allows: (ip) => connectGuard.allows(ip),
     local: { ...delivery, settings: { ...delivery.settings, verifyAuth: false } },
     settings: outboundSettings(config, config.hostname as string),
   }
+}
+
+/** The PEM of outbound.tls_ca_file, read once at start; null when the key is not set. */
+function extraCa(file: string | null): string | null {
+  if (!file) return null
+  let pem: string
+  try {
+    pem = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new Error(`outbound.tls_ca_file: cannot read ${file}: ${(err as Error).message}`, { cause: err })
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+    throw new Error(`outbound.tls_ca_file: ${file} holds no PEM certificate`)
+  return pem
 }
 
 /** What admin commands of the CLI work with: the services over the installation's store. */

@@ -365,6 +365,23 @@ export const schema = {
     ),
     smart_host_user: optStr('User name for SMTP AUTH at the smart host.'),
     smart_host_password: optStr('Password for SMTP AUTH at the smart host.', { secret: true }),
+    mta_sts: bool(
+      true,
+      'Apply the MTA-STS policies (RFC 8461) of destination domains: enforce defers mail that cannot reach a listed MX over verified TLS; testing records the failures.',
+    ),
+    mta_sts_port: port(
+      443,
+      'Port of the MTA-STS policy hosts (mta-sts.<domain>); tests point it at a local HTTPS server.',
+    ),
+    mta_sts_timeout_ms: int(
+      10_000,
+      'Time allowed to fetch one MTA-STS policy (connect, TLS and the whole response).',
+      100,
+      120_000,
+    ),
+    tls_ca_file: optStr(
+      'PEM file of extra CA certificates trusted for outbound TLS (MTA-STS policy hosts, MX hosts that must present a valid certificate, the smart host), besides the system ones; tests set it.',
+    ),
     org_hourly_cap: int(10_000, 'Recipients one organisation may send per hour (0 = no cap).', 0),
     org_daily_cap: int(100_000, 'Recipients one organisation may send per day (0 = no cap).', 0),
     max_batch: int(100, 'Messages in one batch send request.', 1, 1000),

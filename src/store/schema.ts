@@ -326,6 +326,27 @@ export interface OutboundTraceTable {
   at: number
 }
 
+/** The MTA-STS policy cache (0008): one row per destination domain, shared by every node. */
+export interface MtaStsPolicyTable {
+  /** Destination domain, A-label, lower case, no trailing dot. */
+  domain: string
+  /** The TXT record id the cached policy was fetched under; null until a fetch succeeded. */
+  policy_id: string | null
+  mode: 'enforce' | 'testing' | 'none' | null
+  /** JSON array of the policy's mx patterns. */
+  mx: string | null
+  /** Seconds, as the policy said. */
+  max_age: number | null
+  fetched_at: number | null
+  /** fetched_at + max_age: the policy is not applied after this. */
+  expires_at: number | null
+  /** The TXT id of the last failed fetch, when it failed and why. */
+  failed_id: string | null
+  failed_at: number | null
+  last_error: string | null
+  updated_at: number
+}
+
 export interface SuppressionTable {
   id: string
   org_id: string
@@ -500,6 +521,7 @@ export interface Database {
   outbound_recipients: OutboundRecipientTable
   outbound_trace: OutboundTraceTable
   suppressions: SuppressionTable
+  mta_sts_policies: MtaStsPolicyTable
   idempotency_keys: IdempotencyKeyTable
   queue_pauses: QueuePauseTable
   events: EventTable

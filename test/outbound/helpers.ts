@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
+import type { Clock } from '../../src/time/clock.ts'
 import { setupOwner } from '../accounts/helpers.ts'
 import { hostedOrg } from '../delivery/helpers.ts'
 import { verifiedDomain } from '../domains/helpers.ts'
@@ -47,11 +48,12 @@ export async function startSender(
   dialect: Dialect,
   dns: DnsServer,
   mxPortValue: number,
-  o: { domain?: string; env?: Record<string, string> } = {},
+  o: { domain?: string; env?: Record<string, string>; clock?: Clock } = {},
 ): Promise<Sender> {
   const domain = o.domain ?? 'a.example'
   const server = await startTestServer(dialect, {
     dns,
+    ...(o.clock ? { clock: o.clock } : {}),
     env: {
       POSTERN_HOSTNAME: `mx.${domain}`,
       POSTERN_OUTBOUND_MX_PORT: String(mxPortValue),

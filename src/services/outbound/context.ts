@@ -1,7 +1,8 @@
 // What the outbound services need, built once by main.ts: the store and blobs, the clock, the
 // change bus, the group committer (one fsync for sends that arrive together), the keys
 // (DKIM private keys are sealed under the KEK; return paths are signed with their own key),
-// rate limiting, the resolver, the transport (SMTP client) and the settings from config.
+// rate limiting, the resolver, the transport (SMTP client), the MTA-STS policy cache and the
+// settings from config.
 
 import type { Config } from '../../config/schema.ts'
 import type { Resolver } from '../../dns/resolver.ts'
@@ -14,6 +15,7 @@ import type { GroupCommitter } from '../delivery/group-commit.ts'
 import type { DeliveryContext } from '../delivery/inbound.ts'
 import type { RateLimiter } from '../ratelimit/limiter.ts'
 import type { RateLimitRule, RateLimitRuleName } from '../ratelimit/rules.ts'
+import type { MtaSts } from './mta-sts.ts'
 import type { Transport } from './transport.ts'
 
 export interface OutboundSettings {
@@ -57,6 +59,8 @@ export interface OutboundContext {
   rules: Record<RateLimitRuleName, RateLimitRule>
   resolver: Resolver
   transport: Transport
+  /** MTA-STS policies of destination domains; absent when outbound.mta_sts is off. */
+  mtaSts?: MtaSts | null
   /** Whether the connect guard lets outbound connections reach this address. */
   allows: (ip: string) => boolean
   /** Local delivery (recipients hosted here), without authentication checks. */

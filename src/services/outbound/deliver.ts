@@ -7,6 +7,8 @@
 // - A temporary failure of one MX host moves on to the next; only when every host failed is
 //   the group deferred. A 5xx to a recipient bounces that recipient only.
 // - The SMTP client is given IP addresses, never names (destination.ts resolves them).
+// - Which targets may be tried, and with what TLS, is tls-policy.ts's call (MTA-STS, the
+//   sending mailbox's tls_enforce_out); a group it defers is never sent anywhere.
 
 import { isIP } from 'node:net'
 import type { OutboundRecipient } from '../../store/schema.ts'
@@ -16,6 +18,7 @@ import type { OutboundContext } from './context.ts'
 import { type DestinationResult, resolveDestination } from './destination.ts'
 import type { TraceRow } from './events.ts'
 import type { ConnectionPool } from './pool.ts'
+import { planTls, recordTesting, requirementFailure } from './tls-policy.ts'
 import { type DeliveryTarget, type TraceStep, TransportError } from './transport.ts'
 
 export interface Outcome {
@@ -37,7 +40,7 @@ const reply = (code: number, enhanced: string, message: string) => ({ code, enha
 export async function deliverGroup(
   ctx: OutboundContext,
   pool: ConnectionPool,
-  m: { id: string; mail_from: string; attempt: number },
+  m: { id: string; org_id: string; mailbox_id: string | null; mail_from: string; attempt: number },
   domain: string,
   recipients: OutboundRecipient[],
   raw: Buffer,
@@ -85,25 +88,35 @@ export async function deliverGroup(
     targets = dest.targets.map((t) => ({ domain, host: t.host, ip: t.ip, port: t.port }))
   }
 
+  // MTA-STS and the mailbox's tls_enforce_out decide which targets may be tried, and how.
+  const plan = await planTls(
+    ctx,
+    { message: m, domain, targets, smartHost: smart ? { tls, verify } : null },
+    step,
+  )
+  if (plan.kind === 'defer') {
+    step('route', { result: 'deferred', reason: plan.message, enhanced: plan.enhanced })
+    return all(plan.code, plan.enhanced, plan.message, null)
+  }
+
   const sink = (s: TraceStep) => trace.push({ kind: s.kind, attempt: m.attempt, at: s.at, detail: s.detail })
   let last = reply(451, '4.4.1', 'no mail server could be reached')
   let lastPermanent = false
-  for (const target of targets) {
+  for (const planned of plan.targets) {
+    const target = planned.target
     let lease: Awaited<ReturnType<ConnectionPool['acquire']>>
     try {
       lease = await pool.acquire(
         target,
-        { helo: ctx.settings.helo, tls, verifyCertificate: verify, auth },
+        { helo: ctx.settings.helo, tls: planned.tls, verifyCertificate: planned.verify, auth },
         sink,
       )
     } catch (err) {
       const e = toTransportError(err)
       step('error', { host: target.host, ip: target.ip, phase: e.phase, message: e.message })
-      last = reply(
-        e.code ?? (e.temporary ? 451 : 550),
-        e.enhanced ?? (e.temporary ? '4.4.1' : '5.4.4'),
-        e.message,
-      )
+      last =
+        requirementFailure(planned, e) ??
+        reply(e.code ?? (e.temporary ? 451 : 550), e.enhanced ?? (e.temporary ? '4.4.1' : '5.4.4'), e.message)
       lastPermanent = !e.temporary
       // A server that refuses us outright at greeting/EHLO with 5xx speaks for the domain.
       if (!e.temporary && e.phase !== 'connect')
@@ -111,6 +124,7 @@ export async function deliverGroup(
       continue
     }
     if (!lease.fresh) step('reuse', { host: target.host, ip: target.ip, tls: lease.session.tls })
+    recordTesting(planned, lease.session, step)
     const outcomes: Outcome[] = []
     try {
       const size = ctx.settings.recipientsPerTransaction
@@ -126,6 +140,7 @@ export async function deliverGroup(
             orcpt: x.dsn_orcpt,
           })),
           message: raw,
+          requireTls: planned.requireTls,
         })
         for (const [j, o] of r.recipients.entries())
           outcomes.push({

@@ -114,7 +114,8 @@ export function createConnectionPool(deps: {
     stats,
     async acquire(target, opts, sink) {
       const dest = `${target.ip}:${target.port}`
-      const key = `${dest}|${target.host}|${opts.tls}|${opts.auth?.user ?? ''}|${opts.helo}`
+      // A session opened without certificate checks is never lent to a caller that requires them.
+      const key = `${dest}|${target.host}|${opts.tls}|${opts.verifyCertificate}|${opts.auth?.user ?? ''}|${opts.helo}`
       await global.enter()
       const gate = gateFor(dest)
       await gate.enter()

@@ -56,6 +56,8 @@ export interface OutgoingTransaction {
   /** ENVID/RET when the server offers DSN. */
   envid?: string | null
   ret?: 'FULL' | 'HDRS' | null
+  /** Put REQUIRETLS on MAIL FROM when the server offers it (RFC 8689); only on a verified TLS session. */
+  requireTls?: boolean
 }
 
 export interface RecipientOutcome {
@@ -92,8 +94,8 @@ export class TransportError extends Error {
 
 export interface SmtpSession {
   readonly target: DeliveryTarget
-  /** Negotiated TLS, null for plain text. */
-  readonly tls: { protocol: string; cipher: string } | null
+  /** Negotiated TLS, null for plain text. `verified`: the certificate chains to a trusted CA and names the host (known even when not required). */
+  readonly tls: { protocol: string; cipher: string; verified?: boolean; verifyError?: string | null } | null
   /** False once the connection broke or the server closed it. */
   readonly usable: boolean
   /** Runs MAIL, RCPT..., DATA (RSET first when this is not the first transaction). */

@@ -216,7 +216,7 @@ async function attempt(ctx: OutboundContext, pool: ConnectionPool, id: string, o
       const result = await deliverGroup(
         ctx,
         pool,
-        { id, mail_from: m.mail_from, attempt: attemptNo },
+        { id, org_id: m.org_id, mailbox_id: m.mailbox_id, mail_from: m.mail_from, attempt: attemptNo },
         domain,
         list,
         raw,

@@ -1,6 +1,6 @@
 // What goes on the wire for one outbound transaction, worked out before a byte is sent: the MAIL
-// and RCPT parameters for the extensions the server offered (SIZE, BODY, SMTPUTF8, DSN), and the
-// message as DATA text. Pure: no sockets, no replies.
+// and RCPT parameters for the extensions the server offered (SIZE, BODY, SMTPUTF8, DSN,
+// REQUIRETLS), and the message as DATA text. Pure: no sockets, no replies.
 // Invariants:
 // - A parameter is only sent when the server advertised its extension (RFC 5321 4.1.1.11).
 // - SMTPUTF8 is asked for when an address or the header section is not ASCII (RFC 6531 3.4);
@@ -66,6 +66,7 @@ export function planEnvelope(tx: OutgoingTransaction, ext: Extensions): Envelope
   if (smtputf8) params.push('SMTPUTF8')
   if (dsn && tx.ret) params.push(`RET=${tx.ret}`)
   if (dsn && tx.envid) params.push(`ENVID=${xtext(tx.envid)}`)
+  if (tx.requireTls && ext.has('REQUIRETLS')) params.push('REQUIRETLS') // RFC 8689 4.2.1
   const mail = [`MAIL FROM:<${tx.mailFrom}>`, ...params].join(' ')
 
   const rcpts = tx.recipients.map((r) => {

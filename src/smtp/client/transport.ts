@@ -180,7 +180,7 @@ interface SessionDeps {
 
 class ClientSession implements SmtpSession {
   readonly target: DeliveryTarget
-  tls: { protocol: string; cipher: string } | null = null
+  tls: SmtpSession['tls'] = null
   private readonly link: Link
   private readonly deps: SmtpTransportDeps
   private readonly opts: SessionOptions
@@ -322,11 +322,17 @@ class ClientSession implements SmtpSession {
       checkServerIdentity: (_name, cert) => checkServerIdentity(target.host, cert),
     }
     if (!isIP(target.host)) options.servername = target.host
-    if (opts.verifyCertificate && deps.ca) options.ca = [...rootCertificates, deps.ca.toString()]
+    // The extra CA also when not verifying: `authorized` then still tells (MTA-STS testing reports it).
+    if (deps.ca) options.ca = [...rootCertificates, deps.ca.toString()]
     const socket = await this.link.startTls(options, deps.timeouts.commandMs)
     const tls = { protocol: socket.getProtocol() ?? 'unknown', cipher: socket.getCipher()?.name ?? 'unknown' }
-    this.tls = tls
-    this.trace('tls', { ...tls, authorized: socket.authorized })
+    const verifyError = socket.authorized ? null : String(socket.authorizationError ?? 'not verified')
+    this.tls = { ...tls, verified: socket.authorized, verifyError }
+    this.trace('tls', {
+      ...tls,
+      authorized: socket.authorized,
+      ...(verifyError ? { verify_error: verifyError } : {}),
+    })
     this.log.debug({ ...tls, authorized: socket.authorized }, 'SMTP client TLS up')
   }
 
