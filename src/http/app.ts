@@ -12,6 +12,7 @@ import { notFoundProblem, sendProblem, toProblem } from './problem.ts'
 import { adminJobRoutes } from './routes/admin-jobs.ts'
 import { aliasRoutes } from './routes/aliases.ts'
 import { apiKeyRoutes } from './routes/api-keys.ts'
+import { attachmentRoutes } from './routes/attachments.ts'
 import { authRoutes } from './routes/auth.ts'
 import { clientSetupRoutes } from './routes/client-setup.ts'
 import { configRoutes } from './routes/config.ts'
@@ -83,6 +84,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     folderRoutes,
     searchRoutes,
     emailRoutes,
+    attachmentRoutes,
     queueRoutes,
     suppressionRoutes,
   ])

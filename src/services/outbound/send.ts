@@ -14,6 +14,7 @@ import { AddressError, parseAddress } from '../../mail/address.ts'
 import { ComposeError, composeMessage } from '../../mail/compose.ts'
 import { newId } from '../../store/ids.ts'
 import type { Principal } from '../accounts/principal.ts'
+import { attachmentsForCompose } from '../attachments/attachments.ts'
 import { ServiceError } from '../errors.ts'
 import { hostedDomain, resolveRecipient } from '../mailboxes/resolve.ts'
 import { reachableMailboxIds } from '../messages/access.ts'
@@ -25,13 +26,16 @@ import { withIdempotency } from './idempotency.ts'
 import { peekCapacity } from './limits.ts'
 import { suppressedAmong } from './suppressions.ts'
 
-export interface SendAttachment {
-  filename: string
-  /** Base64. */
-  content: string
-  content_type?: string
-  content_id?: string
-}
+/** An attachment given inline (base64) or by the id of an upload (POST /v1/attachments). */
+export type SendAttachment =
+  | {
+      filename: string
+      /** Base64. */
+      content: string
+      content_type?: string
+      content_id?: string
+    }
+  | { id: string; content_id?: string }
 
 export interface SendInput {
   from: string
@@ -136,7 +140,30 @@ async function prepare(
   if (/[\r\n\0]/.test(input.subject)) throw invalid(f('subject'), 'must not contain line breaks (CR or LF)')
   if (input.text == null && input.html == null && !input.attachments?.length)
     throw invalid(f('text'), 'give text, html or an attachment')
-  const attachments = (input.attachments ?? []).map((a, i) => {
+  const given = input.attachments ?? []
+  const byId = given.flatMap((a, i) => ('id' in a ? [{ id: a.id, i }] : []))
+  const uploads = new Map(
+    (
+      await attachmentsForCompose(
+        ctx,
+        p,
+        byId.map((x) => x.id),
+        (k) => `${f('attachments')}[${byId[k]?.i}].id`,
+      )
+    ).map((u) => [u.id, u]),
+  )
+  const attachments = given.map((a, i) => {
+    if (a.content_id && /[\r\n\0<>]/.test(a.content_id))
+      throw invalid(`${f('attachments')}[${i}].content_id`, 'may not contain line breaks or angle brackets')
+    if ('id' in a) {
+      const u = uploads.get(a.id) as { filename: string; contentType: string; content: Buffer }
+      return {
+        filename: u.filename,
+        content: u.content,
+        contentType: u.contentType,
+        cid: a.content_id ?? null,
+      }
+    }
     if (!a.filename || /[\r\n\0/\\]/.test(a.filename))
       throw invalid(
         `${f('attachments')}[${i}].filename`,
@@ -146,8 +173,6 @@ async function prepare(
       throw invalid(`${f('attachments')}[${i}].content`, 'must be base64')
     if (a.content_type && !/^[\w.+-]+\/[\w.+-]+$/.test(a.content_type))
       throw invalid(`${f('attachments')}[${i}].content_type`, 'must be a MIME type such as application/pdf')
-    if (a.content_id && /[\r\n\0<>]/.test(a.content_id))
-      throw invalid(`${f('attachments')}[${i}].content_id`, 'may not contain line breaks or angle brackets')
     return {
       filename: a.filename,
       content: Buffer.from(
