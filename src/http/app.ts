@@ -17,6 +17,7 @@ import { authRoutes } from './routes/auth.ts'
 import { clientSetupRoutes } from './routes/client-setup.ts'
 import { configRoutes } from './routes/config.ts'
 import { domainRoutes } from './routes/domains.ts'
+import { draftRoutes } from './routes/drafts.ts'
 import { emailRoutes } from './routes/emails.ts'
 import { folderRoutes } from './routes/folders.ts'
 import { healthRoutes } from './routes/health.ts'
@@ -85,6 +86,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     searchRoutes,
     emailRoutes,
     attachmentRoutes,
+    draftRoutes,
     queueRoutes,
     suppressionRoutes,
   ])

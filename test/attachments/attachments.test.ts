@@ -10,58 +10,12 @@ import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { purgeAttachments } from '../../src/services/attachments/purge.ts'
-import type { Api } from '../helpers/api.ts'
 import { DIALECTS } from '../helpers/dialects.ts'
 import { type ImapFixture, imapFixture } from '../imap/helpers.ts'
 import { PDF_BYTES } from '../messages/fixtures.ts'
+import { newKey, upload, waitFor } from './helpers.ts'
 
 const LIMIT = 65_536
-
-export interface Uploaded {
-  status: number
-  body: any
-  headers: Headers
-}
-
-/** POST /v1/attachments with a real multipart body built by fetch's FormData. */
-export async function upload(
-  base: string,
-  key: string,
-  files: { name: string; bytes: Buffer; type?: string }[],
-  fields: Record<string, string> = {},
-): Promise<Uploaded> {
-  const form = new FormData()
-  for (const [k, v] of Object.entries(fields)) form.append(k, v)
-  for (const f of files)
-    form.append('file', new Blob([new Uint8Array(f.bytes)], f.type ? { type: f.type } : {}), f.name)
-  const res = await fetch(`${base}/v1/attachments`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${key}` },
-    body: form,
-  })
-  const text = await res.text()
-  return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers }
-}
-
-async function newKey(api: Api, scope: string, mailbox_id?: string): Promise<string> {
-  const r = await api.post('/v1/api-keys', {
-    name: `${scope} key`,
-    scope,
-    ...(mailbox_id ? { mailbox_id } : {}),
-  })
-  assert.equal(r.status, 201, r.text)
-  return r.body.key
-}
-
-async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined>, ms = 15_000): Promise<T> {
-  const until = Date.now() + ms
-  for (;;) {
-    const v = await fn()
-    if (v) return v
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 

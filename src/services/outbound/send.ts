@@ -21,7 +21,7 @@ import { reachableMailboxIds } from '../messages/access.ts'
 import { rateLimitedError } from '../ratelimit/limiter.ts'
 import type { OutboundContext } from './context.ts'
 import { resolveDestination } from './destination.ts'
-import { type EnqueueRecipient, enqueue } from './enqueue.ts'
+import { type EnqueueRecipient, type EnqueueRequest, enqueue } from './enqueue.ts'
 import { withIdempotency } from './idempotency.ts'
 import { peekCapacity } from './limits.ts'
 import { suppressedAmong } from './suppressions.ts'
@@ -76,6 +76,18 @@ interface Prepared {
   attachments: { filename: string; content: Buffer; contentType: string | null; cid: string | null }[]
   tags: Record<string, string>
   scheduledAt: number | null
+  inReplyTo: string | null
+  references: string[]
+  alsoInTransaction: EnqueueRequest['alsoInTransaction']
+}
+
+/** What a send from a stored composition (a draft) adds to the API's fields. */
+export interface ComposedExtras {
+  /** Attachment bytes already at hand (a draft's uploads). */
+  attachments: { filename: string; content: Buffer; contentType: string | null; cid: string | null }[]
+  inReplyTo: string | null
+  references: string[]
+  alsoInTransaction?: EnqueueRequest['alsoInTransaction']
 }
 
 const invalid = (field: string, message: string, code = 'INVALID_EMAIL') =>
@@ -85,7 +97,7 @@ const asList = (v: string | string[] | undefined): string[] =>
   v === undefined ? [] : Array.isArray(v) ? v : [v]
 
 /** Parses `a@b`, `Name <a@b>` or a list of them into checked addresses. */
-function parseAddresses(field: string, values: string[], max: number): Addr[] {
+export function parseAddresses(field: string, values: string[], max: number): Addr[] {
   const out: Addr[] = []
   for (const [i, v] of values.entries()) {
     if (/[\r\n\0]/.test(v)) throw invalid(`${field}[${i}]`, 'must not contain line breaks')
@@ -124,6 +136,7 @@ async function prepare(
   p: Principal,
   input: SendInput,
   path: string,
+  extras: ComposedExtras | null = null,
 ): Promise<Prepared> {
   const f = (name: string) => (path ? `${path}.${name}` : name)
   const max = ctx.settings.maxRecipients
@@ -138,7 +151,7 @@ async function prepare(
     throw invalid(f('to'), `at most ${max} recipients in to, cc and bcc together`)
   if (typeof input.subject !== 'string') throw invalid(f('subject'), 'is required')
   if (/[\r\n\0]/.test(input.subject)) throw invalid(f('subject'), 'must not contain line breaks (CR or LF)')
-  if (input.text == null && input.html == null && !input.attachments?.length)
+  if (input.text == null && input.html == null && !input.attachments?.length && !extras?.attachments.length)
     throw invalid(f('text'), 'give text, html or an attachment')
   const given = input.attachments ?? []
   const byId = given.flatMap((a, i) => ('id' in a ? [{ id: a.id, i }] : []))
@@ -152,7 +165,7 @@ async function prepare(
       )
     ).map((u) => [u.id, u]),
   )
-  const attachments = given.map((a, i) => {
+  const attachments: Prepared['attachments'] = given.map((a, i) => {
     if (a.content_id && /[\r\n\0<>]/.test(a.content_id))
       throw invalid(`${f('attachments')}[${i}].content_id`, 'may not contain line breaks or angle brackets')
     if ('id' in a) {
@@ -183,6 +196,7 @@ async function prepare(
       cid: a.content_id ?? null,
     }
   })
+  if (extras) attachments.push(...extras.attachments)
   for (const [name, value] of Object.entries(input.headers ?? {}))
     if (typeof value !== 'string') throw invalid(`${f('headers')}.${name}`, 'must be a string')
   const tags = parseTags(input.tags)
@@ -241,6 +255,9 @@ async function prepare(
     attachments,
     tags,
     scheduledAt,
+    inReplyTo: extras?.inReplyTo ?? null,
+    references: extras?.references ?? [],
+    alsoInTransaction: extras?.alsoInTransaction,
   }
 }
 
@@ -276,6 +293,8 @@ const compose = (m: Prepared, messageId: string, date: Date) =>
     headers: m.input.headers ?? {},
     messageId,
     date,
+    inReplyTo: m.inReplyTo,
+    references: m.references,
   })
 
 async function composeAndEnqueue(ctx: OutboundContext, p: Principal, m: Prepared, origin: 'api' | 'batch') {
@@ -329,6 +348,7 @@ async function composeAndEnqueue(ctx: OutboundContext, p: Principal, m: Prepared
       reply_to: m.replyTo.map(fmt),
     },
     sent_copy_mailbox: m.sentCopy,
+    ...(m.alsoInTransaction ? { alsoInTransaction: m.alsoInTransaction } : {}),
     actor: p.key_id ?? p.user_id ?? 'unknown',
   })
 }
@@ -408,6 +428,34 @@ export async function sendBatch(
     ctx.wake?.()
     return { status: 202, body: { data } }
   })
+}
+
+/**
+ * Sends a composition stored for a mailbox (a draft) through the same checks, limits and queue
+ * as POST /v1/emails. The From must be the mailbox or one of its aliases, whoever calls; the
+ * Sent copy goes to that mailbox (when its save_sent_copy is on).
+ */
+export async function sendAsMailbox(
+  ctx: OutboundContext,
+  p: Principal,
+  mailboxId: string,
+  input: SendInput,
+  extras: ComposedExtras,
+  meta: SendMeta,
+): Promise<SendResult> {
+  const m = await prepare(ctx, p, input, '', extras)
+  if (m.mailboxId !== mailboxId)
+    throw new ServiceError(
+      'forbidden',
+      'SENDER_NOT_ALLOWED',
+      'from: a draft is sent as its mailbox or one of the mailbox’s aliases',
+      { details: [{ field: 'from', message: 'not this mailbox or one of its aliases' }] },
+    )
+  m.sentCopy = mailboxId
+  await checkLimits(ctx, p, meta, 1, countRecipients(m))
+  const r = await composeAndEnqueue(ctx, p, m, 'api')
+  ctx.wake?.()
+  return r
 }
 
 export interface ValidationReport {
