@@ -214,10 +214,31 @@ for (const dialect of DIALECTS) {
       assert.equal((await f.api.withKey(sendKey).get(`/v1/attachments/${up.body.id}`)).status, 404)
       const blob = await p.store.db
         .selectFrom('blobs')
-        .select('refcount')
+        .select(['refcount', 'namespace'])
         .where('sha256', '=', sha(bytes))
         .executeTakeFirstOrThrow()
       assert.equal(Number(blob.refcount), 0, 'the blob is left for the collector')
+      await new Promise((r) => setTimeout(r, 5))
+      assert.ok((await p.blobs.collect(1)) >= 1, 'the collector deletes it')
+      assert.equal(await p.blobs.exists(blob.namespace, sha(bytes)), false)
+    })
+
+    it('keeps an expired upload while a draft carries it', async () => {
+      const up = await upload(f.s.url, annKey, [{ name: 'kept.txt', bytes: Buffer.from('kept by a draft') }])
+      const ann = f.api.withKey(annKey)
+      const draft = await ann.post('/v1/drafts', { subject: 'Carries it', attachments: [up.body.id] })
+      assert.equal(draft.status, 201, draft.text)
+      const p = f.s.postern
+      const later = {
+        store: p.store,
+        blobs: p.blobs,
+        clock: { now: () => Date.parse(up.body.expires_at) + 1 },
+      }
+      await purgeAttachments(later)
+      assert.equal((await ann.get(`/v1/attachments/${up.body.id}`)).status, 200, 'a draft keeps it')
+      assert.equal((await ann.delete(`/v1/drafts/${draft.body.id}`)).status, 200)
+      await purgeAttachments(later)
+      assert.equal((await ann.get(`/v1/attachments/${up.body.id}`)).status, 404, 'gone with the draft')
     })
   })
 }

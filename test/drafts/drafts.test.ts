@@ -289,7 +289,7 @@ for (const dialect of DIALECTS) {
       const bobsInAnn = await bob.post('/v1/drafts', { mailbox: f.ann.id, subject: 'x' })
       assert.equal(bobsInAnn.status, 404)
       const read = f.api.withKey(await newKey(f.api, 'read'))
-      assert.equal((await read.get('/v1/drafts?mailbox=' + f.ann.id)).status, 200)
+      assert.equal((await read.get(`/v1/drafts?mailbox=${f.ann.id}`)).status, 200)
       const readWrite = await read.post('/v1/drafts', { mailbox: f.ann.id, subject: 'x' })
       assert.equal(readWrite.status, 403)
       assert.equal(readWrite.body.code, 'MISSING_SCOPE')
