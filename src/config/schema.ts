@@ -386,6 +386,18 @@ export const schema = {
     org_daily_cap: int(100_000, 'Recipients one organisation may send per day (0 = no cap).', 0),
     max_batch: int(100, 'Messages in one batch send request.', 1, 1000),
   },
+  attachments: {
+    max_bytes: int(
+      10_485_760,
+      'Largest file POST /v1/attachments accepts; a larger upload gets 413 and nothing is kept.',
+      1,
+    ),
+    unused_hours: int(
+      24,
+      'How long an uploaded attachment that no draft uses is kept before the attachment-purge job deletes it.',
+      1,
+    ),
+  },
   net: {
     connect_allow: list(
       [],

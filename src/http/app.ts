@@ -12,10 +12,12 @@ import { notFoundProblem, sendProblem, toProblem } from './problem.ts'
 import { adminJobRoutes } from './routes/admin-jobs.ts'
 import { aliasRoutes } from './routes/aliases.ts'
 import { apiKeyRoutes } from './routes/api-keys.ts'
+import { attachmentRoutes } from './routes/attachments.ts'
 import { authRoutes } from './routes/auth.ts'
 import { clientSetupRoutes } from './routes/client-setup.ts'
 import { configRoutes } from './routes/config.ts'
 import { domainRoutes } from './routes/domains.ts'
+import { draftRoutes } from './routes/drafts.ts'
 import { emailRoutes } from './routes/emails.ts'
 import { folderRoutes } from './routes/folders.ts'
 import { healthRoutes } from './routes/health.ts'
@@ -83,6 +85,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     folderRoutes,
     searchRoutes,
     emailRoutes,
+    attachmentRoutes,
+    draftRoutes,
     queueRoutes,
     suppressionRoutes,
   ])

@@ -36,6 +36,7 @@ const KIND_STATUS: Record<ServiceErrorKind, number> = {
   forbidden: 403,
   not_found: 404,
   conflict: 409,
+  too_large: 413,
   rate_limited: 429,
   temporary: 503,
   internal: 500,

@@ -5,7 +5,7 @@
 // - No caller text reaches a header with a CR or LF in it: `checkHeaderValue` refuses them
 //   before composition (the composer would encode them, but a refusal is the honest answer).
 // - Attachments are given as bytes only; the composer never reads a path or fetches a URL.
-// - Bcc never appears in the composed header.
+// - Bcc never appears in the composed header of mail that is sent (only a stored draft keeps it).
 // - Custom headers cannot replace the fields Postern owns (From, To, Date, Message-ID, MIME
 //   structure, trace and authentication fields).
 
@@ -41,6 +41,8 @@ export interface ComposeInput {
   date: Date
   inReplyTo?: string | null
   references?: readonly string[]
+  /** Keep the Bcc field (a draft stored for its author; never for mail that is sent). */
+  keepBcc?: boolean
 }
 
 /** Fields a caller may not set through custom headers. */
@@ -100,7 +102,7 @@ export function checkCustomHeader(name: string, value: string): void {
 
 const addr = (a: ComposeAddress) => ({ name: a.name ?? '', address: a.address })
 
-/** Composes the message; the result has CRLF line ends and no Bcc field. */
+/** Composes the message; the result has CRLF line ends and no Bcc field (unless keepBcc). */
 export async function composeMessage(m: ComposeInput): Promise<Buffer> {
   checkHeaderValue('subject', m.subject)
   for (const [field, list] of [
@@ -118,6 +120,7 @@ export async function composeMessage(m: ComposeInput): Promise<Buffer> {
   const composer = new MailComposer({
     from: addr(m.from),
     to: m.to.map(addr),
+    ...(m.keepBcc && m.bcc?.length ? { bcc: m.bcc.map(addr) } : {}),
     ...(m.cc?.length ? { cc: m.cc.map(addr) } : {}),
     ...(m.replyTo?.length ? { replyTo: m.replyTo.map(addr) } : {}),
     subject: m.subject,
@@ -138,7 +141,7 @@ export async function composeMessage(m: ComposeInput): Promise<Buffer> {
     disableUrlAccess: true,
   })
   const node = composer.compile()
-  node.keepBcc = false
+  node.keepBcc = m.keepBcc === true
   const raw: Buffer = await node.build()
   // The composer writes CRLF already; normalise any bare LF a caller's text might smuggle in.
   return toCrlf(raw)

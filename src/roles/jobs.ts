@@ -2,6 +2,7 @@
 // across processes). Tests add their own through StartOptions.jobs.
 
 import type { Config } from '../config/schema.ts'
+import { attachmentPurgeJob } from '../services/attachments/purge.ts'
 import { retireDkimKeys } from '../services/domains/dkim.ts'
 import { recheckVerifiedDomains } from '../services/domains/domains.ts'
 import { builtinJobs } from '../services/jobs/builtin.ts'
@@ -52,4 +53,5 @@ export function registerJobs(jobs: JobRunner, d: JobDeps): void {
     run: async () => ({ windows: await d.limiter.prune(), failures: await d.throttle.prune() }),
   })
   jobs.register(trashPurgeJob({ store, clock, bus: d.bus, blobs: d.blobs }))
+  jobs.register(attachmentPurgeJob({ store, clock, blobs: d.blobs }))
 }

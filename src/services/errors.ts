@@ -8,6 +8,7 @@ export type ServiceErrorKind =
   | 'forbidden' // authenticated, not allowed (403)
   | 'not_found' // no such thing in the caller's tenant (404)
   | 'conflict' // the state forbids it (409)
+  | 'too_large' // the input is over a size limit (413)
   | 'rate_limited' // slow down (429)
   | 'temporary' // try again later (503, SMTP 4xx)
   | 'internal' // our bug or an unexpected failure (500; message hidden)

@@ -25,6 +25,8 @@ export type IdPrefix =
   | 'sup'
   | 'trc'
   | 'sig'
+  | 'att'
+  | 'drf'
 
 // Monotonic within a process (as ULID's monotonic mode, per millisecond value): an id made
 // for a millisecond that recently had one takes that one's random part plus one, so ids of

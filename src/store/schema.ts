@@ -136,6 +136,8 @@ export interface MailboxTable {
   owner_user_id: string | null
   /** Per-account MODSEQ counter (RFC 7162); every flag or membership change takes the next value. */
   modseq: Generated<number>
+  /** 1: mail this mailbox sends (submission, API, drafts) is copied to its Sent folder. */
+  save_sent_copy: Generated<Bool>
   created_at: number
   updated_at: number
 }
@@ -499,6 +501,45 @@ export interface SpamSignalTable {
   created_at: number
 }
 
+/** An uploaded file of an org; its bytes are the blob (org id, sha256), one reference per row. */
+export interface AttachmentTable {
+  id: string
+  org_id: string
+  /** The mailbox of the mailbox-scoped key that uploaded it (it alone may use it), else null. */
+  mailbox_id: string | null
+  api_key_id: string | null
+  user_id: string | null
+  /** As given by the uploader, without line breaks or slashes. */
+  filename: string
+  /** A checked media type, lower case; application/octet-stream when none was given. */
+  content_type: string
+  size: number
+  sha256: string
+  created_at: number
+  /** Deleted by the attachment-purge job after this, unless a draft links it. */
+  expires_at: number
+}
+
+/** A draft composed through the API: its stable id, fields, and the message now holding it. */
+export interface DraftTable {
+  id: string
+  org_id: string
+  mailbox_id: string
+  /** The message in the mailbox's Drafts folder; a new one on every update. */
+  message_id: string
+  /** JSON of the fields the draft was composed from (attachments are in draft_attachments). */
+  fields: string
+  created_at: number
+  updated_at: number
+}
+
+export interface DraftAttachmentTable {
+  draft_id: string
+  position: number
+  attachment_id: string
+  org_id: string
+}
+
 export interface Database {
   server_meta: ServerMetaTable
   orgs: OrgTable
@@ -535,6 +576,9 @@ export interface Database {
   rate_limits: RateLimitTable
   auth_failures: AuthFailureTable
   system_mail: SystemMailTable
+  attachments: AttachmentTable
+  drafts: DraftTable
+  draft_attachments: DraftAttachmentTable
 }
 
 export type Org = Selectable<OrgTable>
@@ -550,3 +594,5 @@ export type Folder = Selectable<FolderTable>
 export type OutboundMessage = Selectable<OutboundMessageTable>
 export type OutboundRecipient = Selectable<OutboundRecipientTable>
 export type Suppression = Selectable<SuppressionTable>
+export type Attachment = Selectable<AttachmentTable>
+export type Draft = Selectable<DraftTable>

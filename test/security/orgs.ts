@@ -4,6 +4,7 @@
 // minimal body its schema accepts) so the tests cover each route without listing them.
 
 import assert from 'node:assert/strict'
+import { upload } from '../attachments/helpers.ts'
 import { verifiedDomain } from '../domains/helpers.ts'
 import { Api, type ApiResponse } from '../helpers/api.ts'
 import type { TestServer } from '../helpers/server.ts'
@@ -49,6 +50,9 @@ export interface Org {
   emailId: string
   suppressionId: string
   suppressedAddress: string
+  /** An upload made with the mailbox key, and a draft of the mailbox carrying it. */
+  attachmentId: string
+  draftId: string
 }
 
 /**
@@ -143,6 +147,21 @@ export async function createOrg(s: TestServer, tag: string, via: 'setup' | 'sign
     'add a suppression',
   ).body
 
+  const uploaded = await upload(s.url, created.api_key.key, [
+    { name: `file-${tag}.txt`, bytes: Buffer.from(`a file of org ${tag}`), type: 'text/plain' },
+  ])
+  assert.equal(uploaded.status, 201, `upload an attachment: ${JSON.stringify(uploaded.body)}`)
+  const draft = expectStatus(
+    await api.withKey(created.api_key.key).post('/v1/drafts', {
+      to: `someone@${tag}-partner.example`,
+      subject: `Draft of org ${tag}`,
+      text: 'not sent yet',
+      attachments: [uploaded.body.id],
+    }),
+    201,
+    'save a draft',
+  ).body
+
   const sessions = expectStatus(await api.get('/v1/me/sessions'), 200, 'list sessions').body
   const current = (sessions.data as { id: string; current: boolean }[]).find((x) => x.current)
   assert.ok(current, `no current session in ${JSON.stringify(sessions)}`)
@@ -174,6 +193,8 @@ export async function createOrg(s: TestServer, tag: string, via: 'setup' | 'sign
     emailId: email.id,
     suppressionId: suppression.id,
     suppressedAddress,
+    attachmentId: uploaded.body.id,
+    draftId: draft.id,
   }
 }
 

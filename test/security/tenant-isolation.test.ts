@@ -79,10 +79,17 @@ const TARGETS: Record<string, Target> = {
     bodies: { PATCH: { next_attempt_at: null } },
   },
   '/v1/suppressions/{id}': { params: { id: (b) => b.suppressionId } },
+  '/v1/attachments/{id}': { params: { id: (b) => b.attachmentId } },
+  '/v1/attachments/{id}/content': { params: { id: (b) => b.attachmentId } },
+  '/v1/drafts/{id}': {
+    params: { id: (b) => b.draftId },
+    bodies: { PATCH: { subject: 'Taken', to: 'thief@evil.example' } },
+  },
+  '/v1/drafts/{id}/send': { params: { id: (b) => b.draftId } },
 }
 
 /** Ids in request bodies that must not reach B's objects either. */
-const BODY_REFERENCES: { method: string; path: string; body: (b: Org) => unknown; code: string }[] = [
+const BODY_REFERENCES: { method: string; path: string; body: (b: Org, a: Org) => unknown; code: string }[] = [
   {
     method: 'POST',
     path: '/v1/me/app-passwords',
@@ -93,6 +100,30 @@ const BODY_REFERENCES: { method: string; path: string; body: (b: Org) => unknown
     method: 'POST',
     path: '/v1/api-keys',
     body: (b) => ({ name: 'stolen', scope: 'mailbox', mailbox_id: b.mailboxId }),
+    code: 'MAILBOX_NOT_FOUND',
+  },
+  {
+    method: 'POST',
+    path: '/v1/emails',
+    body: (b, a) => ({
+      from: a.mailboxAddress,
+      to: 'someone@example.com',
+      subject: 'stolen',
+      text: 'x',
+      attachments: [{ id: b.attachmentId }],
+    }),
+    code: 'ATTACHMENT_NOT_FOUND',
+  },
+  {
+    method: 'POST',
+    path: '/v1/drafts',
+    body: (b) => ({ subject: 'stolen', attachments: [b.attachmentId] }),
+    code: 'ATTACHMENT_NOT_FOUND',
+  },
+  {
+    method: 'POST',
+    path: '/v1/drafts',
+    body: (b) => ({ mailbox: b.mailboxId, subject: 'stolen' }),
     code: 'MAILBOX_NOT_FOUND',
   },
 ]
@@ -124,6 +155,8 @@ function markersOf(b: Org): Record<string, string> {
     'email id': b.emailId,
     'suppression id': b.suppressionId,
     'suppressed address': b.suppressedAddress,
+    'attachment id': b.attachmentId,
+    'draft id': b.draftId,
   }
 }
 
@@ -139,6 +172,7 @@ const VISIBLE_TO_B = [
   'mailbox id',
   'owner email',
   'invited email',
+  'draft id',
 ]
 
 /** The clients of an org that may call a route with this scope: owner session, and admin key where keys may. */
@@ -163,6 +197,12 @@ async function snapshotOf(b: Org) {
     keys: strip(await data(key, '/v1/api-keys'), 'last_used_at'),
     sessions: strip(await data(b.api, '/v1/me/sessions'), 'last_seen_at'),
     appPasswords: strip(await data(b.api, '/v1/me/app-passwords'), 'last_used_at'),
+    drafts: await data(b.api, '/v1/drafts'),
+    attachment: expectStatus(
+      await b.api.withKey(b.mailboxKey).get(`/v1/attachments/${b.attachmentId}`),
+      200,
+      'GET attachment',
+    ).body,
   }
 }
 
@@ -249,7 +289,7 @@ for (const dialect of DIALECTS) {
         const op = ops.find((o) => o.method === ref.method && o.path === ref.path)
         assert.ok(op, `${ref.method} ${ref.path} is not in the OpenAPI document`)
         for (const [who, api] of callersFor(a, op.scope)) {
-          const res = await api.req(ref.method, ref.path, ref.body(b))
+          const res = await api.req(ref.method, ref.path, ref.body(b, a))
           assertProblem(res, 404, ref.code, `${ref.method} ${ref.path} with org B's id as ${who}`)
         }
       }

@@ -111,6 +111,45 @@ for (const dialect of DIALECTS) {
       }
     })
 
+    it('files no Sent copy when the mailbox turned save_sent_copy off; the client may APPEND its own', async () => {
+      const f = await imapFixture(dialect)
+      try {
+        const off = await f.api.patch(`/v1/mailboxes/${f.ann.id}`, { save_sent_copy: false })
+        assert.equal(off.status, 200, off.text)
+        assert.equal(off.body.save_sent_copy, false)
+        assert.equal((await f.api.get(`/v1/mailboxes/${f.ann.id}`)).body.save_sent_copy, false)
+        const raw = `From: ${f.ann.address}\r\nTo: ${f.bob.address}\r\nSubject: Own copy\r\nMessage-ID: <own-1@hosted.example>\r\n\r\nHi\r\n`
+        const t = transport(f, false)
+        await t.sendMail({ envelope: { from: f.ann.address, to: [f.bob.address] }, raw })
+        t.close()
+        await waitFor('delivery to bob', async () => {
+          const r = await f.api.get(`/v1/messages?mailbox=${f.bob.id}`)
+          return r.body.data?.length === 1 ? r.body.data : null
+        })
+        const sent = await f.api.get(`/v1/messages?mailbox=${f.ann.id}&folder=sent`)
+        assert.deepEqual(sent.body.data, [], 'no copy filed by submission')
+        // The client's own APPEND is then the one copy.
+        const { c } = await RawImap.open(f.imapPort)
+        await c.login(f.ann.address)
+        c.write(`a1 APPEND Sent (\\Seen) {${raw.length}+}\r\n${raw}\r\n`)
+        assert.match(await c.until('a1'), /^a1 OK \[APPENDUID \d+ 1\] /)
+        assert.match(await c.cmd('s1', 'STATUS Sent (MESSAGES)'), /MESSAGES 1\)/)
+        c.close()
+        // Turned back on, the next submission is filed again.
+        await f.api.patch(`/v1/mailboxes/${f.ann.id}`, { save_sent_copy: true })
+        const t2 = transport(f, false)
+        await t2.sendMail({ from: f.ann.address, to: f.bob.address, subject: 'Filed again', text: 'x' })
+        t2.close()
+        const again = await f.api.get(`/v1/messages?mailbox=${f.ann.id}&folder=sent`)
+        assert.deepEqual(again.body.data.map((m: { subject: string }) => m.subject).sort(), [
+          'Filed again',
+          'Own copy',
+        ])
+      } finally {
+        await f.close()
+      }
+    })
+
     it('does not store twice the Sent copy a client APPENDs after submitting', async () => {
       const f = await imapFixture(dialect)
       try {

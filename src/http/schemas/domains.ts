@@ -112,6 +112,7 @@ export const Mailbox = Type.Object({
   force_pw_update: Type.Boolean(),
   tls_enforce_in: Type.Boolean(),
   tls_enforce_out: Type.Boolean(),
+  save_sent_copy: Type.Boolean(),
   owner_user_id: Type.Union([Type.String(), Type.Null()]),
   created_at: Time,
   updated_at: Time,
@@ -127,6 +128,12 @@ const mailboxFields = {
   ),
   tls_enforce_out: Type.Optional(
     Type.Boolean({ description: 'Deliver outgoing mail from this mailbox only over TLS' }),
+  ),
+  save_sent_copy: Type.Optional(
+    Type.Boolean({
+      description:
+        'Copy mail this mailbox sends (SMTP submission, API, drafts) to its Sent folder (default true); turn off for clients that save their own copy',
+    }),
   ),
   owner_user_id: Type.Optional(Type.Union([Type.Null(), Type.String({ maxLength: 100 })])),
 }

@@ -32,17 +32,32 @@ export const SendBody = Type.Object(
     html: Type.Optional(Type.String()),
     attachments: Type.Optional(
       Type.Array(
-        Type.Object(
-          {
-            filename: Type.String({ minLength: 1, maxLength: 255 }),
-            content: Type.String({ description: 'base64' }),
-            content_type: Type.Optional(Type.String({ maxLength: 255 })),
-            content_id: Type.Optional(
-              Type.String({ maxLength: 255, description: 'For inline images: cid:<content_id>' }),
-            ),
-          },
-          { additionalProperties: false },
-        ),
+        Type.Union([
+          Type.Object(
+            {
+              filename: Type.String({ minLength: 1, maxLength: 255 }),
+              content: Type.String({ description: 'base64' }),
+              content_type: Type.Optional(Type.String({ maxLength: 255 })),
+              content_id: Type.Optional(
+                Type.String({ maxLength: 255, description: 'For inline images: cid:<content_id>' }),
+              ),
+            },
+            { additionalProperties: false },
+          ),
+          Type.Object(
+            {
+              id: Type.String({
+                minLength: 1,
+                maxLength: 100,
+                description: 'An upload from POST /v1/attachments (att_...); its filename and type are used',
+              }),
+              content_id: Type.Optional(
+                Type.String({ maxLength: 255, description: 'For inline images: cid:<content_id>' }),
+              ),
+            },
+            { additionalProperties: false },
+          ),
+        ]),
         { maxItems: 100 },
       ),
     ),

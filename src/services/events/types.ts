@@ -49,6 +49,12 @@ export const EVENT_TYPES = {
     subject: 'message',
     doc: 'Stored by a mail client with IMAP APPEND (a sent copy, a draft, an import).',
   },
+  // Drafts (services/drafts).
+  'draft.saved': {
+    subject: 'message',
+    doc: 'A draft was saved through the API (created or updated) in the Drafts folder.',
+  },
+  'draft.deleted': { subject: 'message', doc: 'A draft was deleted through the API.' },
   // Domains.
   'domain.created': { subject: 'domain', doc: 'Added to the organisation; not live until verified.' },
   'domain.updated': { subject: 'domain', doc: 'Its settings or limits changed.' },

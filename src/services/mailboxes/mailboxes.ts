@@ -41,6 +41,8 @@ export interface MailboxView {
   force_pw_update: boolean
   tls_enforce_in: boolean
   tls_enforce_out: boolean
+  /** Mail this mailbox sends is copied to its Sent folder. */
+  save_sent_copy: boolean
   owner_user_id: string | null
   created_at: number
   updated_at: number
@@ -56,6 +58,7 @@ export interface MailboxInput {
   force_pw_update?: boolean
   tls_enforce_in?: boolean
   tls_enforce_out?: boolean
+  save_sent_copy?: boolean
   owner_user_id?: string | null
 }
 
@@ -86,6 +89,7 @@ export const mailboxView = (m: Mailbox): MailboxView => ({
   force_pw_update: m.force_pw_update === 1,
   tls_enforce_in: m.tls_enforce_in === 1,
   tls_enforce_out: m.tls_enforce_out === 1,
+  save_sent_copy: Number(m.save_sent_copy) === 1,
   owner_user_id: m.owner_user_id,
   created_at: m.created_at,
   updated_at: m.updated_at,
@@ -240,6 +244,7 @@ export async function createMailbox(
     force_pw_update: input.force_pw_update ? 1 : 0,
     tls_enforce_in: input.tls_enforce_in ? 1 : 0,
     tls_enforce_out: input.tls_enforce_out ? 1 : 0,
+    save_sent_copy: input.save_sent_copy === false ? 0 : 1,
     owner_user_id: input.owner_user_id ?? null,
     modseq: 0,
     created_at: now,
@@ -382,6 +387,7 @@ export async function updateMailbox(
     if (patch.force_pw_update !== undefined) set.force_pw_update = patch.force_pw_update ? 1 : 0
     if (patch.tls_enforce_in !== undefined) set.tls_enforce_in = patch.tls_enforce_in ? 1 : 0
     if (patch.tls_enforce_out !== undefined) set.tls_enforce_out = patch.tls_enforce_out ? 1 : 0
+    if (patch.save_sent_copy !== undefined) set.save_sent_copy = patch.save_sent_copy ? 1 : 0
     if (passwordHash) {
       set.password_hash = passwordHash
       set.force_pw_update = patch.force_pw_update ? 1 : 0

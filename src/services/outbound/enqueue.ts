@@ -6,13 +6,16 @@
 // - When enqueue resolves, the signed bytes and every row are durable; a crash afterwards
 //   loses nothing, and the worker will deliver it.
 // - Suppressed recipients are recorded with state `suppressed` and never reach the worker.
-// - A copy for the sender's Sent folder, when asked for, is filed in the same transaction.
+// - A copy for the sender's Sent folder, when asked for and the mailbox's save_sent_copy is on,
+//   is filed in the same transaction.
 
 import { createPrivateKey } from 'node:crypto'
+import type { Transaction } from 'kysely'
 import { type DkimKey, dkimSign } from '../../mail/dkim-sign.ts'
 import { parseMessage } from '../../mail/parse.ts'
 import { makeReturnPath } from '../../mail/return-path.ts'
 import { newId } from '../../store/ids.ts'
+import type { Database } from '../../store/schema.ts'
 import { fileMessage } from '../delivery/file-message.ts'
 import { dkimSigningKeys } from '../domains/dkim.ts'
 import type { OutboundContext } from './context.ts'
@@ -45,8 +48,13 @@ export interface EnqueueRequest {
   scheduled_at: number | null
   /** For the API view: to, cc, bcc, reply_to as given. */
   headers_json: Record<string, unknown>
-  /** File a copy in this mailbox's Sent folder. */
+  /** File a copy in this mailbox's Sent folder (unless the mailbox's save_sent_copy is off). */
   sent_copy_mailbox: string | null
+  /**
+   * Runs in the enqueue transaction after the rows are written, with whether a Sent copy was
+   * filed (a sent draft leaves Drafts in the same commit); throwing undoes the whole enqueue.
+   */
+  alsoInTransaction?: (tx: Transaction<Database>, now: number, filedSentCopy: boolean) => Promise<void>
   system_mail_id?: string | null
   /** Envelope sender to use instead of a signed return path (forwarding keeps SRS-free <>). */
   mail_from?: string
@@ -194,7 +202,17 @@ export async function enqueue(ctx: OutboundContext, r: EnqueueRequest): Promise<
           actor: r.actor,
           recipient: address,
         })
-      if (r.sent_copy_mailbox && parsedCopy)
+      const copy =
+        r.sent_copy_mailbox && parsedCopy
+          ? await tx
+              .selectFrom('mailboxes')
+              .select('save_sent_copy')
+              .where('id', '=', r.sent_copy_mailbox)
+              .where('org_id', '=', r.org_id)
+              .executeTakeFirst()
+          : undefined
+      const fileCopy = copy !== undefined && Number(copy.save_sent_copy) === 1
+      if (fileCopy && r.sent_copy_mailbox && parsedCopy)
         await fileMessage(
           tx,
           { blobs: ctx.blobs, bus: ctx.bus, dialect: ctx.store.dialect },
@@ -216,6 +234,7 @@ export async function enqueue(ctx: OutboundContext, r: EnqueueRequest): Promise<
             },
           },
         )
+      await r.alsoInTransaction?.(tx, now, fileCopy)
       return { status, suppressed: [...suppressed] }
     })
     .catch(async (err) => {

@@ -14,24 +14,28 @@ import { AddressError, parseAddress } from '../../mail/address.ts'
 import { ComposeError, composeMessage } from '../../mail/compose.ts'
 import { newId } from '../../store/ids.ts'
 import type { Principal } from '../accounts/principal.ts'
+import { attachmentsForCompose } from '../attachments/attachments.ts'
 import { ServiceError } from '../errors.ts'
 import { hostedDomain, resolveRecipient } from '../mailboxes/resolve.ts'
 import { reachableMailboxIds } from '../messages/access.ts'
 import { rateLimitedError } from '../ratelimit/limiter.ts'
 import type { OutboundContext } from './context.ts'
 import { resolveDestination } from './destination.ts'
-import { type EnqueueRecipient, enqueue } from './enqueue.ts'
+import { type EnqueueRecipient, type EnqueueRequest, enqueue } from './enqueue.ts'
 import { withIdempotency } from './idempotency.ts'
 import { peekCapacity } from './limits.ts'
 import { suppressedAmong } from './suppressions.ts'
 
-export interface SendAttachment {
-  filename: string
-  /** Base64. */
-  content: string
-  content_type?: string
-  content_id?: string
-}
+/** An attachment given inline (base64) or by the id of an upload (POST /v1/attachments). */
+export type SendAttachment =
+  | {
+      filename: string
+      /** Base64. */
+      content: string
+      content_type?: string
+      content_id?: string
+    }
+  | { id: string; content_id?: string }
 
 export interface SendInput {
   from: string
@@ -72,6 +76,18 @@ interface Prepared {
   attachments: { filename: string; content: Buffer; contentType: string | null; cid: string | null }[]
   tags: Record<string, string>
   scheduledAt: number | null
+  inReplyTo: string | null
+  references: string[]
+  alsoInTransaction: EnqueueRequest['alsoInTransaction']
+}
+
+/** What a send from a stored composition (a draft) adds to the API's fields. */
+export interface ComposedExtras {
+  /** Attachment bytes already at hand (a draft's uploads). */
+  attachments: { filename: string; content: Buffer; contentType: string | null; cid: string | null }[]
+  inReplyTo: string | null
+  references: string[]
+  alsoInTransaction?: EnqueueRequest['alsoInTransaction']
 }
 
 const invalid = (field: string, message: string, code = 'INVALID_EMAIL') =>
@@ -81,7 +97,7 @@ const asList = (v: string | string[] | undefined): string[] =>
   v === undefined ? [] : Array.isArray(v) ? v : [v]
 
 /** Parses `a@b`, `Name <a@b>` or a list of them into checked addresses. */
-function parseAddresses(field: string, values: string[], max: number): Addr[] {
+export function parseAddresses(field: string, values: string[], max: number): Addr[] {
   const out: Addr[] = []
   for (const [i, v] of values.entries()) {
     if (/[\r\n\0]/.test(v)) throw invalid(`${field}[${i}]`, 'must not contain line breaks')
@@ -120,6 +136,7 @@ async function prepare(
   p: Principal,
   input: SendInput,
   path: string,
+  extras: ComposedExtras | null = null,
 ): Promise<Prepared> {
   const f = (name: string) => (path ? `${path}.${name}` : name)
   const max = ctx.settings.maxRecipients
@@ -134,9 +151,32 @@ async function prepare(
     throw invalid(f('to'), `at most ${max} recipients in to, cc and bcc together`)
   if (typeof input.subject !== 'string') throw invalid(f('subject'), 'is required')
   if (/[\r\n\0]/.test(input.subject)) throw invalid(f('subject'), 'must not contain line breaks (CR or LF)')
-  if (input.text == null && input.html == null && !input.attachments?.length)
+  if (input.text == null && input.html == null && !input.attachments?.length && !extras?.attachments.length)
     throw invalid(f('text'), 'give text, html or an attachment')
-  const attachments = (input.attachments ?? []).map((a, i) => {
+  const given = input.attachments ?? []
+  const byId = given.flatMap((a, i) => ('id' in a ? [{ id: a.id, i }] : []))
+  const uploads = new Map(
+    (
+      await attachmentsForCompose(
+        ctx,
+        p,
+        byId.map((x) => x.id),
+        (k) => `${f('attachments')}[${byId[k]?.i}].id`,
+      )
+    ).map((u) => [u.id, u]),
+  )
+  const attachments: Prepared['attachments'] = given.map((a, i) => {
+    if (a.content_id && /[\r\n\0<>]/.test(a.content_id))
+      throw invalid(`${f('attachments')}[${i}].content_id`, 'may not contain line breaks or angle brackets')
+    if ('id' in a) {
+      const u = uploads.get(a.id) as { filename: string; contentType: string; content: Buffer }
+      return {
+        filename: u.filename,
+        content: u.content,
+        contentType: u.contentType,
+        cid: a.content_id ?? null,
+      }
+    }
     if (!a.filename || /[\r\n\0/\\]/.test(a.filename))
       throw invalid(
         `${f('attachments')}[${i}].filename`,
@@ -146,8 +186,6 @@ async function prepare(
       throw invalid(`${f('attachments')}[${i}].content`, 'must be base64')
     if (a.content_type && !/^[\w.+-]+\/[\w.+-]+$/.test(a.content_type))
       throw invalid(`${f('attachments')}[${i}].content_type`, 'must be a MIME type such as application/pdf')
-    if (a.content_id && /[\r\n\0<>]/.test(a.content_id))
-      throw invalid(`${f('attachments')}[${i}].content_id`, 'may not contain line breaks or angle brackets')
     return {
       filename: a.filename,
       content: Buffer.from(
@@ -158,6 +196,7 @@ async function prepare(
       cid: a.content_id ?? null,
     }
   })
+  if (extras) attachments.push(...extras.attachments)
   for (const [name, value] of Object.entries(input.headers ?? {}))
     if (typeof value !== 'string') throw invalid(`${f('headers')}.${name}`, 'must be a string')
   const tags = parseTags(input.tags)
@@ -216,6 +255,9 @@ async function prepare(
     attachments,
     tags,
     scheduledAt,
+    inReplyTo: extras?.inReplyTo ?? null,
+    references: extras?.references ?? [],
+    alsoInTransaction: extras?.alsoInTransaction,
   }
 }
 
@@ -251,6 +293,8 @@ const compose = (m: Prepared, messageId: string, date: Date) =>
     headers: m.input.headers ?? {},
     messageId,
     date,
+    inReplyTo: m.inReplyTo,
+    references: m.references,
   })
 
 async function composeAndEnqueue(ctx: OutboundContext, p: Principal, m: Prepared, origin: 'api' | 'batch') {
@@ -304,6 +348,7 @@ async function composeAndEnqueue(ctx: OutboundContext, p: Principal, m: Prepared
       reply_to: m.replyTo.map(fmt),
     },
     sent_copy_mailbox: m.sentCopy,
+    ...(m.alsoInTransaction ? { alsoInTransaction: m.alsoInTransaction } : {}),
     actor: p.key_id ?? p.user_id ?? 'unknown',
   })
 }
@@ -383,6 +428,34 @@ export async function sendBatch(
     ctx.wake?.()
     return { status: 202, body: { data } }
   })
+}
+
+/**
+ * Sends a composition stored for a mailbox (a draft) through the same checks, limits and queue
+ * as POST /v1/emails. The From must be the mailbox or one of its aliases, whoever calls; the
+ * Sent copy goes to that mailbox (when its save_sent_copy is on).
+ */
+export async function sendAsMailbox(
+  ctx: OutboundContext,
+  p: Principal,
+  mailboxId: string,
+  input: SendInput,
+  extras: ComposedExtras,
+  meta: SendMeta,
+): Promise<SendResult> {
+  const m = await prepare(ctx, p, input, '', extras)
+  if (m.mailboxId !== mailboxId)
+    throw new ServiceError(
+      'forbidden',
+      'SENDER_NOT_ALLOWED',
+      'from: a draft is sent as its mailbox or one of the mailbox’s aliases',
+      { details: [{ field: 'from', message: 'not this mailbox or one of its aliases' }] },
+    )
+  m.sentCopy = mailboxId
+  await checkLimits(ctx, p, meta, 1, countRecipients(m))
+  const r = await composeAndEnqueue(ctx, p, m, 'api')
+  ctx.wake?.()
+  return r
 }
 
 export interface ValidationReport {

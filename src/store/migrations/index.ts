@@ -10,6 +10,7 @@ import * as outbound from './0005-outbound.ts'
 import * as imap from './0006-imap.ts'
 import * as spamSignals from './0007-spam-signals.ts'
 import * as mtaSts from './0008-mta-sts.ts'
+import * as draftsAttachments from './0009-drafts-attachments.ts'
 
 export const migrations: Record<string, Migration> = {
   '0001-init': init,
@@ -20,4 +21,5 @@ export const migrations: Record<string, Migration> = {
   '0006-imap': imap,
   '0007-spam-signals': spamSignals,
   '0008-mta-sts': mtaSts,
+  '0009-drafts-attachments': draftsAttachments,
 }
