@@ -33,6 +33,7 @@ import { type ComponentHealth, createHealthService, type ListenerInfo } from './
 import { createJobRunner, type JobDef, type JobRunner } from './services/jobs/runner.ts'
 import type { MailboxesContext } from './services/mailboxes/mailboxes.ts'
 import { type OutboundContext, outboundSettings } from './services/outbound/context.ts'
+import { createForwarding } from './services/outbound/forward.ts'
 import { createMtaSts } from './services/outbound/mta-sts.ts'
 import { authThrottleSettings, createAuthThrottle } from './services/ratelimit/auth-throttle.ts'
 import { createRateLimiter, type RateLimiter } from './services/ratelimit/limiter.ts'
@@ -317,6 +318,7 @@ export function createOutboundContext(
     committer: delivery.committer,
     keyEncryptionKey: deps.secrets.keyEncryptionKey,
     returnPathKey: returnPathKey(deps.secrets),
+    srsKey: derivedKey(deps.secrets, 'postern srs v1'),
     limiter: deps.limiter,
     rules: deps.rules,
     resolver: delivery.resolver,
@@ -462,6 +464,11 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
       connectGuard,
       log,
     })
+    // Forwarding leaves through the queue: the MX's delivery context and the queue's own local
+    // delivery (mail sent here to an alias that forwards out) both get it.
+    const forwarding = createForwarding(outbound)
+    delivery.forwarding = forwarding
+    outbound.local.forwarding = forwarding
     registerJobs(jobs, { config, store, blobs, bus, clock, domains, limiter, throttle: accounts.throttle })
     for (const job of opts.jobs ?? []) jobs.register(job)
     const setupToken = await setup.issueToken()
@@ -564,7 +571,10 @@ const generatedPassword = () => `${newAppPassword()}-${newAppPassword()}`
 
 /** The key that signs return paths: derived from the token signing key, so every node agrees without a new secret. */
 function returnPathKey(secrets: ServerSecrets): Buffer {
-  return Buffer.from(
-    hkdfSync('sha256', secrets.tokenSigningKey, Buffer.alloc(0), 'postern return-path v1', 32),
-  )
+  return derivedKey(secrets, 'postern return-path v1')
+}
+
+/** A key for one purpose, derived (HKDF-SHA256) from the token signing key of the secrets file. */
+function derivedKey(secrets: ServerSecrets, purpose: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', secrets.tokenSigningKey, Buffer.alloc(0), purpose, 32))
 }

@@ -292,6 +292,10 @@ export const schema = {
     send_user: rate('30/60s', 'Messages sent per user.'),
     send_key: rate('6000/60s', 'Messages sent per API key (a batch counts each message).'),
     admin_jobs: rate('5/60s', 'Manual job runs per user.'),
+    forward_alias: rate(
+      '100/1h',
+      'Messages one alias forwards to outside addresses; over it the MX answers 451 4.7.1 at RCPT.',
+    ),
   },
   domains: {
     dkim_rotation_grace_days: int(
@@ -396,6 +400,14 @@ export const schema = {
       24,
       'How long an uploaded attachment that no draft uses is kept before the attachment-purge job deletes it.',
       1,
+    ),
+  },
+  forwarding: {
+    srs_max_age_days: int(
+      21,
+      'How many days a bounce to an SRS address of a forwarded message is accepted and sent back to its sender.',
+      1,
+      1000,
     ),
   },
   net: {

@@ -1,8 +1,10 @@
 // Authentication of received mail: SPF, DKIM, DMARC and ARC through mailauth, with every DNS
 // lookup going through Postern's resolver (so tests and deployments control where queries go).
-// Returns the header fields to prepend and the verdict the delivery policy needs.
+// Returns the header fields to prepend and the verdict the delivery policy needs; arcSeal adds
+// an ARC set (RFC 8617) to a message we forward, attesting to what verifyMessage found.
 
-import { authenticate } from 'mailauth'
+import type { KeyObject } from 'node:crypto'
+import { authenticate, sealMessage } from 'mailauth'
 import { type Resolver, toMailauthResolver } from '../dns/resolver.ts'
 
 export interface AuthVerdict {
@@ -11,6 +13,10 @@ export interface AuthVerdict {
   spf: string
   dkim: string
   dmarc: string
+  /** The ARC chain as received: none, pass or fail (RFC 8617 4.4). */
+  arc: 'none' | 'pass' | 'fail'
+  /** The Authentication-Results payload (authserv-id and results) an ARC set of ours attests to. */
+  arcAuthResults: string | null
   /** The author domain's effective DMARC policy when DMARC failed. */
   dmarcFailPolicy: 'reject' | 'quarantine' | 'none' | null
   /** One-line summary stored with the message, e.g. "spf=pass dkim=pass dmarc=pass". */
@@ -41,12 +47,48 @@ export async function verifyMessage(
     r.dmarc && dmarc === 'fail'
       ? (((r.dmarc as { policy?: string }).policy as 'reject' | 'quarantine' | 'none' | undefined) ?? 'none')
       : null
+  const arcStatus = r.arc ? ((r.arc.status as { result?: string }).result ?? 'none').toLowerCase() : 'none'
+  const arc = arcStatus === 'pass' || arcStatus === 'fail' ? arcStatus : 'none'
   return {
     headers: r.headers,
     spf,
     dkim,
     dmarc,
+    arc,
+    arcAuthResults: (r.arc as { authResults?: string } | false)
+      ? ((r.arc as { authResults?: string }).authResults ?? null)
+      : null,
     dmarcFailPolicy: policy,
-    summary: `spf=${spf} dkim=${dkim} dmarc=${dmarc}`,
+    summary: `spf=${spf} dkim=${dkim} dmarc=${dmarc}${arc === 'none' ? '' : ` arc=${arc}`}`,
   }
+}
+
+export interface ArcSealKey {
+  domain: string
+  selector: string
+  privateKey: string | KeyObject
+}
+
+/**
+ * The ARC set (ARC-Seal, ARC-Message-Signature, ARC-Authentication-Results, CRLF-terminated)
+ * to prepend to `raw`, sealing the chain status `cv` and the results `authResults` we found
+ * when the message arrived. Empty when mailauth cannot seal (a chain already at 50 sets, an
+ * unusable key): the caller forwards unsealed.
+ */
+export async function arcSeal(
+  raw: Buffer,
+  o: { key: ArcSealKey; cv: 'none' | 'pass' | 'fail'; authResults: string; now: number },
+): Promise<Buffer> {
+  const pem =
+    typeof o.key.privateKey === 'string'
+      ? o.key.privateKey
+      : (o.key.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string)
+  return sealMessage(raw, {
+    signingDomain: o.key.domain,
+    selector: o.key.selector,
+    privateKey: pem,
+    cv: o.cv,
+    authResults: o.authResults,
+    signTime: new Date(o.now),
+  })
 }

@@ -1,6 +1,8 @@
 // The MX's policy: the SmtpHandler the SMTP server calls in MX mode, implemented with the
 // delivery service. It owns the mapping from delivery reasons to SMTP replies (RFC 5321
-// codes with RFC 3463 enhanced codes), and never relays: a recipient must be hosted here.
+// codes with RFC 3463 enhanced codes), and never relays: a recipient must be hosted here
+// (an alias that forwards, an SRS address of mail we forwarded, or a domain we are the backup
+// MX of are hosted here too; the delivery service decides what each one means).
 
 import type { Logger } from '../log/logger.ts'
 import {
@@ -8,10 +10,12 @@ import {
   type DeliveryContext,
   deliverInbound,
   type LocalTarget,
+  type RecipientCheck,
   type RefusalReason,
 } from '../services/delivery/inbound.ts'
 import type { OutboundContext } from '../services/outbound/context.ts'
 import { checkReturnPath, handleReport, type ReturnPathTarget } from '../services/outbound/feedback.ts'
+import type { ForwardTarget, RelayTarget } from '../services/outbound/forward.ts'
 import type { MailFrom, RcptTo, SessionInfo, SmtpHandler, SmtpReply } from './handler.ts'
 
 const RCPT_REPLIES: Record<RefusalReason, (detail: string) => SmtpReply> = {
@@ -34,7 +38,19 @@ const RCPT_REPLIES: Record<RefusalReason, (detail: string) => SmtpReply> = {
     enhanced: '4.3.0',
     message: 'This address forwards outside this server, which is not available yet; try again later',
   }),
+  forward_limit: () => ({
+    code: 451,
+    enhanced: '4.7.1',
+    message: 'This address has forwarded as much mail as it may for now; try again later',
+  }),
+  forward_suppressed: () => ({
+    code: 550,
+    enhanced: '5.1.1',
+    message: 'This address forwards to a mailbox that does not accept mail',
+  }),
 }
+
+type Accepted = Omit<Extract<RecipientCheck, { ok: true }>, 'ok'>
 
 /** What the MX needs to take reports (bounces, complaints) at the return paths of sent mail. */
 export type FeedbackContext = Pick<
@@ -47,7 +63,7 @@ export function createMxHandler(ctx: DeliveryContext, log: Logger, feedback?: Fe
   const reports = new Map<string, ReturnPathTarget[]>()
   // Recipients accepted at RCPT, with the mailboxes they reach, until the message arrives.
   // Sessions that end without DATA leave entries behind; they are swept once the map grows.
-  const targets = new Map<string, { at: number; rcpts: Map<string, LocalTarget[]> }>()
+  const targets = new Map<string, { at: number; rcpts: Map<string, Accepted> }>()
   const forSession = (s: SessionInfo) => {
     let m = targets.get(s.id)
     if (!m) {
@@ -83,12 +99,23 @@ export function createMxHandler(ctx: DeliveryContext, log: Logger, feedback?: Fe
           return null
         }
       }
+      const srs = ctx.forwarding ? await ctx.forwarding.reverseSrs(to.address) : null
+      if (srs === 'invalid')
+        return { code: 550, enhanced: '5.1.1', message: 'Invalid or expired SRS address' }
+      if (srs) {
+        forSession(s).set(to.address.toLowerCase(), { targets: [], forwards: [srs], relays: [] })
+        return null
+      }
       const r = await checkRecipient(ctx, to.address, { tls: s.tls !== null }, from.size)
       if (!r.ok) {
         log.info({ cid: s.id, rcpt: to.address, reason: r.reason }, 'recipient refused')
         return RCPT_REPLIES[r.reason](r.detail)
       }
-      forSession(s).set(to.address.toLowerCase(), r.targets)
+      forSession(s).set(to.address.toLowerCase(), {
+        targets: r.targets,
+        forwards: r.forwards,
+        relays: r.relays,
+      })
       return null
     },
     async onMessage(s, envelope, message) {
@@ -113,9 +140,22 @@ export function createMxHandler(ctx: DeliveryContext, log: Logger, feedback?: Fe
           return { code: 250, enhanced: '2.0.0', message: 'Ok: report received' }
       }
       const all: LocalTarget[] = []
-      for (const rcpt of envelope.to)
-        for (const t of accepted.get(rcpt.address.toLowerCase()) ?? [])
-          if (!all.some((x) => x.mailbox_id === t.mailbox_id)) all.push(t)
+      const forwards = new Map<string, ForwardTarget>()
+      const relays: RelayTarget[] = []
+      for (const rcpt of envelope.to) {
+        const a = accepted.get(rcpt.address.toLowerCase())
+        if (!a) continue
+        for (const t of a.targets) if (!all.some((x) => x.mailbox_id === t.mailbox_id)) all.push(t)
+        // One forward per alias (or SRS address), however many recipients reached it.
+        for (const f of a.forwards) {
+          const seen = forwards.get(f.via)
+          if (seen) for (const t of f.to) if (!seen.to.includes(t)) seen.to.push(t)
+          if (!seen) forwards.set(f.via, { ...f, to: [...f.to] })
+        }
+        for (const r of a.relays)
+          if (!relays.some((x) => x.address === r.address))
+            relays.push({ ...r, notify: rcpt.notify, orcpt: rcpt.orcpt })
+      }
       try {
         const r = await deliverInbound(ctx, {
           raw: message,
@@ -123,11 +163,19 @@ export function createMxHandler(ctx: DeliveryContext, log: Logger, feedback?: Fe
           dsn: { ret: envelope.from.ret, envid: envelope.from.envid },
           recipients: envelope.to.map((t) => ({ address: t.address, notify: t.notify, orcpt: t.orcpt })),
           targets: all,
+          forwards: [...forwards.values()],
+          relays,
           session: { id: s.id, ip: s.remoteAddress, helo: s.helo, tls: s.tls },
         })
         if (r.ok) {
           log.info(
-            { cid: s.id, queue_id: r.queue_id, size: message.length, mailboxes: r.stored.length },
+            {
+              cid: s.id,
+              queue_id: r.queue_id,
+              size: message.length,
+              mailboxes: r.stored.length,
+              queued: r.queued,
+            },
             'message stored',
           )
           return { code: 250, enhanced: '2.0.0', message: `Ok: queued as ${r.queue_id}` }
@@ -138,6 +186,21 @@ export function createMxHandler(ctx: DeliveryContext, log: Logger, feedback?: Fe
             code: 554,
             enhanced: '5.4.6',
             message: 'Routing loop detected: too many Received header fields',
+          }
+        if (r.reason === 'forward_loop')
+          return { code: 554, enhanced: '5.4.6', message: `Routing loop detected: ${r.detail}` }
+        if (r.reason === 'forward_limit')
+          return {
+            code: 451,
+            enhanced: '4.7.1',
+            message:
+              'An address of this message has forwarded as much mail as it may for now; try again later',
+          }
+        if (r.reason === 'not_forwarded')
+          return {
+            code: 550,
+            enhanced: '5.7.1',
+            message: 'Message not forwarded: it fails DMARC and the sender domain asks for quarantine',
           }
         return {
           code: 550,

@@ -62,7 +62,15 @@ for (const dialect of DIALECTS) {
           'not_hosted',
         )
         await api.post('/v1/aliases', { address: `fwd@${domain}`, targets: ['partner@elsewhere.example'] })
-        assert.equal(((await check(`fwd@${domain}`)) as { reason: string }).reason, 'external_target')
+        // An outside target is forwarded through the queue (test/e2e/forwarding.test.ts).
+        const fwd = await check(`fwd@${domain}`)
+        assert.ok(fwd.ok && fwd.targets.length === 0)
+        assert.deepEqual(fwd.ok && fwd.forwards.map((f) => [f.kind, f.via, f.to]), [
+          ['alias', `fwd@${domain}`, ['partner@elsewhere.example']],
+        ])
+        // Without forwarding wired in, such an alias is refused as a whole.
+        const bare = await checkRecipient({ store: s.postern.store }, `fwd@${domain}`, { tls: false }, null)
+        assert.equal((bare as { reason: string }).reason, 'external_target')
         await api.patch(`/v1/mailboxes/${bob}`, { active: false })
         assert.equal(((await check(`bob@${domain}`)) as { reason: string }).reason, 'mailbox_disabled')
         await api.patch(`/v1/mailboxes/${ann}`, { tls_enforce_in: true })

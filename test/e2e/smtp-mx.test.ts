@@ -101,6 +101,8 @@ for (const dialect of DIALECTS) {
         const { api, domain, bob } = await hostedOrg(s)
         await api.patch(`/v1/mailboxes/${bob}`, { active: false })
         await api.post('/v1/aliases', { address: `fwd@${domain}`, targets: ['out@elsewhere.example'] })
+        // An alias forwarding only to a suppressed address is refused (forwarding: test/e2e/forwarding.test.ts).
+        await api.post('/v1/suppressions', { address: 'out@elsewhere.example' })
         const replies = await transcript(mxPort(s), [
           'EHLO client.example',
           'MAIL FROM:<a@sender.example> RET=HDRS ENVID=abc123',
@@ -125,7 +127,7 @@ for (const dialect of DIALECTS) {
           '550 5.1.1',
           '550 5.7.1',
           '550 5.2.1',
-          '451 4.3.0',
+          '550 5.1.1',
           '250 2.1.5',
           codes[8] as string,
           '250 2.0.0',

@@ -3,10 +3,15 @@
 // reasons, and smtp/mx-handler.ts turns them into reply codes.
 // Invariants:
 // - deliverInbound resolves `ok` only after the raw bytes are durable in the blob store and
-//   every mailbox's rows are committed (group commit): that is what a 250 may promise.
+//   every mailbox's rows are committed (group commit), and every forward and backup-MX relay
+//   is queued in that same transaction: that is what a 250 may promise.
 // - One blob per org for all of that org's recipients; one message row per mailbox.
-// - Only verified, active domains receive mail (resolveRecipient); external alias targets are
-//   refused until the outbound queue exists.
+// - Only verified, active domains receive mail (resolveRecipient). Outside alias targets are
+//   forwarded through the queue (outbound/forward.ts) when forwarding is wired in, else the
+//   alias is refused; a domain we are the backup MX of takes any local part for relaying.
+// - Mail our checks refused (DMARC reject) is refused for every recipient; mail they send to
+//   Junk (DMARC quarantine) is filed locally but never forwarded. A message that already
+//   went through one of the forwarding aliases (Delivered-To) is refused as a loop.
 
 import type { Resolver } from '../../dns/resolver.ts'
 import type { Logger } from '../../log/logger.ts'
@@ -22,6 +27,12 @@ import type { Clock } from '../../time/clock.ts'
 import { writeEvent } from '../events/write.ts'
 import { resolveRecipient } from '../mailboxes/resolve.ts'
 import { addToFolder } from '../messages/folder-ops.ts'
+import {
+  type Forwarding,
+  ForwardLimitError,
+  type ForwardTarget,
+  type RelayTarget,
+} from '../outbound/forward.ts'
 import { fileMessage } from './file-message.ts'
 import type { GroupCommitter } from './group-commit.ts'
 
@@ -44,6 +55,8 @@ export interface DeliveryContext {
   log: Logger
   committer: GroupCommitter
   settings: DeliverySettings
+  /** Forwarding through the outbound queue; set by main.ts once the queue exists (absent: outside alias targets are refused). */
+  forwarding?: Forwarding
 }
 
 export interface LocalTarget {
@@ -60,31 +73,59 @@ export type RefusalReason =
   | 'quota_full'
   | 'tls_required'
   | 'external_target'
+  | 'forward_limit'
+  | 'forward_suppressed'
 
 export type RecipientCheck =
-  | { ok: true; targets: LocalTarget[] }
+  | { ok: true; targets: LocalTarget[]; forwards: ForwardTarget[]; relays: RelayTarget[] }
   | { ok: false; reason: RefusalReason; detail: string }
 
 const MAX_ALIAS_DEPTH = 5
 
-/** Decides one RCPT: the local mailboxes it reaches, or why it is refused. */
+/** Decides one RCPT: the local mailboxes it reaches and where it is forwarded, or why it is refused. */
 export async function checkRecipient(
-  ctx: { store: Store },
+  ctx: { store: Store; forwarding?: Forwarding },
   address: string,
   session: { tls: boolean },
   sizeHint: number | null,
 ): Promise<RecipientCheck> {
   const targets: LocalTarget[] = []
+  const relays: RelayTarget[] = []
+  const external = new Map<string, ForwardTarget>()
   const problems: { reason: RefusalReason; detail: string }[] = []
-  const visit = async (addr: string, depth: number, viaAlias: boolean): Promise<void> => {
+  type Via = { org_id: string; alias_id: string; domain_id: string; via: string }
+  const forwardTo = (via: Via, addr: string) => {
+    const f = external.get(via.alias_id) ?? {
+      kind: 'alias' as const,
+      org_id: via.org_id,
+      domain_id: via.domain_id,
+      domain: via.via.slice(via.via.lastIndexOf('@') + 1),
+      alias_id: via.alias_id,
+      via: via.via,
+      to: [],
+    }
+    if (!f.to.includes(addr)) f.to.push(addr)
+    external.set(via.alias_id, f)
+  }
+  const visit = async (addr: string, depth: number, via: Via | null): Promise<void> => {
     const r = await resolveRecipient(ctx.store, addr)
     if (r.kind === 'none') {
-      if (viaAlias && r.reason === 'not_hosted')
-        problems.push({
-          reason: 'external_target',
-          detail: `${addr} is outside this server; forwarding is not available yet`,
-        })
+      if (via && r.reason === 'not_hosted') forwardTo(via, addr)
       else problems.push({ reason: r.reason, detail: `${addr}: ${r.reason.replace('_', ' ')}` })
+      return
+    }
+    if (r.kind === 'backup') {
+      // Through an alias, an address at a backup-MX domain is as outside as any other.
+      if (via) forwardTo(via, r.address)
+      else
+        relays.push({
+          org_id: r.org_id,
+          domain_id: r.domain_id,
+          domain: r.domain,
+          address: r.address,
+          notify: null,
+          orcpt: null,
+        })
       return
     }
     if (r.kind === 'alias') {
@@ -92,7 +133,10 @@ export async function checkRecipient(
         problems.push({ reason: 'unknown_recipient', detail: `${addr}: aliases nest too deeply` })
         return
       }
-      for (const t of r.targets) await visit(t, depth + 1, true)
+      // A catch-all (`@domain`) forwards as the address it caught.
+      const here = r.address.startsWith('@') ? addr.toLowerCase() : r.address
+      const next = { org_id: r.org_id, alias_id: r.alias_id, domain_id: r.domain_id, via: here }
+      for (const t of r.targets) await visit(t, depth + 1, next)
       return
     }
     if (!r.active)
@@ -112,13 +156,34 @@ export async function checkRecipient(
     if (!targets.some((t) => t.mailbox_id === r.mailbox_id))
       targets.push({ org_id: r.org_id, mailbox_id: r.mailbox_id, address: r.address })
   }
-  await visit(address, 0, false)
-  // An alias reaching an external or unavailable target is refused as a whole: accepting it
-  // would silently drop part of the delivery.
-  const blocking =
-    problems.find((p) => p.reason === 'external_target') ?? (targets.length === 0 ? problems[0] : undefined)
-  if (blocking) return { ok: false, ...blocking }
-  return { ok: true, targets }
+  await visit(address, 0, null)
+  const forwards: ForwardTarget[] = []
+  if (external.size) {
+    // An alias reaching an outside target it cannot forward to is refused as a whole:
+    // accepting it would silently drop part of the delivery.
+    if (!ctx.forwarding)
+      return {
+        ok: false,
+        reason: 'external_target',
+        detail: `${address} forwards outside this server, and forwarding is not available here`,
+      }
+    let suppressedOnly = false
+    for (const f of external.values()) {
+      const s = await ctx.forwarding.screen(f)
+      if (!s.ok) return { ok: false, reason: s.reason, detail: s.detail }
+      if (s.target) forwards.push(s.target)
+      else suppressedOnly = true
+    }
+    if (suppressedOnly && forwards.length === 0 && targets.length === 0)
+      return {
+        ok: false,
+        reason: 'forward_suppressed',
+        detail: `${address} forwards only to addresses that refused mail before (suppressed)`,
+      }
+  }
+  if (targets.length === 0 && forwards.length === 0 && relays.length === 0)
+    return { ok: false, ...(problems[0] ?? { reason: 'unknown_recipient', detail: `${address}: no target` }) }
+  return { ok: true, targets, forwards, relays }
 }
 
 export interface InboundMessage {
@@ -128,6 +193,10 @@ export interface InboundMessage {
   dsn?: { ret: 'FULL' | 'HDRS' | null; envid: string | null }
   recipients: { address: string; notify: string[] | null; orcpt: string | null }[]
   targets: LocalTarget[]
+  /** Outside targets of the accepted recipients (aliases, SRS bounces), forwarded through the queue. */
+  forwards?: ForwardTarget[]
+  /** Recipients at domains we are the backup MX of, queued on to their real MX. */
+  relays?: RelayTarget[]
   session: { id: string; ip: string; helo: string | null; tls: { protocol: string; cipher: string } | null }
 }
 
@@ -136,8 +205,14 @@ export type DeliveryOutcome =
       ok: true
       queue_id: string
       stored: { mailbox_id: string; message_id: string; folder: 'inbox' | 'junk' }[]
+      /** Queue ids of the forwards and relays made. */
+      queued: string[]
     }
-  | { ok: false; reason: 'loop' | 'dmarc_reject'; detail: string }
+  | {
+      ok: false
+      reason: 'loop' | 'dmarc_reject' | 'forward_loop' | 'forward_limit' | 'not_forwarded'
+      detail: string
+    }
 
 const rfc5322Date = (ms: number) => new Date(ms).toUTCString().replace(/GMT$/, '+0000')
 
@@ -147,8 +222,16 @@ export async function deliverInbound(ctx: DeliveryContext, m: InboundMessage): P
   if (received > s.maxReceived)
     return { ok: false, reason: 'loop', detail: `${received} Received header fields: a mail loop` }
   const stripped = stripOwnAuthResults(m.raw, s.authservId)
+  let forwards = m.forwards ?? []
+  const relays = m.relays ?? []
+  const forwarding = ctx.forwarding
+  if ((forwards.length || relays.length) && !forwarding)
+    throw new Error('forwarding targets given, but this delivery context has no forwarding')
+  const looped = forwarding?.loops(stripped, forwards)
+  if (looped) return { ok: false, reason: 'forward_loop', detail: `mail forwarding loop for ${looped}` }
   let authHeaders = ''
   let summary: string | null = null
+  let verdict: Awaited<ReturnType<typeof verifyMessage>> | null = null
   let junk = false
   if (s.verifyAuth) {
     try {
@@ -161,6 +244,7 @@ export async function deliverInbound(ctx: DeliveryContext, m: InboundMessage): P
       })
       authHeaders = v.headers
       summary = v.summary
+      verdict = v
       if (v.dmarcFailPolicy === 'reject' && s.dmarcReject)
         return {
           ok: false,
@@ -182,6 +266,24 @@ export async function deliverInbound(ctx: DeliveryContext, m: InboundMessage): P
   const fields = [receivedField, ...(authHeaders ? [authHeaders.replace(/\r?\n$/, '')] : [])]
   const message = prependHeaders(stripped, fields)
   const parsed = await parseMessage(message)
+  if (junk && forwards.length) {
+    // What our checks send to Junk is kept here, never passed on to someone else's inbox.
+    ctx.log.info(
+      { cid: m.session.id, forwards: forwards.map((f) => f.via) },
+      'not forwarding mail that fails DMARC (quarantine)',
+    )
+    forwards = []
+    if (m.targets.length === 0 && relays.length === 0)
+      return {
+        ok: false,
+        reason: 'not_forwarded',
+        detail: 'the message fails DMARC and its domain asks for quarantine; it is not forwarded',
+      }
+  }
+  const prepared =
+    forwarding && (forwards.length || relays.length)
+      ? await forwarding.stage({ message, mailFrom: m.mailFrom, verdict, parsed, forwards, relays })
+      : []
 
   // The bytes first, fsynced per org; they become visible (rename, directory fsync) inside the
   // same group-commit transaction that records the rows, so one commit covers both.
@@ -233,11 +335,21 @@ export async function deliverInbound(ctx: DeliveryContext, m: InboundMessage): P
         })
         out.push({ mailbox_id: t.mailbox_id, message_id: id, folder: role })
       }
-      return out
+      const queued = forwarding && prepared.length ? await forwarding.record(tx, prepared) : []
+      return { out, queued }
     })
     .catch(async (err) => {
       for (const s of staged.values()) await ctx.blobs.discard(s)
+      if (forwarding) await forwarding.discard(prepared)
+      if (err instanceof ForwardLimitError) return null
       throw err
     })
-  return { ok: true, queue_id: queueId, stored }
+  if (!stored)
+    return {
+      ok: false,
+      reason: 'forward_limit',
+      detail: 'an alias of this message is over its hourly forwarding cap',
+    }
+  if (stored.queued.length) forwarding?.queued()
+  return { ok: true, queue_id: queueId, stored: stored.out, queued: stored.queued }
 }

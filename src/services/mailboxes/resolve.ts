@@ -2,7 +2,8 @@
 // Order: an exact mailbox; an exact alias; the same two for the address without its
 // +subaddress (plus-addressing reaches user@ by default); the domain's catch-all. Only
 // domains that are verified and active receive mail, so a pending domain (perhaps claimed by
-// someone who does not own it) captures nothing.
+// someone who does not own it) captures nothing. A domain marked backup MX has no mail of its
+// own here: every local part resolves to `backup` (queued on to the domain's real MX).
 
 import { parseAddress, splitSubaddress } from '../../mail/address.ts'
 import type { Store } from '../../store/db.ts'
@@ -16,14 +17,26 @@ export type Resolution =
       active: boolean
       tls_enforce_in: boolean
     }
-  | { kind: 'alias'; org_id: string; alias_id: string; address: string; targets: string[] }
+  | {
+      kind: 'alias'
+      org_id: string
+      alias_id: string
+      domain_id: string
+      address: string
+      targets: string[]
+    }
+  | { kind: 'backup'; org_id: string; domain_id: string; domain: string; address: string }
   | { kind: 'none'; reason: 'invalid' | 'not_hosted' | 'unknown_recipient' }
 
-/** The verified, active domain of this name (in whichever org holds it), or undefined: the one test of "hosted here". */
+/**
+ * The verified, active domain of this name (in whichever org holds it), or undefined: the one
+ * test of "hosted here". `backup_mx` 1 means we are only its backup MX (its mail goes on to
+ * its real MX, never into a mailbox here).
+ */
 export function hostedDomain(store: Store, name: string) {
   return store.db
     .selectFrom('domains')
-    .select(['id', 'org_id'])
+    .select(['id', 'org_id', 'backup_mx'])
     .where('name', '=', name)
     .where('status', '=', 'verified')
     .where('active', '=', 1)
@@ -44,6 +57,14 @@ export async function resolveRecipient(
   const db = store.db
   const domain = await hostedDomain(store, parsed.domain)
   if (!domain) return { kind: 'none', reason: 'not_hosted' }
+  if (domain.backup_mx === 1)
+    return {
+      kind: 'backup',
+      org_id: domain.org_id,
+      domain_id: domain.id,
+      domain: parsed.domain,
+      address: parsed.canonical,
+    }
   const lookup = async (canonical: string): Promise<Resolution | null> => {
     const m = await db
       .selectFrom('mailboxes')
@@ -72,6 +93,7 @@ export async function resolveRecipient(
         kind: 'alias',
         org_id: domain.org_id,
         alias_id: a.id,
+        domain_id: domain.id,
         address: a.address,
         targets: JSON.parse(a.targets) as string[],
       }

@@ -44,6 +44,8 @@ export interface OutboundSettings {
   maxMessageBytes: number
   /** Sender address of system mail (codes, resets, invitations). */
   systemFrom: string
+  /** How old an SRS address may be when a bounce arrives at it (forwarding.srs_max_age_days). */
+  srsMaxAgeDays: number
 }
 
 export interface OutboundContext {
@@ -55,6 +57,8 @@ export interface OutboundContext {
   committer: GroupCommitter
   keyEncryptionKey: Buffer
   returnPathKey: Buffer
+  /** Signs the SRS addresses of forwarded mail (derived from the secrets file, like returnPathKey). */
+  srsKey: Buffer
   limiter: RateLimiter
   rules: Record<RateLimitRuleName, RateLimitRule>
   resolver: Resolver
@@ -120,5 +124,6 @@ export function outboundSettings(config: Config, hostname: string): OutboundSett
     maxRecipients: config.smtp.max_recipients,
     maxMessageBytes: config.smtp.max_message_bytes,
     systemFrom: `postern@${hostname}`,
+    srsMaxAgeDays: config.forwarding.srs_max_age_days,
   }
 }

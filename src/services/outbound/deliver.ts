@@ -12,7 +12,12 @@
 
 import { isIP } from 'node:net'
 import type { OutboundRecipient } from '../../store/schema.ts'
-import { checkRecipient, deliverInbound } from '../delivery/inbound.ts'
+import {
+  checkRecipient,
+  deliverInbound,
+  type RecipientCheck,
+  type RefusalReason,
+} from '../delivery/inbound.ts'
 import { hostedDomain } from '../mailboxes/resolve.ts'
 import type { OutboundContext } from './context.ts'
 import { type DestinationResult, resolveDestination } from './destination.ts'
@@ -53,7 +58,9 @@ export async function deliverGroup(
     trace,
   })
 
-  if (await hostedDomain(ctx.store, domain))
+  // A domain we are only the backup MX for goes to its real MX like any other.
+  const hosted = await hostedDomain(ctx.store, domain)
+  if (hosted && hosted.backup_mx !== 1)
     return { outcomes: await deliverLocally(ctx, m, recipients, raw, step), trace }
 
   let targets: DeliveryTarget[]
@@ -224,31 +231,27 @@ async function deliverLocally(
   step: (kind: string, detail: Record<string, unknown>) => void,
 ): Promise<Outcome[]> {
   const outcomes: Outcome[] = []
-  const accepted: { r: OutboundRecipient; targets: Awaited<ReturnType<typeof checkRecipient>> }[] = []
+  const accepted: { r: OutboundRecipient; check: Extract<RecipientCheck, { ok: true }> }[] = []
   for (const r of recipients) {
     const check = await checkRecipient(ctx.local, r.address, { tls: true }, raw.length)
-    if (check.ok) accepted.push({ r, targets: check })
+    if (check.ok) accepted.push({ r, check })
     else {
-      const [code, enhanced] =
-        check.reason === 'quota_full'
-          ? [452, '4.2.2']
-          : check.reason === 'mailbox_disabled'
-            ? [550, '5.2.1']
-            : check.reason === 'external_target'
-              ? [451, '4.3.0']
-              : [550, '5.1.1']
-      outcomes.push({ recipient: r, code, enhanced, message: check.detail, mta: 'local' })
+      const [code, enhanced] = LOCAL_REFUSALS[check.reason] ?? ['550', '5.1.1']
+      outcomes.push({ recipient: r, code: Number(code), enhanced, message: check.detail, mta: 'local' })
     }
   }
   if (accepted.length) {
-    const targets = accepted.flatMap((a) => (a.targets.ok ? a.targets.targets : []))
+    const targets = accepted.flatMap((a) => a.check.targets)
     const unique = [...new Map(targets.map((t) => [t.mailbox_id, t])).values()]
+    // An alias here that forwards out: the forward is queued with the local copies.
+    const forwards = [...new Map(accepted.flatMap((a) => a.check.forwards).map((f) => [f.via, f])).values()]
     try {
       const result = await deliverInbound(ctx.local, {
         raw,
         mailFrom: m.mail_from,
         recipients: accepted.map((a) => ({ address: a.r.address, notify: null, orcpt: null })),
         targets: unique,
+        forwards,
         session: { id: m.id, ip: '127.0.0.1', helo: ctx.settings.hostname, tls: null },
       })
       for (const a of accepted)
@@ -261,7 +264,9 @@ async function deliverLocally(
                 message: `delivered locally (${result.queue_id})`,
                 mta: 'local',
               }
-            : { recipient: a.r, code: 554, enhanced: '5.4.6', message: result.detail, mta: 'local' },
+            : result.reason === 'forward_limit'
+              ? { recipient: a.r, code: 451, enhanced: '4.7.1', message: result.detail, mta: 'local' }
+              : { recipient: a.r, code: 554, enhanced: '5.4.6', message: result.detail, mta: 'local' },
         )
     } catch (err) {
       for (const a of accepted)
@@ -276,4 +281,12 @@ async function deliverLocally(
   }
   step('local', { delivered: outcomes.filter((o) => o.code < 300).map((o) => o.recipient.address) })
   return outcomes
+}
+
+/** The reply a local recipient's refusal stands for (the MX's replies, without the wording). */
+const LOCAL_REFUSALS: Partial<Record<RefusalReason, [string, string]>> = {
+  quota_full: ['452', '4.2.2'],
+  mailbox_disabled: ['550', '5.2.1'],
+  external_target: ['451', '4.3.0'],
+  forward_limit: ['451', '4.7.1'],
 }

@@ -1,10 +1,13 @@
 // Putting a composed message into the outbound queue: DKIM-sign it with its domain's active
 // keys, give it its signed return path, store the bytes, and write the queue rows (message,
 // one row per recipient, events) in one group-commit transaction. The API, system mail and
-// forwarding all enqueue through here.
+// forwarding all enqueue through here. Inbound forwarding needs the queue rows in the same
+// transaction as its local deliveries, so the two halves are also exported: stageOutbound
+// (signing, blob staged; no rows) and recordOutbound (the rows, inside a caller's transaction).
 // Invariants:
 // - When enqueue resolves, the signed bytes and every row are durable; a crash afterwards
-//   loses nothing, and the worker will deliver it.
+//   loses nothing, and the worker will deliver it. A staged message that is not recorded is
+//   discarded by whoever staged it (discardStaged).
 // - Suppressed recipients are recorded with state `suppressed` and never reach the worker.
 // - A copy for the sender's Sent folder, when asked for and the mailbox's save_sent_copy is on,
 //   is filed in the same transaction.
@@ -36,7 +39,7 @@ export interface EnqueueRequest {
   mailbox_id: string | null
   api_key_id: string | null
   user_id: string | null
-  origin: 'api' | 'batch' | 'system' | 'submission' | 'forward'
+  origin: 'api' | 'batch' | 'system' | 'submission' | 'forward' | 'backup_mx'
   from_header: string
   subject: string
   /** Composed, unsigned, CRLF. */
@@ -56,7 +59,7 @@ export interface EnqueueRequest {
    */
   alsoInTransaction?: (tx: Transaction<Database>, now: number, filedSentCopy: boolean) => Promise<void>
   system_mail_id?: string | null
-  /** Envelope sender to use instead of a signed return path (forwarding keeps SRS-free <>). */
+  /** Envelope sender to use instead of a signed return path (a forward's SRS address, a backup MX's original sender, <>). */
   mail_from?: string
   actor: string
   /** Skip the suppression list (system mail: codes and resets must reach people). */
@@ -74,7 +77,10 @@ const KEY_TTL_MS = 60_000
 const keyCache = new WeakMap<object, Map<string, { at: number; keys: DkimKey[] }>>()
 
 /** The active signing keys of a domain, unsealed once a minute at most. */
-async function signingKeys(ctx: OutboundContext, domain: { id: string; name: string }): Promise<DkimKey[]> {
+export async function signingKeys(
+  ctx: OutboundContext,
+  domain: { id: string; name: string },
+): Promise<DkimKey[]> {
   let cache = keyCache.get(ctx)
   if (!cache) {
     cache = new Map()
@@ -95,7 +101,21 @@ async function signingKeys(ctx: OutboundContext, domain: { id: string; name: str
   return keys
 }
 
-export async function enqueue(ctx: OutboundContext, r: EnqueueRequest): Promise<Enqueued> {
+/** A message signed and its bytes staged, waiting for recordOutbound in some transaction. */
+export interface StagedOutbound {
+  id: string
+  request: EnqueueRequest
+  now: number
+  mailFrom: string
+  staged: Awaited<ReturnType<OutboundContext['blobs']['stage']>>
+  parsedCopy: Awaited<ReturnType<typeof parseMessage>> | null
+  due: number
+  scheduled: boolean
+  expiresAt: number
+}
+
+/** Signs the message and stages its bytes (fsynced, not yet visible); writes no rows. */
+export async function stageOutbound(ctx: OutboundContext, r: EnqueueRequest): Promise<StagedOutbound> {
   const now = ctx.clock.now()
   const id = newId('eml', now)
   const signed = r.domain ? await dkimSign(r.raw, await signingKeys(ctx, r.domain), now) : r.raw
@@ -103,143 +123,169 @@ export async function enqueue(ctx: OutboundContext, r: EnqueueRequest): Promise<
   const staged = await ctx.blobs.stage(r.org_id, signed)
   const parsedCopy = r.sent_copy_mailbox ? await parseMessage(signed) : null
   const due = r.scheduled_at !== null && r.scheduled_at > now ? r.scheduled_at : now
-  const scheduled = due > now
-  const expiresAt = due + ctx.settings.lifetimeMs
+  return {
+    id,
+    request: r,
+    now,
+    mailFrom,
+    staged,
+    parsedCopy,
+    due,
+    scheduled: due > now,
+    expiresAt: due + ctx.settings.lifetimeMs,
+  }
+}
+
+/** Forgets a staged message that will not be recorded (its transaction failed). */
+export async function discardStaged(ctx: OutboundContext, s: StagedOutbound): Promise<void> {
+  await ctx.blobs.discard(s.staged)
+}
+
+export async function enqueue(ctx: OutboundContext, r: EnqueueRequest): Promise<Enqueued> {
+  const s = await stageOutbound(ctx, r)
   const result = await ctx.committer
-    .run(async (tx) => {
-      const blob = await ctx.blobs.commitStaged(tx, staged)
-      const suppressed = r.ignoreSuppressions
-        ? new Set<string>()
-        : await suppressedAmong(
-            tx,
-            r.org_id,
-            r.recipients.map((x) => x.address),
-          )
-      const live = r.recipients.filter((x) => !suppressed.has(x.address.toLowerCase()))
-      const status: Enqueued['status'] = live.length === 0 ? 'failed' : scheduled ? 'scheduled' : 'queued'
-      await tx
-        .insertInto('outbound_messages')
-        .values({
-          id,
-          org_id: r.org_id,
-          domain_id: r.domain?.id ?? null,
-          mailbox_id: r.mailbox_id,
-          api_key_id: r.api_key_id,
-          user_id: r.user_id,
-          mail_from: mailFrom,
-          from_header: r.from_header,
-          subject: r.subject.slice(0, 998),
-          blob_sha256: blob.sha256,
-          size: blob.size,
-          status,
-          idempotency_key: null,
-          idempotency_hash: null,
-          tags: JSON.stringify(r.tags),
-          scheduled_at: scheduled ? due : null,
-          next_attempt_at: live.length ? due : null,
-          attempts: 0,
-          lease_owner: null,
-          lease_until: null,
-          origin: r.origin,
-          message_id_header: r.message_id_header,
-          headers_json: JSON.stringify(r.headers_json),
-          first_attempt_at: null,
-          finished_at: live.length ? null : now,
-          expires_at: expiresAt,
-          delay_notified: 0,
-          held_reason: null,
-          system_mail_id: r.system_mail_id ?? null,
-          created_at: now,
-          updated_at: now,
-        })
-        .execute()
-      await ctx.blobs.addRef(tx, r.org_id, blob.sha256)
-      await tx
-        .insertInto('outbound_recipients')
-        .values(
-          r.recipients.map((x) => {
-            const sup = suppressed.has(x.address.toLowerCase())
-            return {
-              id: newId('rcp', now),
-              org_id: r.org_id,
-              outbound_id: id,
-              address: x.address,
-              domain: (x.address.split('@').pop() as string).toLowerCase(),
-              state: sup ? ('suppressed' as const) : ('queued' as const),
-              attempts: 0,
-              next_attempt_at: sup ? null : due,
-              last_code: null,
-              last_enhanced_code: null,
-              last_response: sup ? 'the address is on the suppression list' : null,
-              dsn_notify: x.notify?.join(',') ?? null,
-              dsn_orcpt: x.orcpt ?? null,
-              type: x.type,
-              delivered_at: null,
-              remote_mta: null,
-              created_at: now,
-              updated_at: now,
-            }
-          }),
-        )
-        .execute()
-      await emailEvent(tx, ctx.bus, now, {
-        org_id: r.org_id,
-        outbound_id: id,
-        type: 'queued',
-        actor: r.actor,
-        data: {
-          from: r.from_header,
-          subject: r.subject.slice(0, 200),
-          recipients: live.length,
-          scheduled_at: scheduled ? new Date(due).toISOString() : null,
-        },
-      })
-      for (const address of suppressed)
-        await emailEvent(tx, ctx.bus, now, {
-          org_id: r.org_id,
-          outbound_id: id,
-          type: 'suppressed',
-          actor: r.actor,
-          recipient: address,
-        })
-      const copy =
-        r.sent_copy_mailbox && parsedCopy
-          ? await tx
-              .selectFrom('mailboxes')
-              .select('save_sent_copy')
-              .where('id', '=', r.sent_copy_mailbox)
-              .where('org_id', '=', r.org_id)
-              .executeTakeFirst()
-          : undefined
-      const fileCopy = copy !== undefined && Number(copy.save_sent_copy) === 1
-      if (fileCopy && r.sent_copy_mailbox && parsedCopy)
-        await fileMessage(
-          tx,
-          { blobs: ctx.blobs, bus: ctx.bus, dialect: ctx.store.dialect },
-          {
-            org_id: r.org_id,
-            mailbox_id: r.sent_copy_mailbox,
-            role: 'sent',
-            blob,
-            parsed: parsedCopy,
-            now,
-            auth_summary: null,
-            envelope: null,
-            keywords: ['\\Seen'],
-            event: {
-              type: 'email.filed',
-              actor: r.actor,
-              ip: null,
-              payload: { mailbox_id: r.sent_copy_mailbox, folder: 'sent', email_id: id },
-            },
-          },
-        )
-      await r.alsoInTransaction?.(tx, now, fileCopy)
-      return { status, suppressed: [...suppressed] }
-    })
+    .run((tx) => recordOutbound(tx, ctx, s))
     .catch(async (err) => {
-      await ctx.blobs.discard(staged)
+      await discardStaged(ctx, s)
       throw err
     })
-  return { id, status: result.status, suppressed: result.suppressed }
+  return { id: s.id, status: result.status, suppressed: result.suppressed }
+}
+
+/** The queue rows of a staged message, written in the caller's transaction. */
+export async function recordOutbound(
+  tx: Transaction<Database>,
+  ctx: OutboundContext,
+  s: StagedOutbound,
+): Promise<Omit<Enqueued, 'id'>> {
+  const { id, request: r, now, mailFrom, staged, parsedCopy, due, scheduled, expiresAt } = s
+  const blob = await ctx.blobs.commitStaged(tx, staged)
+  const suppressed = r.ignoreSuppressions
+    ? new Set<string>()
+    : await suppressedAmong(
+        tx,
+        r.org_id,
+        r.recipients.map((x) => x.address),
+      )
+  const live = r.recipients.filter((x) => !suppressed.has(x.address.toLowerCase()))
+  const status: Enqueued['status'] = live.length === 0 ? 'failed' : scheduled ? 'scheduled' : 'queued'
+  await tx
+    .insertInto('outbound_messages')
+    .values({
+      id,
+      org_id: r.org_id,
+      domain_id: r.domain?.id ?? null,
+      mailbox_id: r.mailbox_id,
+      api_key_id: r.api_key_id,
+      user_id: r.user_id,
+      mail_from: mailFrom,
+      from_header: r.from_header,
+      subject: r.subject.slice(0, 998),
+      blob_sha256: blob.sha256,
+      size: blob.size,
+      status,
+      idempotency_key: null,
+      idempotency_hash: null,
+      tags: JSON.stringify(r.tags),
+      scheduled_at: scheduled ? due : null,
+      next_attempt_at: live.length ? due : null,
+      attempts: 0,
+      lease_owner: null,
+      lease_until: null,
+      origin: r.origin,
+      message_id_header: r.message_id_header,
+      headers_json: JSON.stringify(r.headers_json),
+      first_attempt_at: null,
+      finished_at: live.length ? null : now,
+      expires_at: expiresAt,
+      delay_notified: 0,
+      held_reason: null,
+      system_mail_id: r.system_mail_id ?? null,
+      created_at: now,
+      updated_at: now,
+    })
+    .execute()
+  await ctx.blobs.addRef(tx, r.org_id, blob.sha256)
+  await tx
+    .insertInto('outbound_recipients')
+    .values(
+      r.recipients.map((x) => {
+        const sup = suppressed.has(x.address.toLowerCase())
+        return {
+          id: newId('rcp', now),
+          org_id: r.org_id,
+          outbound_id: id,
+          address: x.address,
+          domain: (x.address.split('@').pop() as string).toLowerCase(),
+          state: sup ? ('suppressed' as const) : ('queued' as const),
+          attempts: 0,
+          next_attempt_at: sup ? null : due,
+          last_code: null,
+          last_enhanced_code: null,
+          last_response: sup ? 'the address is on the suppression list' : null,
+          dsn_notify: x.notify?.join(',') ?? null,
+          dsn_orcpt: x.orcpt ?? null,
+          type: x.type,
+          delivered_at: null,
+          remote_mta: null,
+          created_at: now,
+          updated_at: now,
+        }
+      }),
+    )
+    .execute()
+  await emailEvent(tx, ctx.bus, now, {
+    org_id: r.org_id,
+    outbound_id: id,
+    type: 'queued',
+    actor: r.actor,
+    data: {
+      from: r.from_header,
+      subject: r.subject.slice(0, 200),
+      recipients: live.length,
+      scheduled_at: scheduled ? new Date(due).toISOString() : null,
+    },
+  })
+  for (const address of suppressed)
+    await emailEvent(tx, ctx.bus, now, {
+      org_id: r.org_id,
+      outbound_id: id,
+      type: 'suppressed',
+      actor: r.actor,
+      recipient: address,
+    })
+  const copy =
+    r.sent_copy_mailbox && parsedCopy
+      ? await tx
+          .selectFrom('mailboxes')
+          .select('save_sent_copy')
+          .where('id', '=', r.sent_copy_mailbox)
+          .where('org_id', '=', r.org_id)
+          .executeTakeFirst()
+      : undefined
+  const fileCopy = copy !== undefined && Number(copy.save_sent_copy) === 1
+  if (fileCopy && r.sent_copy_mailbox && parsedCopy)
+    await fileMessage(
+      tx,
+      { blobs: ctx.blobs, bus: ctx.bus, dialect: ctx.store.dialect },
+      {
+        org_id: r.org_id,
+        mailbox_id: r.sent_copy_mailbox,
+        role: 'sent',
+        blob,
+        parsed: parsedCopy,
+        now,
+        auth_summary: null,
+        envelope: null,
+        keywords: ['\\Seen'],
+        event: {
+          type: 'email.filed',
+          actor: r.actor,
+          ip: null,
+          payload: { mailbox_id: r.sent_copy_mailbox, folder: 'sent', email_id: id },
+        },
+      },
+    )
+  await r.alsoInTransaction?.(tx, now, fileCopy)
+  return { status, suppressed: [...suppressed] }
 }

@@ -512,7 +512,7 @@ export async function validateEmail(
     const hosted = await hostedDomain(ctx.store, d)
     byDomain.set(
       d,
-      hosted
+      hosted && hosted.backup_mx !== 1
         ? 'local'
         : await resolveDestination(d, {
             resolver: ctx.resolver,

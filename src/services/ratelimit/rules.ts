@@ -27,6 +27,7 @@ export const RATE_LIMIT_RULE_NAMES = [
   'send_user',
   'send_key',
   'admin_jobs',
+  'forward_alias',
 ] as const
 
 export type RateLimitRuleName = (typeof RATE_LIMIT_RULE_NAMES)[number]
