@@ -1,7 +1,9 @@
 // The queue worker: claims due messages (leases shared by every process), runs one delivery
 // attempt for each, and records what happened: recipient states, retries on the backoff
 // schedule, bounces, suppressions, the delay notice, expiry, holds over the org cap, events
-// and the trace. main.ts starts one per process with the `workers` role.
+// and the trace. main.ts starts one per process with the `workers` role. For mail clients'
+// messages it also marks the delivery status notifications owed (dsn-policy.ts) with each
+// outcome, and has notices.ts queue them after the attempt and on every poll.
 // Invariants:
 // - A message is worked on by one worker at a time (its lease); a crashed worker's lease
 //   expires and the message is retried. Recipients in a final state are never sent again.
@@ -14,8 +16,10 @@ import type { OutboundMessage, OutboundRecipient } from '../../store/schema.ts'
 import type { Tx } from '../messages/context.ts'
 import type { OutboundContext } from './context.ts'
 import { deliverGroup, type Outcome } from './deliver.ts'
+import { successNotice, wantsNotice } from './dsn-policy.ts'
 import { addTrace, emailEvent, type TraceRow } from './events.ts'
 import { reserveCapacity } from './limits.ts'
+import { sendNotices } from './notices.ts'
 import { type ConnectionPool, createConnectionPool } from './pool.ts'
 import { suppress } from './suppressions.ts'
 
@@ -49,10 +53,12 @@ export function createQueueWorker(
   let lastPeriodic = 0
   const periodic = async () => {
     const now = ctx.clock.now()
-    if (!opts.periodic || now - lastPeriodic < ctx.settings.pollMs) return
+    if (now - lastPeriodic < ctx.settings.pollMs) return
     lastPeriodic = now
     try {
-      await opts.periodic()
+      // Notices marked by another process's attempt, a report at a return path, or a crash.
+      await sendNotices(ctx)
+      await opts.periodic?.()
     } catch (err) {
       ctx.log.error({ err }, 'periodic queue work failed')
     }
@@ -216,7 +222,13 @@ async function attempt(ctx: OutboundContext, pool: ConnectionPool, id: string, o
       const result = await deliverGroup(
         ctx,
         pool,
-        { id, mail_from: m.mail_from, attempt: attemptNo },
+        {
+          id,
+          mail_from: m.mail_from,
+          attempt: attemptNo,
+          envid: m.dsn_envid,
+          ret: m.dsn_ret === 'FULL' || m.dsn_ret === 'HDRS' ? m.dsn_ret : null,
+        },
         domain,
         list,
         raw,
@@ -245,9 +257,11 @@ async function attempt(ctx: OutboundContext, pool: ConnectionPool, id: string, o
       })
     }),
   )
-  if (single) return
-  if (stillPending.length === 0) return finish(ctx, after, ctx.clock.now())
-  await reschedule(ctx, after, stillPending)
+  if (!single) {
+    if (stillPending.length === 0) await finish(ctx, after, ctx.clock.now())
+    else await reschedule(ctx, after, stillPending)
+  }
+  if (m.dsn_to) await sendNotices(ctx, { outboundId: id })
 }
 
 /** The wait before attempt n+1 after n failed attempts. */
@@ -286,6 +300,9 @@ async function record(
           state: 'delivered',
           delivered_at: now,
           next_attempt_at: null,
+          ...(m.dsn_to
+            ? { dsn_pending: successNotice(r.dsn_notify, o.mta === 'local', o.nextHopDsn ?? false) }
+            : {}),
         })
         await emailEvent(tx, ctx.bus, now, {
           org_id: m.org_id,
@@ -301,6 +318,7 @@ async function record(
           enhanced: o.enhanced,
           message: o.message,
           now,
+          notice: m.dsn_to !== null && wantsNotice(r.dsn_notify, 'failure'),
         })
       } else {
         const next = now + retryDelay(ctx.settings.retryMs, attempts)
@@ -344,6 +362,8 @@ export async function bounceRecipient(
     attempts?: number
     remote_mta?: string | null
     source?: 'smtp' | 'dsn'
+    /** Owe the sender a failure notice (notices.ts mails it). */
+    notice?: boolean
   },
 ): Promise<void> {
   const set: Partial<OutboundRecipient> = {
@@ -354,6 +374,7 @@ export async function bounceRecipient(
     last_response: o.message.slice(0, 1000),
     updated_at: o.now,
   }
+  if (o.notice) set.dsn_pending = 'failed'
   if (o.attempts !== undefined) set.attempts = o.attempts
   if (o.remote_mta !== undefined) set.remote_mta = o.remote_mta
   await setRecipient(tx, r.id, set)
@@ -441,7 +462,13 @@ async function rescheduleTx(
 ): Promise<void> {
   const next = Math.min(...pending.map((r) => Number(r.next_attempt_at ?? now)))
   const since = Number(m.scheduled_at ?? m.created_at)
-  const notice = !m.delay_notified && now - since >= ctx.settings.delayNoticeMs
+  const late = now - since >= ctx.settings.delayNoticeMs
+  const notice = !m.delay_notified && late
+  // A mail client's recipients that asked for it get one delay notice each (RFC 3461 4.1).
+  if (late && m.dsn_to)
+    for (const r of pending)
+      if (!Number(r.dsn_delay_sent) && wantsNotice(r.dsn_notify, 'delay'))
+        await setRecipient(tx, r.id, { dsn_pending: 'delayed', dsn_delay_sent: 1 })
   await tx
     .updateTable('outbound_messages')
     .set({
@@ -504,6 +531,7 @@ async function expire(
       await setRecipient(tx, r.id, {
         state: 'failed',
         next_attempt_at: null,
+        ...(m.dsn_to && wantsNotice(r.dsn_notify, 'failure') ? { dsn_pending: 'failed' } : {}),
         last_response:
           `gave up after ${Math.round(ctx.settings.lifetimeMs / 3_600_000)} hours: ${r.last_response ?? 'never delivered'}`.slice(
             0,
@@ -521,4 +549,5 @@ async function expire(
     }
   })
   await finish(ctx, m, now)
+  if (m.dsn_to) await sendNotices(ctx, { outboundId: m.id })
 }

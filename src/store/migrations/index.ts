@@ -9,6 +9,7 @@ import * as messages from './0004-messages.ts'
 import * as outbound from './0005-outbound.ts'
 import * as imap from './0006-imap.ts'
 import * as spamSignals from './0007-spam-signals.ts'
+import * as dsn from './0011-dsn.ts'
 
 export const migrations: Record<string, Migration> = {
   '0001-init': init,
@@ -18,4 +19,5 @@ export const migrations: Record<string, Migration> = {
   '0005-outbound': outbound,
   '0006-imap': imap,
   '0007-spam-signals': spamSignals,
+  '0011-dsn': dsn,
 }
