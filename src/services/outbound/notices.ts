@@ -45,8 +45,9 @@ function noticeRecipient(
   lifetimeMs: number,
 ): NoticeRecipient {
   const remote = r.remote_mta && r.remote_mta !== 'local' ? r.remote_mta : null
+  // A next hop's own report already carries its reply code (feedback.ts keeps its Diagnostic-Code).
   const reply =
-    r.last_code !== null
+    r.last_code !== null && !/^\d{3}[ -]/.test(r.last_response ?? '')
       ? `${r.last_code} ${r.last_enhanced_code ? `${r.last_enhanced_code} ` : ''}${r.last_response ?? ''}`.trim()
       : (r.last_response ?? null)
   return {
