@@ -103,7 +103,7 @@ export async function run(args: string[]): Promise<void> {
     )
 
   console.log(
-    `outbound benchmark: ${messages} messages through the API to smtp-sink, variants ${variants.join('+')} ` +
+    `outbound benchmark: ${messages} messages to smtp-sink, variants ${variants.join('+')} ` +
       `(single: ${concurrency} clients; batch: ${batchClients} clients x ${batchSize}), ${dialects.join('+')}, ` +
       `warm-up ${warmup}, outbound concurrency ${outboundConcurrency}, per destination ${perDestination}` +
       `${pollMs === null ? '' : `, poll ${pollMs} ms`}`,

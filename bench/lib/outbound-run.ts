@@ -443,7 +443,7 @@ async function setUpSending(
     api.post<{ mailbox: { id: string } }>('/v1/mailboxes', { domain: SENDER_DOMAIN, local_part: 'bench' }),
     201,
   )
-  const pass = 'bench-submission-Pa55'
+  const pass = 'tall-granite-submit-9417'
   await must('mailbox password', api.patch(`/v1/mailboxes/${mailbox.mailbox.id}`, { password: pass }), 200)
   const port = postern.listeners.find((l) => l.name === 'smtp-submission')?.port
   if (!port) throw new Error('no smtp-submission listener')
