@@ -170,7 +170,10 @@ async function attempt(ctx: OutboundContext, pool: ConnectionPool, id: string, o
   const due = recipients.filter((r) => r.next_attempt_at === null || Number(r.next_attempt_at) <= now)
   if (recipients.length === 0) return finish(ctx, m, now)
   if (m.expires_at !== null && now >= Number(m.expires_at)) return expire(ctx, m, recipients, now)
-  if (due.length === 0) return reschedule(ctx, m, recipients)
+  if (due.length === 0) {
+    await reschedule(ctx, m, recipients) // a delay notice it marks goes with the next sweep
+    return
+  }
 
   // The caps count recipients once, at their first attempt; retries do not count again. Mail
   // Postern itself sends (codes, resets, invitations) is not the tenant's sending: an org at
@@ -217,6 +220,7 @@ async function attempt(ctx: OutboundContext, pool: ConnectionPool, id: string, o
   // finished or rescheduled in the transaction that records the outcomes.
   const single = byDomain.size === 1 && notDue.length === 0
   const stillPending: OutboundRecipient[] = [...notDue]
+  let marked = 0
   await Promise.all(
     [...byDomain].map(async ([domain, list]) => {
       const result = await deliverGroup(
@@ -249,19 +253,30 @@ async function attempt(ctx: OutboundContext, pool: ConnectionPool, id: string, o
           },
         ],
       }))
-      await record(ctx, m, attemptNo, result.outcomes, result.trace, begin, async (tx, deferred, at) => {
-        stillPending.push(...deferred)
-        if (!single) return
-        if (deferred.length === 0) await finishTx(tx, ctx, after, at)
-        else await rescheduleTx(tx, ctx, after, deferred, at)
-      })
+      const n = await record(
+        ctx,
+        m,
+        attemptNo,
+        result.outcomes,
+        result.trace,
+        begin,
+        async (tx, deferred, at) => {
+          stillPending.push(...deferred)
+          if (!single) return 0
+          if (deferred.length === 0) await finishTx(tx, ctx, after, at)
+          else return rescheduleTx(tx, ctx, after, deferred, at)
+          return 0
+        },
+      )
+      marked += n
     }),
   )
   if (!single) {
     if (stillPending.length === 0) await finish(ctx, after, ctx.clock.now())
-    else await reschedule(ctx, after, stillPending)
+    else marked += await reschedule(ctx, after, stillPending)
   }
-  if (m.dsn_to) await sendNotices(ctx, { outboundId: id })
+  // Notices this attempt owes go out now; the periodic sweep is the safety net.
+  if (marked) await sendNotices(ctx, { outboundId: id })
 }
 
 /** The wait before attempt n+1 after n failed attempts. */
@@ -276,11 +291,12 @@ async function record(
   outcomes: Outcome[],
   trace: TraceRow[],
   first: (tx: Tx, now: number) => Promise<void>,
-  then: (tx: Tx, deferred: OutboundRecipient[], now: number) => Promise<void>,
-): Promise<void> {
+  then: (tx: Tx, deferred: OutboundRecipient[], now: number) => Promise<number>,
+): Promise<number> {
   const now = ctx.clock.now()
-  await ctx.committer.run(async (tx) => {
+  return ctx.committer.run(async (tx) => {
     await first(tx, now)
+    let marked = 0
     const deferred: OutboundRecipient[] = []
     await addTrace(tx, m.org_id, m.id, trace)
     for (const o of outcomes) {
@@ -295,14 +311,14 @@ async function record(
         updated_at: now,
       }
       if (o.code >= 200 && o.code < 300) {
+        const notice = m.dsn_to ? successNotice(r.dsn_notify, o.mta === 'local', o.nextHopDsn ?? false) : null
+        if (notice) marked++
         await setRecipient(tx, r.id, {
           ...base,
           state: 'delivered',
           delivered_at: now,
           next_attempt_at: null,
-          ...(m.dsn_to
-            ? { dsn_pending: successNotice(r.dsn_notify, o.mta === 'local', o.nextHopDsn ?? false) }
-            : {}),
+          ...(notice ? { dsn_pending: notice } : {}),
         })
         await emailEvent(tx, ctx.bus, now, {
           org_id: m.org_id,
@@ -312,13 +328,15 @@ async function record(
           data: { code: o.code, response: o.message.slice(0, 300), mta: o.mta },
         })
       } else if (o.code >= 500) {
+        const notice = m.dsn_to !== null && wantsNotice(r.dsn_notify, 'failure')
+        if (notice) marked++
         await bounceRecipient(ctx, tx, m, r, {
           ...base,
           code: o.code,
           enhanced: o.enhanced,
           message: o.message,
           now,
-          notice: m.dsn_to !== null && wantsNotice(r.dsn_notify, 'failure'),
+          notice,
         })
       } else {
         const next = now + retryDelay(ctx.settings.retryMs, attempts)
@@ -340,7 +358,7 @@ async function record(
         })
       }
     }
-    await then(tx, deferred, now)
+    return marked + (await then(tx, deferred, now))
   })
 }
 
@@ -448,9 +466,9 @@ async function reschedule(
   ctx: OutboundContext,
   m: OutboundMessage,
   pending: OutboundRecipient[],
-): Promise<void> {
+): Promise<number> {
   const now = ctx.clock.now()
-  await ctx.committer.run((tx) => rescheduleTx(tx, ctx, m, pending, now))
+  return ctx.committer.run((tx) => rescheduleTx(tx, ctx, m, pending, now))
 }
 
 async function rescheduleTx(
@@ -459,7 +477,8 @@ async function rescheduleTx(
   m: OutboundMessage,
   pending: OutboundRecipient[],
   now: number,
-): Promise<void> {
+): Promise<number> {
+  let marked = 0
   const next = Math.min(...pending.map((r) => Number(r.next_attempt_at ?? now)))
   const since = Number(m.scheduled_at ?? m.created_at)
   const late = now - since >= ctx.settings.delayNoticeMs
@@ -467,8 +486,10 @@ async function rescheduleTx(
   // A mail client's recipients that asked for it get one delay notice each (RFC 3461 4.1).
   if (late && m.dsn_to)
     for (const r of pending)
-      if (!Number(r.dsn_delay_sent) && wantsNotice(r.dsn_notify, 'delay'))
+      if (!Number(r.dsn_delay_sent) && wantsNotice(r.dsn_notify, 'delay')) {
         await setRecipient(tx, r.id, { dsn_pending: 'delayed', dsn_delay_sent: 1 })
+        marked++
+      }
   await tx
     .updateTable('outbound_messages')
     .set({
@@ -492,6 +513,7 @@ async function rescheduleTx(
         next_attempt_at: new Date(next).toISOString(),
       },
     })
+  return marked
 }
 
 async function hold(ctx: OutboundContext, m: OutboundMessage, until: number, reason: string): Promise<void> {
