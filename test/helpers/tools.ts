@@ -1,7 +1,7 @@
 // Debian tools that some tests need (an independent DKIM verifier, isync's mbsync, Postfix as
-// a receiving MX; Chromium tomorrow), and the one rule for when one is missing: outside CI the test is skipped
-// with one line naming the package to install (the runner counts it as skipped, not passed);
-// under CI=true it runs and fails at once, saying what to install (.ci/run installs them).
+// a receiving MX; Chromium tomorrow), and the one rule for when one is missing: outside CI the
+// test is skipped with one line naming the package to install (the runner counts it as
+// skipped, not passed); under CI=true it runs and fails at once, saying what to install (.ci/run installs them).
 // A new tool is one entry in TOOLS.
 
 import { spawnSync } from 'node:child_process'
