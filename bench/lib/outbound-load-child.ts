@@ -3,7 +3,9 @@
 // 127.0.0.1 port with -c, reads the sink's running counter from its standard output as it
 // comes (the moment the N-th message arrived is the end-to-end time), and sends mail through
 // Postern's HTTP API: `single` (C keep-alive clients each POST /v1/emails one message at a
-// time) or `batch` (C clients each POST /v1/emails/batch with `batchSize` messages).
+// time) or `batch` (C clients each POST /v1/emails/batch with `batchSize` messages), or through
+// SMTP submission: `submission` (C mail clients, nodemailer's pool: each connection says
+// STARTTLS and AUTH once and carries up to 100 messages, one after another, as mail clients do).
 // Driven over IPC by outbound-load.ts:
 //   (start)                       -> { ready, port, sinkPid }
 //   { op: 'count', id }           -> { id, mesg, sess }  the sink's counters now
@@ -16,12 +18,15 @@ import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { Agent, request } from 'node:http'
 import { connect, createServer } from 'node:net'
+import nodemailer, { type Transporter } from 'nodemailer'
 
 export interface RunJob {
   /** http://127.0.0.1:<port> */
   url: string
   key: string
-  mode: 'single' | 'batch'
+  mode: 'single' | 'batch' | 'submission'
+  /** `submission`: Postern's 587 port and the mailbox log-in. */
+  smtp?: { port: number; user: string; pass: string }
   messages: number
   clients: number
   batchSize: number
@@ -35,7 +40,7 @@ export interface RunJob {
 }
 
 export interface RunReport {
-  mode: 'single' | 'batch'
+  mode: RunJob['mode']
   messages: number
   requests: number
   accepted: number
@@ -177,7 +182,7 @@ async function run(job: RunJob, id: number): Promise<RunReport> {
   const from = JSON.stringify(job.from)
   const to = JSON.stringify(job.to)
   const one = (i: number) => `{"from":${from},"to":${to},"subject":"${job.label} ${i}","text":${text}}`
-  const per = job.mode === 'single' ? 1 : job.batchSize
+  const per = job.mode === 'batch' ? job.batchSize : 1
   const requests = Math.ceil(job.messages / per)
   const agent = new Agent({ keepAlive: true, maxSockets: job.clients })
   const path = job.mode === 'single' ? '/v1/emails' : '/v1/emails/batch'
@@ -246,11 +251,57 @@ async function run(job: RunJob, id: number): Promise<RunReport> {
       req.end(body)
     })
 
+  // Submission: the message as a mail client writes it (the server adds Message-ID and Date).
+  const plain = bodyText(job.textBytes).replace(/\n/g, '\r\n')
+  const raw = (i: number) =>
+    `From: <${job.from}>\r\nTo: <${job.to}>\r\nSubject: ${job.label} ${i}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n${plain}`
+  const mailer =
+    job.mode === 'submission' && job.smtp
+      ? nodemailer.createTransport({
+          pool: true,
+          maxConnections: job.clients,
+          maxMessages: 100,
+          host: '127.0.0.1',
+          port: job.smtp.port,
+          secure: false,
+          requireTLS: true,
+          tls: { rejectUnauthorized: false },
+          auth: { user: job.smtp.user, pass: job.smtp.pass },
+        })
+      : null
+  if (job.mode === 'submission' && !mailer) throw new Error('submission runs need job.smtp')
+  const submit = async (i: number): Promise<{ status: number; text: string }> => {
+    try {
+      const info = await (mailer as Transporter).sendMail({
+        envelope: { from: job.from, to: [job.to] },
+        raw: raw(i),
+      })
+      const response = String(info.response ?? '')
+      return { status: /^250 /.test(response) ? 202 : 0, text: response }
+    } catch (err) {
+      const e = err as { responseCode?: number; message: string }
+      return { status: e.responseCode ?? 0, text: e.message }
+    }
+  }
+
   let next = 0
   const client = async () => {
     for (let r = next++; r < requests; r = next++) {
       const first = r * per
       const count = Math.min(per, job.messages - first)
+      if (mailer) {
+        const t = now()
+        const res = await submit(first)
+        report.latencies.push(Math.round((now() - t) * 1000) / 1000)
+        report.requests++
+        if (res.status === 202) report.accepted++
+        else {
+          report.refused++
+          report.codes[res.status] = (report.codes[res.status] ?? 0) + 1
+          report.firstError ??= `${res.status} ${res.text.slice(0, 300)}`
+        }
+        continue
+      }
       const body = Buffer.from(
         job.mode === 'single'
           ? one(first)
@@ -292,6 +343,7 @@ async function run(job: RunJob, id: number): Promise<RunReport> {
     clearInterval(sampler)
     onCount = null
     agent.destroy()
+    mailer?.close()
   }
   report.timeline.push({
     s: Math.round((now() - report.t0) / 10) / 100,

@@ -8,7 +8,9 @@
 // bench-sender.test with its records published and verified: RSA and Ed25519 DKIM keys, a send
 // key); remote.test's MX published as mx.remote.test -> 127.0.0.1; a warm-up through the same
 // path; then the timed run. After the sink counted every message, the database must show every
-// outbound message `sent` and every recipient `delivered`.
+// outbound message `sent` and every recipient `delivered`. The `submission` variant sends the
+// same load as mail clients through SMTP submission (587, STARTTLS, AUTH as the mailbox
+// bench@bench-sender.test, connections reused), which also files each message in Sent.
 
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -45,7 +47,7 @@ const TO = `user1@${RECIPIENT_DOMAIN}`
 /** Text part size: the composed, signed message comes to about 6 KB (smtp-source -l 5120 sends ~5.3 KB). */
 export const TEXT_BYTES = 5000
 
-export type Variant = 'single' | 'batch'
+export type Variant = 'single' | 'batch' | 'submission'
 
 export interface RunOptions {
   dialect: Dialect
@@ -118,6 +120,8 @@ export interface Row {
 interface Sender {
   postern: Postern
   key: string
+  /** The submission log-in (port 587 stand-in) of the sending mailbox. */
+  smtp: { port: number; user: string; pass: string }
   close(): Promise<void>
 }
 
@@ -134,6 +138,7 @@ export async function runOne(o: RunOptions): Promise<Row> {
       const w = await load.run({
         url: sender.postern.url as string,
         key: sender.key,
+        smtp: sender.smtp,
         mode: o.variant,
         messages: o.warmup,
         clients: o.clients,
@@ -180,6 +185,7 @@ async function timedRun(
     {
       url: postern.url as string,
       key: sender.key,
+      smtp: sender.smtp,
       mode: o.variant,
       messages: o.messages,
       clients: o.clients,
@@ -398,11 +404,12 @@ async function startSender(o: RunOptions, dns: DnsProcess, sinkPort: number): Pr
       connectGuard: createConnectGuard({ allow: ['127.0.0.0/8'] }),
       print: () => {},
     })
-    const key = await setUpSending(postern, dns)
+    const { key, smtp } = await setUpSending(postern, dns)
     const p = postern
     return {
       postern,
       key,
+      smtp,
       async close() {
         try {
           await p.close()
@@ -418,8 +425,11 @@ async function startSender(o: RunOptions, dns: DnsProcess, sinkPort: number): Pr
   }
 }
 
-/** Setup, domain bench-sender.test (records published, verified), a send key; remote.test's MX. */
-async function setUpSending(postern: Postern, dns: DnsProcess): Promise<string> {
+/** Setup, domain bench-sender.test (records published, verified), a send key, mailbox bench with a password; remote.test's MX. */
+async function setUpSending(
+  postern: Postern,
+  dns: DnsProcess,
+): Promise<{ key: string; smtp: Sender['smtp'] }> {
   dns.set(RECIPIENT_DOMAIN, 'MX', [{ priority: 10, exchange: `mx.${RECIPIENT_DOMAIN}` }])
   dns.set(`mx.${RECIPIENT_DOMAIN}`, 'A', ['127.0.0.1'])
   const { api } = await benchOrgWithDomain(postern, dns, 'Bench Sender', { name: SENDER_DOMAIN })
@@ -428,5 +438,14 @@ async function setUpSending(postern: Postern, dns: DnsProcess): Promise<string> 
     api.post<{ key: string }>('/v1/api-keys', { name: 'bench', scope: 'send' }),
     201,
   )
-  return key.key
+  const mailbox = await must(
+    'mailbox',
+    api.post<{ mailbox: { id: string } }>('/v1/mailboxes', { domain: SENDER_DOMAIN, local_part: 'bench' }),
+    201,
+  )
+  const pass = 'tall-granite-submit-9417'
+  await must('mailbox password', api.patch(`/v1/mailboxes/${mailbox.mailbox.id}`, { password: pass }), 200)
+  const port = postern.listeners.find((l) => l.name === 'smtp-submission')?.port
+  if (!port) throw new Error('no smtp-submission listener')
+  return { key: key.key, smtp: { port, user: FROM, pass } }
 }

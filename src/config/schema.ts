@@ -348,8 +348,13 @@ export const schema = {
     ),
     delay_notice_seconds: int(
       14_400,
-      'After this long undelivered, an email.delayed event is raised once (webhooks carry it to the sender).',
+      'After this long undelivered, an email.delayed event is raised once (webhooks carry it to the sender), and mail clients that asked with NOTIFY=DELAY get a delay notice (RFC 3461).',
       1,
+    ),
+    dsn_return_max_bytes: int(
+      1_048_576,
+      'A failure notice (bounce) to a mail client returns the whole message up to this size; larger ones return only the header section.',
+      0,
     ),
     connect_timeout_ms: int(30_000, 'Time allowed to connect to a remote SMTP server.', 100),
     command_timeout_ms: int(300_000, 'Time allowed for each remote SMTP reply.', 100),

@@ -64,3 +64,8 @@ export function prependHeaders(raw: Buffer, fields: string[]): Buffer {
     .join('')
   return Buffer.concat([Buffer.from(text, 'utf8'), raw])
 }
+
+/** An RFC 5322 3.3 date-time in UTC: `Thu, 03 Dec 2026 09:13:45 +0000`. */
+export function rfc5322Date(ms: number): string {
+  return new Date(ms).toUTCString().replace(/GMT$/, '+0000')
+}

@@ -89,6 +89,9 @@ export function createSubmissionHandler(deps: SubmissionDeps): SmtpHandler {
           account: a,
           mailFrom: envelope.from.address,
           recipients: envelope.to.map((t) => ({ address: t.address, notify: t.notify, orcpt: t.orcpt })),
+          ret: envelope.from.ret,
+          envid: envelope.from.envid,
+          smtputf8: envelope.from.smtputf8,
           raw: message,
           ip: s.remoteAddress,
         })

@@ -290,6 +290,14 @@ export interface OutboundMessageTable {
   delay_notified: Generated<Bool>
   held_reason: string | null
   system_mail_id: string | null
+  /** RET= of a submitted message (RFC 3461 4.3): 'FULL' or 'HDRS'; null when not given. */
+  dsn_ret: string | null
+  /** ENVID= of a submitted message (RFC 3461 4.4), xtext decoded. */
+  dsn_envid: string | null
+  /** The message was submitted with SMTPUTF8 (RFC 6531): notices use the RFC 6533 types. */
+  smtputf8: Generated<Bool>
+  /** Where delivery status notifications go (a mail client's envelope sender); null: none are mailed. */
+  dsn_to: string | null
   created_at: number
   updated_at: number
 }
@@ -313,6 +321,10 @@ export interface OutboundRecipientTable {
   delivered_at: number | null
   /** The host that gave the last reply. */
   remote_mta: string | null
+  /** The notice owed to the sender and not yet queued: 'failed', 'delayed', 'delivered' or 'relayed'. */
+  dsn_pending: string | null
+  /** The delay notice for this recipient went out (once per recipient). */
+  dsn_delay_sent: Generated<Bool>
   created_at: number
   updated_at: number
 }

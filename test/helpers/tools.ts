@@ -1,7 +1,7 @@
-// Debian tools that some tests need (an independent DKIM verifier today; isync, Postfix and
-// Chromium tomorrow), and the one rule for when one is missing: outside CI the test is skipped
-// with one line naming the package to install (the runner counts it as skipped, not passed);
-// under CI=true it runs and fails at once, saying what to install (.ci/run installs them).
+// Debian tools that some tests need (an independent DKIM verifier, isync's mbsync, Postfix as
+// a receiving MX; Chromium tomorrow), and the one rule for when one is missing: outside CI the
+// test is skipped with one line naming the package to install (the runner counts it as
+// skipped, not passed); under CI=true it runs and fails at once, saying what to install (.ci/run installs them).
 // A new tool is one entry in TOOLS.
 
 import { spawnSync } from 'node:child_process'
@@ -28,6 +28,12 @@ export const TOOLS = {
   },
   python3: { name: 'python3', packages: 'python3', present: runs('/usr/bin/python3', ['--version']) },
   mbsync: { name: 'mbsync (isync)', packages: 'isync', present: runs('mbsync', ['--version']) },
+  // Postfix as a receiving MX (test/helpers/postfix.ts); its master must start as root.
+  postfix: {
+    name: 'postfix (run as root)',
+    packages: 'postfix',
+    present: () => process.getuid?.() === 0 && runs('/usr/sbin/postconf', ['-h', 'mail_version'])(),
+  },
 } satisfies Record<string, DebianTool>
 
 const cache = new Map<DebianTool, boolean>()

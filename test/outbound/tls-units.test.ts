@@ -36,7 +36,7 @@ describe('connection pool and certificate checks', () => {
           target,
           tls: { protocol: 'TLSv1.3', cipher: 'x', verified: false },
           usable: true,
-          send: async () => ({ recipients: [] }),
+          send: async () => ({ recipients: [], dsn: false }),
           close: async () => {},
         }
         return session

@@ -5,9 +5,8 @@
 // loopback only.
 
 import assert from 'node:assert/strict'
-import net, { createServer as createNetServer, type Server, type Socket } from 'node:net'
+import net, { createServer as createNetServer } from 'node:net'
 import { after, before, describe, it } from 'node:test'
-import { createServer as createTlsServer } from 'node:tls'
 import { createConnectGuard } from '../../src/net/connect-guard.ts'
 import {
   type DeliveryTarget,
@@ -21,6 +20,7 @@ import { ReplyParser } from '../../src/smtp/client/reply.ts'
 import { createSmtpTransport, type SmtpTransportDeps } from '../../src/smtp/client/transport.ts'
 import { generateSelfSigned } from '../../src/tls/self-signed.ts'
 import { captureLogger, fakeHandler, HOST, sleep, startSmtp, type TestSmtp } from './helpers.ts'
+import { basic, scripted } from './scripted-server.ts'
 
 const TIMEOUTS = { connectMs: 2000, greetingMs: 2000, commandMs: 2000, dataMs: 5000 }
 
@@ -75,103 +75,6 @@ async function rejects(p: Promise<unknown>, want: Partial<TransportError>): Prom
   }
   assert.fail('expected a rejection')
 }
-
-// ---- a scripted server for what Postern's server does not do --------------------------------
-
-type Answer = string | { reply: string; after: 'drop-next' }
-
-interface Scripted {
-  port: number
-  /** Every command line received, per connection. */
-  sessions: string[][]
-  messages: Buffer[]
-  close(): Promise<void>
-}
-
-/** `respond` is made per connection; a reply starting 354 reads a message, 221/421 close. */
-async function scripted(
-  respond: () => (line: string) => Answer,
-  tls?: { key: string; cert: string },
-): Promise<Scripted> {
-  const sessions: string[][] = []
-  const messages: Buffer[] = []
-  const sockets = new Set<Socket>()
-  const onSocket = (socket: Socket): void => {
-    sockets.add(socket)
-    socket.on('close', () => sockets.delete(socket))
-    socket.on('error', () => {})
-    const lines: string[] = []
-    sessions.push(lines)
-    const answer = respond()
-    let buf = Buffer.alloc(0)
-    let inData = false
-    let dropNext = false
-    socket.write('220 scripted.test ESMTP\r\n')
-    socket.on('data', (chunk: Buffer) => {
-      if (dropNext) {
-        socket.destroy()
-        return
-      }
-      buf = Buffer.concat([buf, chunk])
-      for (;;) {
-        if (inData) {
-          const end = buf.indexOf('\r\n.\r\n')
-          if (end < 0) return
-          messages.push(Buffer.from(buf.subarray(0, end + 2)))
-          buf = buf.subarray(end + 5)
-          inData = false
-          socket.write('250 2.0.0 Queued\r\n')
-          continue
-        }
-        const i = buf.indexOf('\r\n')
-        if (i < 0) return
-        const line = buf.subarray(0, i).toString('utf8')
-        buf = buf.subarray(i + 2)
-        lines.push(line)
-        const a = answer(line)
-        const reply = typeof a === 'string' ? a : a.reply
-        if (typeof a !== 'string') dropNext = true
-        if (reply.startsWith('354')) inData = true
-        socket.write(`${reply}\r\n`)
-        if (/^(221|421)/.test(reply)) socket.end()
-      }
-    })
-  }
-  const server: Server = tls ? createTlsServer(tls, onSocket) : createNetServer(onSocket)
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as net.AddressInfo).port
-  return {
-    port,
-    sessions,
-    messages,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy()
-        server.close(() => resolve())
-      }),
-  }
-}
-
-/** Answers like a plain ESMTP server offering `ext`; `extra` answers first (undefined: fall through). */
-const basic =
-  (ext: string[], extra?: (line: string) => Answer | undefined) =>
-  () =>
-  (line: string): Answer => {
-    const own = extra?.(line)
-    if (own !== undefined) return own
-    const verb = (line.split(' ')[0] ?? '').toUpperCase()
-    if (verb === 'EHLO') {
-      const all = ['scripted.test', ...ext]
-      return all.map((l, i) => `250${i === all.length - 1 ? ' ' : '-'}${l}`).join('\r\n')
-    }
-    if (verb === 'HELO') return '250 scripted.test'
-    if (verb === 'MAIL') return '250 2.1.0 Ok'
-    if (verb === 'RCPT') return '250 2.1.5 Ok'
-    if (verb === 'DATA') return '354 Go ahead'
-    if (verb === 'RSET') return '250 2.0.0 Ok'
-    if (verb === 'QUIT') return '221 2.0.0 Bye'
-    return '502 5.5.2 Unknown command'
-  }
 
 // ---- tests -----------------------------------------------------------------------------------
 

@@ -31,6 +31,8 @@ export interface OutboundSettings {
   retryMs: number[]
   lifetimeMs: number
   delayNoticeMs: number
+  /** A failure notice returns the whole message only up to this size (else its header section). */
+  dsnReturnMaxBytes: number
   pollMs: number
   leaseMs: number
   smartHost: { host: string; port: number } | null
@@ -110,6 +112,7 @@ export function outboundSettings(config: Config, hostname: string): OutboundSett
     retryMs,
     lifetimeMs: o.lifetime_seconds * 1000,
     delayNoticeMs: o.delay_notice_seconds * 1000,
+    dsnReturnMaxBytes: o.dsn_return_max_bytes,
     pollMs: o.poll_ms,
     leaseMs: o.lease_seconds * 1000,
     smartHost,

@@ -33,6 +33,8 @@ export interface Outcome {
   message: string
   /** Who answered: an MX host name, 'local', or the smart host. */
   mta: string | null
+  /** The answering server offered DSN, so it took the recipient's DSN request over (RFC 3461). */
+  nextHopDsn?: boolean
 }
 
 export interface GroupResult {
@@ -45,7 +47,15 @@ const reply = (code: number, enhanced: string, message: string) => ({ code, enha
 export async function deliverGroup(
   ctx: OutboundContext,
   pool: ConnectionPool,
-  m: { id: string; org_id: string; mailbox_id: string | null; mail_from: string; attempt: number },
+  m: {
+    id: string
+    org_id: string
+    mailbox_id: string | null
+    mail_from: string
+    attempt: number
+    envid?: string | null
+    ret?: 'FULL' | 'HDRS' | null
+  },
   domain: string,
   recipients: OutboundRecipient[],
   raw: Buffer,
@@ -148,6 +158,8 @@ export async function deliverGroup(
           })),
           message: raw,
           requireTls: planned.requireTls,
+          envid: m.envid ?? null,
+          ret: m.ret ?? null,
         })
         for (const [j, o] of r.recipients.entries())
           outcomes.push({
@@ -156,6 +168,7 @@ export async function deliverGroup(
             enhanced: o.enhanced,
             message: o.message,
             mta: target.host,
+            nextHopDsn: r.dsn,
           })
       }
       lease.release(true)

@@ -22,6 +22,7 @@ import type { Database } from '../../store/schema.ts'
 import { fileMessage } from '../delivery/file-message.ts'
 import { dkimSigningKeys } from '../domains/dkim.ts'
 import type { OutboundContext } from './context.ts'
+import { wantsNotice } from './dsn-policy.ts'
 import { emailEvent } from './events.ts'
 import { suppressedAmong } from './suppressions.ts'
 
@@ -64,6 +65,8 @@ export interface EnqueueRequest {
   actor: string
   /** Skip the suppression list (system mail: codes and resets must reach people). */
   ignoreSuppressions?: boolean
+  /** A mail client's DSN request (RFC 3461) and SMTPUTF8 flag; notices are mailed to `to`. */
+  dsn?: { ret: 'FULL' | 'HDRS' | null; envid: string | null; smtputf8: boolean; to: string } | null
 }
 
 export interface Enqueued {
@@ -201,6 +204,10 @@ export async function recordOutbound(
       delay_notified: 0,
       held_reason: null,
       system_mail_id: r.system_mail_id ?? null,
+      dsn_ret: r.dsn?.ret ?? null,
+      dsn_envid: r.dsn?.envid ?? null,
+      smtputf8: r.dsn?.smtputf8 ? 1 : 0,
+      dsn_to: r.dsn?.to ?? null,
       created_at: now,
       updated_at: now,
     })
@@ -225,6 +232,8 @@ export async function recordOutbound(
           last_response: sup ? 'the address is on the suppression list' : null,
           dsn_notify: x.notify?.join(',') ?? null,
           dsn_orcpt: x.orcpt ?? null,
+          // A mail client's suppressed recipient is a failure it hears about (notices.ts).
+          dsn_pending: sup && r.dsn && wantsNotice(x.notify?.join(',') ?? null, 'failure') ? 'failed' : null,
           type: x.type,
           delivered_at: null,
           remote_mta: null,

@@ -6,13 +6,18 @@
 // Invariants:
 // - Only a return path with a valid signature for a message that exists is accepted at RCPT;
 //   anything else at `bounces+...` is refused, so nobody can fake reports for other messages.
-// - A report never causes mail to be sent (no backscatter): it changes state and raises events.
+// - A report never causes mail to be sent to anyone else (no backscatter): it changes state
+//   and raises events. The one mail it may lead to is the notice a mail client asked for
+//   (NOTIFY, dsn-policy.ts), marked here and mailed by notices.ts to that client's own
+//   envelope sender: a next hop that offers DSN reports to our return path, and the report
+//   is passed on from there.
 // - A report that parses as neither is accepted and dropped (logged): an auto-reply to a
 //   return path is not an error of the sender.
 
 import { parseArf, parseDsn } from '../../mail/reports.ts'
 import { isReturnPathLocal, parseReturnPath } from '../../mail/return-path.ts'
 import type { OutboundContext } from './context.ts'
+import { wantsNotice } from './dsn-policy.ts'
 import { emailEvent } from './events.ts'
 import { suppress } from './suppressions.ts'
 import { bounceRecipient } from './worker.ts'
@@ -76,6 +81,13 @@ export async function handleReport(
         .execute()
       const find = (addr: string | null) => rows.find((r) => lower(r.address) === lower(addr))
       const m = { id: t.outbound_id, org_id: t.org_id }
+      const owner = await tx
+        .selectFrom('outbound_messages')
+        .select('dsn_to')
+        .where('id', '=', t.outbound_id)
+        .where('org_id', '=', t.org_id)
+        .executeTakeFirst()
+      const notices = Boolean(owner?.dsn_to)
       if (dsn) {
         for (const d of dsn.recipients) {
           const r = find(d.originalRecipient) ?? find(d.finalRecipient)
@@ -92,9 +104,36 @@ export async function handleReport(
               now,
               remote_mta: d.remoteMta ?? dsn.reportingMta,
               source: 'dsn',
+              notice: notices && wantsNotice(r.dsn_notify, 'failure'),
             })
             matched++
+          } else if (
+            (d.action === 'delivered' || d.action === 'relayed' || d.action === 'expanded') &&
+            notices &&
+            wantsNotice(r.dsn_notify, 'success')
+          ) {
+            // The next hop's success report, asked for with the NOTIFY we relayed: passed on.
+            await tx
+              .updateTable('outbound_recipients')
+              .set({
+                dsn_pending: d.action === 'relayed' ? 'relayed' : 'delivered',
+                last_enhanced_code: /^2\.\d{1,3}\.\d{1,3}$/.test(status) ? status : r.last_enhanced_code,
+                last_response: message.slice(0, 1000),
+                remote_mta: d.remoteMta ?? dsn.reportingMta ?? r.remote_mta,
+                updated_at: now,
+              })
+              .where('id', '=', r.id)
+              .where('org_id', '=', t.org_id)
+              .execute()
+            matched++
           } else if (d.action === 'delayed') {
+            if (notices && !Number(r.dsn_delay_sent) && wantsNotice(r.dsn_notify, 'delay'))
+              await tx
+                .updateTable('outbound_recipients')
+                .set({ dsn_pending: 'delayed', dsn_delay_sent: 1, updated_at: now })
+                .where('id', '=', r.id)
+                .where('org_id', '=', t.org_id)
+                .execute()
             await emailEvent(tx, ctx.bus, now, {
               org_id: t.org_id,
               outbound_id: t.outbound_id,

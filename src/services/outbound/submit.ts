@@ -7,6 +7,9 @@
 //   the From domain is a verified, active domain of the mailbox's organisation.
 // - Per-mailbox and per-organisation sending limits apply as for the API.
 // - A message is accepted (250) only after enqueue resolved: durable, then delivered by the worker.
+// - Its DSN request (RET, ENVID, each recipient's NOTIFY and ORCPT) and SMTPUTF8 are kept with
+//   it: relayed to next hops that offer DSN, honoured here otherwise (notices.ts), and
+//   notices go to the envelope sender.
 
 import { parseAddress } from '../../mail/address.ts'
 import { headerFields } from '../../mail/headers.ts'
@@ -23,6 +26,10 @@ export interface SubmitInput {
   account: MailAccount
   mailFrom: string
   recipients: readonly { address: string; notify: string[] | null; orcpt: string | null }[]
+  /** The MAIL parameters kept for delivery and notices (RFC 3461 4.3, 4.4; RFC 6531). */
+  ret?: 'FULL' | 'HDRS' | null
+  envid?: string | null
+  smtputf8?: boolean
   raw: Buffer
   ip: string
 }
@@ -134,6 +141,13 @@ export async function submitMessage(ctx: OutboundContext, input: SubmitInput): P
     headers_json: { to: input.recipients.map((x) => x.address), via: 'smtp-submission' },
     sent_copy_mailbox: account.mailbox_id,
     actor: account.mailbox_id,
+    // Notices go to the envelope sender: the mailbox or one of its aliases (checked above).
+    dsn: {
+      ret: input.ret ?? null,
+      envid: input.envid ?? null,
+      smtputf8: input.smtputf8 ?? false,
+      to: input.mailFrom,
+    },
   })
   ctx.wake?.()
   return { id: r.id }

@@ -11,6 +11,20 @@ import { newId } from '../../store/ids.ts'
 import type { OutboundContext } from './context.ts'
 import { enqueue } from './enqueue.ts'
 
+/** The verified domain of the system sender address (its keys sign system mail), or null. */
+export async function systemSigningDomain(
+  ctx: Pick<OutboundContext, 'store' | 'settings'>,
+): Promise<{ id: string; name: string } | null> {
+  const fromDomain = ctx.settings.systemFrom.split('@')[1] as string
+  const row = await ctx.store.db
+    .selectFrom('domains')
+    .select(['id', 'name'])
+    .where('name', '=', fromDomain)
+    .where('status', '=', 'verified')
+    .executeTakeFirst()
+  return row ?? null
+}
+
 export async function drainSystemMail(
   ctx: OutboundContext,
   operatorOrgId: () => Promise<string | null>,
@@ -27,12 +41,7 @@ export async function drainSystemMail(
   if (rows.length === 0) return 0
   const from = ctx.settings.systemFrom
   const fromDomain = from.split('@')[1] as string
-  const signing = await db
-    .selectFrom('domains')
-    .select(['id', 'name'])
-    .where('name', '=', fromDomain)
-    .where('status', '=', 'verified')
-    .executeTakeFirst()
+  const signing = await systemSigningDomain(ctx)
   let n = 0
   for (const row of rows) {
     const orgId = row.org_id ?? (await operatorOrgId())

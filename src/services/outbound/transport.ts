@@ -70,6 +70,8 @@ export interface RecipientOutcome {
 
 export interface TransactionResult {
   recipients: RecipientOutcome[]
+  /** The server offered DSN (RFC 3461): NOTIFY, ORCPT, RET and ENVID went with the transaction, and it reports. */
+  dsn: boolean
 }
 
 /** A connection failure or a failure outside a transaction (greeting, EHLO, STARTTLS, AUTH). */

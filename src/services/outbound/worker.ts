@@ -1,7 +1,9 @@
 // The queue worker: claims due messages (leases shared by every process), runs one delivery
 // attempt for each, and records what happened: recipient states, retries on the backoff
 // schedule, bounces, suppressions, the delay notice, expiry, holds over the org cap, events
-// and the trace. main.ts starts one per process with the `workers` role.
+// and the trace. main.ts starts one per process with the `workers` role. For mail clients'
+// messages it also marks the delivery status notifications owed (dsn-policy.ts) with each
+// outcome, and has notices.ts queue them after the attempt and on every poll.
 // Invariants:
 // - A message is worked on by one worker at a time (its lease); a crashed worker's lease
 //   expires and the message is retried. Recipients in a final state are never sent again.
@@ -14,8 +16,10 @@ import type { OutboundMessage, OutboundRecipient } from '../../store/schema.ts'
 import type { Tx } from '../messages/context.ts'
 import type { OutboundContext } from './context.ts'
 import { deliverGroup, type Outcome } from './deliver.ts'
+import { successNotice, wantsNotice } from './dsn-policy.ts'
 import { addTrace, emailEvent, type TraceRow } from './events.ts'
 import { reserveCapacity } from './limits.ts'
+import { sendNotices } from './notices.ts'
 import { type ConnectionPool, createConnectionPool } from './pool.ts'
 import { suppress } from './suppressions.ts'
 
@@ -49,10 +53,12 @@ export function createQueueWorker(
   let lastPeriodic = 0
   const periodic = async () => {
     const now = ctx.clock.now()
-    if (!opts.periodic || now - lastPeriodic < ctx.settings.pollMs) return
+    if (now - lastPeriodic < ctx.settings.pollMs) return
     lastPeriodic = now
     try {
-      await opts.periodic()
+      // Notices marked by another process's attempt, a report at a return path, or a crash.
+      await sendNotices(ctx)
+      await opts.periodic?.()
     } catch (err) {
       ctx.log.error({ err }, 'periodic queue work failed')
     }
@@ -164,7 +170,10 @@ async function attempt(ctx: OutboundContext, pool: ConnectionPool, id: string, o
   const due = recipients.filter((r) => r.next_attempt_at === null || Number(r.next_attempt_at) <= now)
   if (recipients.length === 0) return finish(ctx, m, now)
   if (m.expires_at !== null && now >= Number(m.expires_at)) return expire(ctx, m, recipients, now)
-  if (due.length === 0) return reschedule(ctx, m, recipients)
+  if (due.length === 0) {
+    await reschedule(ctx, m, recipients) // a delay notice it marks goes with the next sweep
+    return
+  }
 
   // The caps count recipients once, at their first attempt; retries do not count again. Mail
   // Postern itself sends (codes, resets, invitations) is not the tenant's sending: an org at
@@ -211,12 +220,21 @@ async function attempt(ctx: OutboundContext, pool: ConnectionPool, id: string, o
   // finished or rescheduled in the transaction that records the outcomes.
   const single = byDomain.size === 1 && notDue.length === 0
   const stillPending: OutboundRecipient[] = [...notDue]
+  let marked = 0
   await Promise.all(
     [...byDomain].map(async ([domain, list]) => {
       const result = await deliverGroup(
         ctx,
         pool,
-        { id, org_id: m.org_id, mailbox_id: m.mailbox_id, mail_from: m.mail_from, attempt: attemptNo },
+        {
+          id,
+          org_id: m.org_id,
+          mailbox_id: m.mailbox_id,
+          mail_from: m.mail_from,
+          attempt: attemptNo,
+          envid: m.dsn_envid,
+          ret: m.dsn_ret === 'FULL' || m.dsn_ret === 'HDRS' ? m.dsn_ret : null,
+        },
         domain,
         list,
         raw,
@@ -237,17 +255,30 @@ async function attempt(ctx: OutboundContext, pool: ConnectionPool, id: string, o
           },
         ],
       }))
-      await record(ctx, m, attemptNo, result.outcomes, result.trace, begin, async (tx, deferred, at) => {
-        stillPending.push(...deferred)
-        if (!single) return
-        if (deferred.length === 0) await finishTx(tx, ctx, after, at)
-        else await rescheduleTx(tx, ctx, after, deferred, at)
-      })
+      const n = await record(
+        ctx,
+        m,
+        attemptNo,
+        result.outcomes,
+        result.trace,
+        begin,
+        async (tx, deferred, at) => {
+          stillPending.push(...deferred)
+          if (!single) return 0
+          if (deferred.length === 0) await finishTx(tx, ctx, after, at)
+          else return rescheduleTx(tx, ctx, after, deferred, at)
+          return 0
+        },
+      )
+      marked += n
     }),
   )
-  if (single) return
-  if (stillPending.length === 0) return finish(ctx, after, ctx.clock.now())
-  await reschedule(ctx, after, stillPending)
+  if (!single) {
+    if (stillPending.length === 0) await finish(ctx, after, ctx.clock.now())
+    else marked += await reschedule(ctx, after, stillPending)
+  }
+  // Notices this attempt owes go out now; the periodic sweep is the safety net.
+  if (marked) await sendNotices(ctx, { outboundId: id })
 }
 
 /** The wait before attempt n+1 after n failed attempts. */
@@ -262,11 +293,12 @@ async function record(
   outcomes: Outcome[],
   trace: TraceRow[],
   first: (tx: Tx, now: number) => Promise<void>,
-  then: (tx: Tx, deferred: OutboundRecipient[], now: number) => Promise<void>,
-): Promise<void> {
+  then: (tx: Tx, deferred: OutboundRecipient[], now: number) => Promise<number>,
+): Promise<number> {
   const now = ctx.clock.now()
-  await ctx.committer.run(async (tx) => {
+  return ctx.committer.run(async (tx) => {
     await first(tx, now)
+    let marked = 0
     const deferred: OutboundRecipient[] = []
     await addTrace(tx, m.org_id, m.id, trace)
     for (const o of outcomes) {
@@ -281,11 +313,14 @@ async function record(
         updated_at: now,
       }
       if (o.code >= 200 && o.code < 300) {
+        const notice = m.dsn_to ? successNotice(r.dsn_notify, o.mta === 'local', o.nextHopDsn ?? false) : null
+        if (notice) marked++
         await setRecipient(tx, r.id, {
           ...base,
           state: 'delivered',
           delivered_at: now,
           next_attempt_at: null,
+          ...(notice ? { dsn_pending: notice } : {}),
         })
         await emailEvent(tx, ctx.bus, now, {
           org_id: m.org_id,
@@ -295,12 +330,15 @@ async function record(
           data: { code: o.code, response: o.message.slice(0, 300), mta: o.mta },
         })
       } else if (o.code >= 500) {
+        const notice = m.dsn_to !== null && wantsNotice(r.dsn_notify, 'failure')
+        if (notice) marked++
         await bounceRecipient(ctx, tx, m, r, {
           ...base,
           code: o.code,
           enhanced: o.enhanced,
           message: o.message,
           now,
+          notice,
         })
       } else {
         const next = now + retryDelay(ctx.settings.retryMs, attempts)
@@ -322,7 +360,7 @@ async function record(
         })
       }
     }
-    await then(tx, deferred, now)
+    return marked + (await then(tx, deferred, now))
   })
 }
 
@@ -344,6 +382,8 @@ export async function bounceRecipient(
     attempts?: number
     remote_mta?: string | null
     source?: 'smtp' | 'dsn'
+    /** Owe the sender a failure notice (notices.ts mails it). */
+    notice?: boolean
   },
 ): Promise<void> {
   const set: Partial<OutboundRecipient> = {
@@ -354,6 +394,7 @@ export async function bounceRecipient(
     last_response: o.message.slice(0, 1000),
     updated_at: o.now,
   }
+  if (o.notice) set.dsn_pending = 'failed'
   if (o.attempts !== undefined) set.attempts = o.attempts
   if (o.remote_mta !== undefined) set.remote_mta = o.remote_mta
   await setRecipient(tx, r.id, set)
@@ -427,9 +468,9 @@ async function reschedule(
   ctx: OutboundContext,
   m: OutboundMessage,
   pending: OutboundRecipient[],
-): Promise<void> {
+): Promise<number> {
   const now = ctx.clock.now()
-  await ctx.committer.run((tx) => rescheduleTx(tx, ctx, m, pending, now))
+  return ctx.committer.run((tx) => rescheduleTx(tx, ctx, m, pending, now))
 }
 
 async function rescheduleTx(
@@ -438,10 +479,19 @@ async function rescheduleTx(
   m: OutboundMessage,
   pending: OutboundRecipient[],
   now: number,
-): Promise<void> {
+): Promise<number> {
+  let marked = 0
   const next = Math.min(...pending.map((r) => Number(r.next_attempt_at ?? now)))
   const since = Number(m.scheduled_at ?? m.created_at)
-  const notice = !m.delay_notified && now - since >= ctx.settings.delayNoticeMs
+  const late = now - since >= ctx.settings.delayNoticeMs
+  const notice = !m.delay_notified && late
+  // A mail client's recipients that asked for it get one delay notice each (RFC 3461 4.1).
+  if (late && m.dsn_to)
+    for (const r of pending)
+      if (!Number(r.dsn_delay_sent) && wantsNotice(r.dsn_notify, 'delay')) {
+        await setRecipient(tx, r.id, { dsn_pending: 'delayed', dsn_delay_sent: 1 })
+        marked++
+      }
   await tx
     .updateTable('outbound_messages')
     .set({
@@ -465,6 +515,7 @@ async function rescheduleTx(
         next_attempt_at: new Date(next).toISOString(),
       },
     })
+  return marked
 }
 
 async function hold(ctx: OutboundContext, m: OutboundMessage, until: number, reason: string): Promise<void> {
@@ -504,6 +555,7 @@ async function expire(
       await setRecipient(tx, r.id, {
         state: 'failed',
         next_attempt_at: null,
+        ...(m.dsn_to && wantsNotice(r.dsn_notify, 'failure') ? { dsn_pending: 'failed' } : {}),
         last_response:
           `gave up after ${Math.round(ctx.settings.lifetimeMs / 3_600_000)} hours: ${r.last_response ?? 'never delivered'}`.slice(
             0,
@@ -521,4 +573,5 @@ async function expire(
     }
   })
   await finish(ctx, m, now)
+  if (m.dsn_to) await sendNotices(ctx, { outboundId: m.id })
 }

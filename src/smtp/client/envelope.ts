@@ -36,6 +36,8 @@ export interface EnvelopePlan {
   size: number
   smtputf8: boolean
   eightBit: boolean
+  /** The server offered DSN: the DSN parameters are in the commands. */
+  dsn: boolean
 }
 
 const NON_ASCII = /[\u0080-\u{10ffff}]/u
@@ -78,7 +80,7 @@ export function planEnvelope(tx: OutgoingTransaction, ext: Extensions): Envelope
     const p = dsn ? dsnParams(r, smtputf8) : []
     return { address: r.address, line: [`RCPT TO:<${r.address}>`, ...p].join(' '), refused: null }
   })
-  return { mail, rcpts, data, size, smtputf8, eightBit }
+  return { mail, rcpts, data, size, smtputf8, eightBit, dsn }
 }
 
 function dsnParams(r: OutgoingRecipient, smtputf8: boolean): string[] {

@@ -399,7 +399,7 @@ class ClientSession implements SmtpSession {
     const live = plan.rcpts.flatMap((r, i) =>
       r.line === null ? [] : [{ i, address: r.address, line: r.line }],
     )
-    const result = (): TransactionResult => ({ recipients: outcomes.map((o) => o!) })
+    const result = (): TransactionResult => ({ recipients: outcomes.map((o) => o!), dsn: plan.dsn })
     if (live.length === 0) return result()
 
     if (this.needsReset) {
