@@ -5,7 +5,7 @@
 // Sequence numbers and \Recent are this session's, so they are answered here.
 
 import { folderMessages } from '../services/mailstore/folder-index.ts'
-import { type StoredMessage, storedMessages } from '../services/mailstore/folder-view.ts'
+import { folderById, type StoredMessage, storedMessages } from '../services/mailstore/folder-view.ts'
 import { fullTextMatches } from '../services/mailstore/text-search.ts'
 import { ImapNo } from './command.ts'
 import { type ArgReader, inRanges, sequenceRanges } from './protocol/parser.ts'
@@ -190,7 +190,8 @@ export async function searchSelected(
   const out: number[] = []
   // Flags and sizes from the folder index (kept in memory, brought up to date here); dates,
   // headers and text per batch of messages, only when a key needs them.
-  const index = needs.flags ? await folderMessages(db, s.ref, sel.folder.id) : null
+  const now = needs.flags ? await folderById(db, s.ref, sel.folder.id) : null
+  const index = now ? await folderMessages(db, s.ref, now) : null
   const slow = needs.stored || needs.header || needs.text.length > 0
   const row: Row = { seq: 0, uid: 0, id: '', lower: NONE, size: 0, stored: undefined, header: null }
   if (!slow) {

@@ -6,14 +6,8 @@
 // (RFC 7162 3.2.5) adds what changed since that MODSEQ: VANISHED (EARLIER) for the UIDs
 // expunged, then FETCH (UID FLAGS MODSEQ) for the messages changed or added.
 
-import { folderMessages } from '../../services/mailstore/folder-index.ts'
-import {
-  changesSince,
-  flagsOf,
-  folderByName,
-  folderKeywords,
-  openFolder,
-} from '../../services/mailstore/folder-view.ts'
+import { folderKeywords, folderMessages } from '../../services/mailstore/folder-index.ts'
+import { changesSince, flagsOf, folderByName, openFolder } from '../../services/mailstore/folder-view.ts'
 import { AUTHENTICATED, type ImapCommand, ImapNo } from '../command.ts'
 import { imapFlags } from '../flags.ts'
 import { sharedSnapshot, shareSnapshot } from '../folder-snapshots.ts'
@@ -85,7 +79,7 @@ function makeSelect(readOnly: boolean): ImapCommand {
         shareSnapshot(opened.folder, snapshot)
       }
       const sel = new SelectedFolder(opened.folder, snapshot, opened.recentFrom, readOnly)
-      for (const k of await folderKeywords(db, s.ref, f.id)) sel.keywords.add(k)
+      for (const k of await folderKeywords(db, s.ref, opened.folder)) sel.keywords.add(k)
       writeFlags(s, sel)
       s.untagged(sel.exists, atom('EXISTS'))
       if (s.rev2) {
@@ -126,7 +120,7 @@ async function firstUnseen(
   sel: SelectedFolder,
 ): Promise<number | null> {
   if (sel.exists === 0) return null
-  const index = await folderMessages(s.ctx.mail.store.db, s.ref, sel.folder.id)
+  const index = await folderMessages(s.ctx.mail.store.db, s.ref, sel.folder)
   for (let n = 1; n <= sel.exists; n++) if (!index.get(sel.uidAt(n))?.seen) return n
   return null
 }

@@ -15,10 +15,14 @@
 
 import type { Tx } from '../messages/context.ts'
 import { DELETED, SEEN } from '../messages/folder-ops.ts'
-import { type FolderInfo, folderById, type MailAccountRef } from './folder-view.ts'
+import type { Entry, FolderInfo, MailAccountRef } from './folder-view.ts'
 
 /** One membership of a folder as the index holds it. */
 export interface IndexedMessage {
+  /** The message (messages.id). */
+  readonly id: string
+  /** The membership's MODSEQ. */
+  readonly modseq: number
   readonly size: number
   /** Flags and keywords as stored. */
   readonly flags: readonly string[]
@@ -39,7 +43,10 @@ class FolderIndex {
   uidvalidity = 0
   modseq = 0
   uidnext = 0
+  /** In UID order while `ordered` (arrivals come in UID order; see entries()). */
   readonly byUid = new Map<number, IndexedMessage>()
+  ordered = true
+  top = 0
   counts: FolderCounts = { messages: 0, seen: 0, deleted: 0, size: 0 }
 
   current(f: FolderInfo): boolean {
@@ -56,9 +63,19 @@ class FolderIndex {
     if (m.deleted) this.counts.deleted--
   }
 
-  put(uid: number, size: number, flags: string[]): void {
-    this.remove(uid)
+  /** Adds or replaces a membership; a replaced one keeps its place (the map stays in UID order). */
+  put(uid: number, id: string, modseq: number, size: number, flags: string[]): void {
+    const old = this.byUid.get(uid)
+    if (old) {
+      this.counts.messages--
+      this.counts.size -= old.size
+      if (old.seen) this.counts.seen--
+      if (old.deleted) this.counts.deleted--
+    } else if (uid < this.top) this.ordered = false
+    if (uid > this.top) this.top = uid
     const m: IndexedMessage = {
+      id,
+      modseq,
       size,
       flags,
       lower: flags.map((f) => f.toLowerCase()),
@@ -92,6 +109,7 @@ function touch(id: string, ix: FolderIndex): void {
 
 interface Row {
   uid: number | string
+  modseq: number | string
   message_id: string
   size: number | string
 }
@@ -101,12 +119,12 @@ function memberships(db: Tx, a: MailAccountRef, folderId: string, modseqAbove: n
   let q = db
     .selectFrom('folder_messages as fm')
     .innerJoin('messages as m', 'm.id', 'fm.message_id')
-    .select(['fm.uid', 'fm.message_id', 'm.size'])
+    .select(['fm.uid', 'fm.modseq', 'fm.message_id', 'm.size'])
     .where('fm.folder_id', '=', folderId)
     .where('fm.org_id', '=', a.org_id)
     .where('m.mailbox_id', '=', a.mailbox_id)
     .where('m.deleted_at', 'is', null)
-  if (modseqAbove !== null) q = q.where('fm.modseq', '>', modseqAbove)
+  q = modseqAbove === null ? q.orderBy('fm.uid') : q.where('fm.modseq', '>', modseqAbove)
   return q.execute() as Promise<Row[]>
 }
 
@@ -148,6 +166,7 @@ async function bringUp(db: Tx, a: MailAccountRef, f: FolderInfo, old: FolderInde
   const fresh = ix !== old
   const since = fresh ? null : ix.modseq
   const rows = await memberships(db, a, f.id, since)
+  if (since !== null) rows.sort((x, y) => Number(x.uid) - Number(y.uid))
   const ids = rows.map((r) => r.message_id)
   const kw = await keywordsOf(db, a, f.id, fresh ? null : ids)
   if (since !== null) {
@@ -160,7 +179,8 @@ async function bringUp(db: Tx, a: MailAccountRef, f: FolderInfo, old: FolderInde
       .execute()
     for (const g of gone) ix.remove(Number(g.uid))
   }
-  for (const r of rows) ix.put(Number(r.uid), Number(r.size), kw.get(r.message_id) ?? [])
+  for (const r of rows)
+    ix.put(Number(r.uid), r.message_id, Number(r.modseq), Number(r.size), kw.get(r.message_id) ?? [])
   // Never moved back: a caller holding an older folder row gets the newer state.
   ix.uidvalidity = f.uidvalidity
   if (f.highestmodseq >= ix.modseq) {
@@ -216,11 +236,27 @@ export async function folderSummary(db: Tx, a: MailAccountRef, f: FolderInfo): P
 export async function folderMessages(
   db: Tx,
   a: MailAccountRef,
-  folderId: string,
+  f: FolderInfo,
 ): Promise<ReadonlyMap<number, IndexedMessage>> {
-  const f = await folderById(db, a, folderId)
-  if (!f) return new Map()
   return (await indexOf(db, a, f)).byUid
+}
+
+/** The folder's memberships in UID order, as of `f` (SELECT's list), from the index. */
+export async function folderEntries(db: Tx, a: MailAccountRef, f: FolderInfo): Promise<Entry[]> {
+  const ix = await indexOf(db, a, f)
+  const out: Entry[] = new Array(ix.byUid.size)
+  let i = 0
+  for (const [uid, m] of ix.byUid) out[i++] = { uid, modseq: m.modseq, message_id: m.id }
+  if (!ix.ordered) out.sort((x, y) => x.uid - y.uid)
+  return out
+}
+
+/** The keywords (flags not starting with `\`) in use on a folder's messages, for SELECT's FLAGS (at most 250). */
+export async function folderKeywords(db: Tx, a: MailAccountRef, f: FolderInfo): Promise<string[]> {
+  const seen = new Set<string>()
+  for (const m of (await indexOf(db, a, f)).byUid.values())
+    for (const k of m.flags) if (!k.startsWith('\\')) seen.add(k)
+  return [...seen].sort().slice(0, 250)
 }
 
 /** Drops every cached folder (tests; a restore). */

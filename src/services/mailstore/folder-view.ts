@@ -1,5 +1,6 @@
 import type { Folder } from '../../store/schema.ts'
 import type { MessagesContext, Tx } from '../messages/context.ts'
+import { folderEntries } from './folder-index.ts'
 
 /** The mailbox a mail client logged in to. */
 export interface MailAccountRef {
@@ -79,17 +80,12 @@ export async function folderById(db: Tx, a: MailAccountRef, id: string): Promise
 }
 
 /**
- * The folder's memberships in UID order: all of them, or (modseqAbove) only those changed
- * after a MODSEQ, read through the (folder_id, modseq) index and sorted here, so a change
- * check on a large folder touches the changed rows only.
+ * The folder's memberships changed after a MODSEQ, in UID order: read through the
+ * (folder_id, modseq) index and sorted here, so a change check on a large folder touches the
+ * changed rows only. (The whole list comes from the folder index, folder-index.ts.)
  */
-async function entries(
-  db: Tx,
-  a: MailAccountRef,
-  folderId: string,
-  modseqAbove: number | null = null,
-): Promise<Entry[]> {
-  let q = db
+async function changedEntries(db: Tx, a: MailAccountRef, folderId: string, modseq: number): Promise<Entry[]> {
+  const rows = await db
     .selectFrom('folder_messages as fm')
     .innerJoin('messages as m', 'm.id', 'fm.message_id')
     .select(['fm.uid', 'fm.modseq', 'fm.message_id'])
@@ -97,13 +93,10 @@ async function entries(
     .where('fm.org_id', '=', a.org_id)
     .where('m.mailbox_id', '=', a.mailbox_id)
     .where('m.deleted_at', 'is', null)
-  q = modseqAbove === null ? q.orderBy('fm.uid') : q.where('fm.modseq', '>', modseqAbove)
-  const out = (await q.execute()).map((r) => ({
-    uid: Number(r.uid),
-    modseq: Number(r.modseq),
-    message_id: r.message_id,
-  }))
-  if (modseqAbove !== null) out.sort((x, y) => x.uid - y.uid)
+    .where('fm.modseq', '>', modseq)
+    .execute()
+  const out = rows.map((r) => ({ uid: Number(r.uid), modseq: Number(r.modseq), message_id: r.message_id }))
+  out.sort((x, y) => x.uid - y.uid)
   return out
 }
 
@@ -136,7 +129,7 @@ export async function openFolder(
         .where('id', '=', folder.id)
         .where('org_id', '=', a.org_id)
         .execute()
-    const list = reuse(folder) ? null : await entries(tx, a, folderId)
+    const list = reuse(folder) ? null : await folderEntries(tx, a, folder)
     // EXAMINE shows what is recent without claiming it.
     return { folder, entries: list, recentFrom: folder.recent_uid }
   })
@@ -160,7 +153,7 @@ export async function changesSince(
   const folder = await folderById(db, a, folderId)
   if (!folder) return null
   if (folder.highestmodseq <= modseq) return { folder, changed: [], vanished: [] }
-  const changed = await entries(db, a, folderId, modseq)
+  const changed = await changedEntries(db, a, folderId, modseq)
   const gone = await db
     .selectFrom('expunged')
     .select('uid')
@@ -261,24 +254,6 @@ export async function storedMessages(
       })
   }
   return out
-}
-
-/** The keywords (flags not starting with `\`) in use on a folder's messages, for SELECT's FLAGS. */
-export async function folderKeywords(db: Tx, a: MailAccountRef, folderId: string): Promise<string[]> {
-  const rows = await db
-    .selectFrom('message_keywords as k')
-    .innerJoin('folder_messages as fm', 'fm.message_id', 'k.message_id')
-    .select('k.keyword')
-    .distinct()
-    .where('fm.folder_id', '=', folderId)
-    .where('fm.org_id', '=', a.org_id)
-    .limit(250)
-    .execute()
-  // Filtered here: LIKE escapes differ between the dialects.
-  return rows
-    .map((r) => r.keyword)
-    .filter((k) => !k.startsWith('\\'))
-    .sort()
 }
 
 /** What THREAD=REFERENCES (RFC 5256) reads of each message. */
