@@ -25,6 +25,7 @@ import {
 } from '../attachments/attachments.ts'
 import { fileMessage } from '../delivery/file-message.ts'
 import { ServiceError } from '../errors.ts'
+import { ensureRoom } from '../mailstore/status.ts'
 import { findReadableMailbox, type MailboxRef, roleFolder, targetMailbox } from '../messages/access.ts'
 import type { Tx } from '../messages/context.ts'
 import { mailChanged } from '../messages/context.ts'
@@ -308,22 +309,8 @@ async function save(
     const draftId = await ctx.store.db.transaction().execute(async (tx) => {
       const now = ctx.clock.now()
       const drafts = await roleFolder(tx, mailbox, 'drafts')
-      const box = await tx
-        .selectFrom('mailboxes')
-        .select(['quota_bytes', 'used_bytes'])
-        .where('id', '=', mailbox.id)
-        .where('org_id', '=', mailbox.org_id)
-        .executeTakeFirstOrThrow()
       const freed = old ? Number(old.message.size) : 0
-      if (
-        Number(box.quota_bytes) > 0 &&
-        Number(box.used_bytes) - freed + raw.length > Number(box.quota_bytes)
-      )
-        throw new ServiceError(
-          'conflict',
-          'OVER_QUOTA',
-          'The mailbox is full: delete mail or ask for a larger quota.',
-        )
+      await ensureRoom(tx, { org_id: mailbox.org_id, mailbox_id: mailbox.id }, raw.length, freed)
       const blob = await ctx.blobs.commitStaged(tx, staged[0] as StagedBlob)
       const actor = p.key_id ?? p.user_id ?? 'unknown'
       const id = old?.row?.id ?? newId('drf', now)

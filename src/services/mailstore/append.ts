@@ -12,6 +12,7 @@ import { fileMessage } from '../delivery/file-message.ts'
 import { ServiceError } from '../errors.ts'
 import type { MessagesContext } from '../messages/context.ts'
 import { folderById, type MailAccountRef } from './folder-view.ts'
+import { ensureRoom } from './status.ts'
 
 export type { StagedBlob }
 
@@ -66,18 +67,7 @@ export async function appendMessage(
           return { uidvalidity: folder.uidvalidity, uid: Number(twin.uid) }
         }
       }
-      const box = await tx
-        .selectFrom('mailboxes')
-        .select(['quota_bytes', 'used_bytes'])
-        .where('id', '=', a.mailbox_id)
-        .where('org_id', '=', a.org_id)
-        .executeTakeFirstOrThrow()
-      if (Number(box.quota_bytes) > 0 && Number(box.used_bytes) + staged.size > Number(box.quota_bytes))
-        throw new ServiceError(
-          'conflict',
-          'OVER_QUOTA',
-          'The mailbox is full: delete mail or ask for a larger quota.',
-        )
+      await ensureRoom(tx, a, staged.size)
       const blob = await ctx.blobs.commitStaged(tx, staged)
       const id = await fileMessage(
         tx,
