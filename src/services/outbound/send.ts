@@ -6,6 +6,8 @@
 // - The From address is on a verified, active domain of the caller's org; a mailbox-scoped
 //   key (and a member's session) sends only as its mailbox or an alias reaching it.
 // - Nothing with CR or LF reaches a header (compose.ts), and attachments are bytes only.
+// - A test key's mail (p.test) takes the same path and is flagged; an Idempotency-Key used by a
+//   test key and a live key never replays the other's send (the mode is part of the request).
 // - A request is all or nothing: any invalid message refuses the whole batch before anything
 //   is queued.
 
@@ -350,6 +352,7 @@ async function composeAndEnqueue(ctx: OutboundContext, p: Principal, m: Prepared
     sent_copy_mailbox: m.sentCopy,
     ...(m.alsoInTransaction ? { alsoInTransaction: m.alsoInTransaction } : {}),
     actor: p.key_id ?? p.user_id ?? 'unknown',
+    ...(p.test ? { test: true } : {}),
   })
 }
 
@@ -370,6 +373,8 @@ async function checkLimits(
         ])
       : await ctx.limiter.hit(r.send_key, p.key_id ?? '', n)
   if (!d.allowed) throw rateLimitedError(d, 'messages sent')
+  // Test mail never counts against the org's caps (test-mode.ts); the key's own rate still holds.
+  if (p.test) return
   const cap = await peekCapacity(ctx, p.org_id, recipients)
   if (!cap.ok) {
     const wait = Math.max(1, Math.ceil((cap.resetAt - ctx.clock.now()) / 1000))
@@ -396,13 +401,19 @@ export async function sendEmail(
   input: SendInput,
   meta: SendMeta,
 ): Promise<{ status: number; body: SendResult; replayed: boolean }> {
-  return withIdempotency(ctx, p.org_id, meta.idempotencyKey, { kind: 'send', input }, async () => {
-    const m = await prepare(ctx, p, input, '')
-    await checkLimits(ctx, p, meta, 1, countRecipients(m))
-    const r = await composeAndEnqueue(ctx, p, m, 'api')
-    ctx.wake?.()
-    return { status: 202, body: r }
-  })
+  return withIdempotency(
+    ctx,
+    p.org_id,
+    meta.idempotencyKey,
+    p.test ? { kind: 'send', test: true, input } : { kind: 'send', input },
+    async () => {
+      const m = await prepare(ctx, p, input, '')
+      await checkLimits(ctx, p, meta, 1, countRecipients(m))
+      const r = await composeAndEnqueue(ctx, p, m, 'api')
+      ctx.wake?.()
+      return { status: 202, body: r }
+    },
+  )
 }
 
 export async function sendBatch(
@@ -414,20 +425,26 @@ export async function sendBatch(
   if (inputs.length === 0) throw invalid('body', 'give at least one message')
   if (inputs.length > ctx.settings.maxBatch)
     throw invalid('body', `at most ${ctx.settings.maxBatch} messages per batch`)
-  return withIdempotency(ctx, p.org_id, meta.idempotencyKey, { kind: 'batch', inputs }, async () => {
-    const prepared: Prepared[] = []
-    for (const [i, input] of inputs.entries()) prepared.push(await prepare(ctx, p, input, `[${i}]`))
-    await checkLimits(
-      ctx,
-      p,
-      meta,
-      prepared.length,
-      prepared.reduce((n, m) => n + countRecipients(m), 0),
-    )
-    const data = await Promise.all(prepared.map((m) => composeAndEnqueue(ctx, p, m, 'batch')))
-    ctx.wake?.()
-    return { status: 202, body: { data } }
-  })
+  return withIdempotency(
+    ctx,
+    p.org_id,
+    meta.idempotencyKey,
+    p.test ? { kind: 'batch', test: true, inputs } : { kind: 'batch', inputs },
+    async () => {
+      const prepared: Prepared[] = []
+      for (const [i, input] of inputs.entries()) prepared.push(await prepare(ctx, p, input, `[${i}]`))
+      await checkLimits(
+        ctx,
+        p,
+        meta,
+        prepared.length,
+        prepared.reduce((n, m) => n + countRecipients(m), 0),
+      )
+      const data = await Promise.all(prepared.map((m) => composeAndEnqueue(ctx, p, m, 'batch')))
+      ctx.wake?.()
+      return { status: 202, body: { data } }
+    },
+  )
 }
 
 /**
