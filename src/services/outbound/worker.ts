@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto'
 import { claimOutbound } from '../../store/outbound-lease.ts'
 import type { OutboundMessage, OutboundRecipient } from '../../store/schema.ts'
 import type { Tx } from '../messages/context.ts'
-import { releaseWarmup, reserveWarmup, type WarmupGrant } from '../warmup/reserve.ts'
+import { releaseWarmup, reserveWarmup, WARMUP_HOLD_PREFIX, type WarmupGrant } from '../warmup/reserve.ts'
 import type { OutboundContext } from './context.ts'
 import { deliverGroup, type Outcome } from './deliver.ts'
 import { successNotice, wantsNotice } from './dsn-policy.ts'
@@ -195,7 +195,7 @@ async function attempt(ctx: OutboundContext, pool: ConnectionPool, id: string, o
         m,
         warm.until ?? now + 1000,
         warm.ramp
-          ? `over the warm-up cap of ${warm.ramp.cap} recipients for this sender (day ${warm.ramp.day} of ${warm.ramp.days})`
+          ? `${WARMUP_HOLD_PREFIX} of ${warm.ramp.cap} recipients for this sender (day ${warm.ramp.day} of ${warm.ramp.days})`
           : 'the warm-up counter is busy; trying again in a moment',
         warm.ramp ? { warmup_id: warm.ramp.id, day: warm.ramp.day, cap: warm.ramp.cap } : {},
       )

@@ -15,6 +15,9 @@ import type { Clock } from '../../time/clock.ts'
 import type { GroupCommitter } from '../delivery/group-commit.ts'
 import { parseSchedule, rampPosition } from './schedule.ts'
 
+/** How held_reason starts when a ramp holds a message (warmups.ts releases those on a change). */
+export const WARMUP_HOLD_PREFIX = 'over the warm-up cap'
+
 export interface WarmupGrant {
   /** Recipients that may go now (all of them when the sender has no ramp or it is complete). */
   granted: number
