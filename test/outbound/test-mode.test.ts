@@ -72,6 +72,18 @@ for (const dialect of DIALECTS) {
       assert.equal(listed.find((k: { id: string }) => k.id === live.body.id).test, false)
       const bad = await a.api.post('/v1/api-keys', { name: 'x', scope: 'send', test: 'yes' })
       assert.ok(bad.status === 400 || bad.status === 422, bad.text)
+      // A test key has its scope's rights and no more.
+      const noAdmin = await testSend.get('/v1/api-keys')
+      assert.equal(noAdmin.status, 403, noAdmin.text)
+      assert.equal(noAdmin.body.code, 'MISSING_SCOPE')
+      const noSend = await testRead.post('/v1/emails', msg('delivered@postern.test'))
+      assert.equal(noSend.status, 403, noSend.text)
+      assert.equal((await testSend.get('/v1/emails')).status, 403, 'a send key does not read')
+      // Revoked, it authenticates as nothing.
+      const gone = await a.api.post('/v1/api-keys', { name: 'gone', scope: 'send', test: true })
+      assert.equal((await a.api.delete(`/v1/api-keys/${gone.body.id}`)).status, 204)
+      const dead = await a.api.withKey(gone.body.key).post('/v1/emails', msg('delivered@postern.test'))
+      assert.equal(dead.status, 401, dead.text)
     })
 
     it('simulates magic recipients and sends nothing to the network', async () => {
