@@ -401,19 +401,14 @@ export async function sendEmail(
   input: SendInput,
   meta: SendMeta,
 ): Promise<{ status: number; body: SendResult; replayed: boolean }> {
-  return withIdempotency(
-    ctx,
-    p.org_id,
-    meta.idempotencyKey,
-    p.test ? { kind: 'send', test: true, input } : { kind: 'send', input },
-    async () => {
-      const m = await prepare(ctx, p, input, '')
-      await checkLimits(ctx, p, meta, 1, countRecipients(m))
-      const r = await composeAndEnqueue(ctx, p, m, 'api')
-      ctx.wake?.()
-      return { status: 202, body: r }
-    },
-  )
+  const request = p.test ? { kind: 'send', test: true, input } : { kind: 'send', input }
+  return withIdempotency(ctx, p.org_id, meta.idempotencyKey, request, async () => {
+    const m = await prepare(ctx, p, input, '')
+    await checkLimits(ctx, p, meta, 1, countRecipients(m))
+    const r = await composeAndEnqueue(ctx, p, m, 'api')
+    ctx.wake?.()
+    return { status: 202, body: r }
+  })
 }
 
 export async function sendBatch(
@@ -425,26 +420,21 @@ export async function sendBatch(
   if (inputs.length === 0) throw invalid('body', 'give at least one message')
   if (inputs.length > ctx.settings.maxBatch)
     throw invalid('body', `at most ${ctx.settings.maxBatch} messages per batch`)
-  return withIdempotency(
-    ctx,
-    p.org_id,
-    meta.idempotencyKey,
-    p.test ? { kind: 'batch', test: true, inputs } : { kind: 'batch', inputs },
-    async () => {
-      const prepared: Prepared[] = []
-      for (const [i, input] of inputs.entries()) prepared.push(await prepare(ctx, p, input, `[${i}]`))
-      await checkLimits(
-        ctx,
-        p,
-        meta,
-        prepared.length,
-        prepared.reduce((n, m) => n + countRecipients(m), 0),
-      )
-      const data = await Promise.all(prepared.map((m) => composeAndEnqueue(ctx, p, m, 'batch')))
-      ctx.wake?.()
-      return { status: 202, body: { data } }
-    },
-  )
+  const request = p.test ? { kind: 'batch', test: true, inputs } : { kind: 'batch', inputs }
+  return withIdempotency(ctx, p.org_id, meta.idempotencyKey, request, async () => {
+    const prepared: Prepared[] = []
+    for (const [i, input] of inputs.entries()) prepared.push(await prepare(ctx, p, input, `[${i}]`))
+    await checkLimits(
+      ctx,
+      p,
+      meta,
+      prepared.length,
+      prepared.reduce((n, m) => n + countRecipients(m), 0),
+    )
+    const data = await Promise.all(prepared.map((m) => composeAndEnqueue(ctx, p, m, 'batch')))
+    ctx.wake?.()
+    return { status: 202, body: { data } }
+  })
 }
 
 /**

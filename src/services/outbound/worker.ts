@@ -2,9 +2,10 @@
 // attempt for each, and records what happened: recipient states, retries on the backoff
 // schedule, bounces, suppressions, the delay notice, expiry, holds over the org cap, events
 // and the trace; holds over a sender's warm-up ramp (services/warmup); test mail's simulated
-// outcomes (test-mode.ts) instead of a delivery. main.ts starts one per process with the `workers` role. For mail clients'
-// messages it also marks the delivery status notifications owed (dsn-policy.ts) with each
-// outcome, and has notices.ts queue them after the attempt and on every poll.
+// outcomes (test-mode.ts) instead of a delivery. main.ts starts one per process with the
+// `workers` role. For mail clients' messages it also marks the delivery status notifications
+// owed (dsn-policy.ts) with each outcome, and has notices.ts queue them after the attempt and
+// on every poll.
 // Invariants:
 // - A message is worked on by one worker at a time (its lease); a crashed worker's lease
 //   expires and the message is retried. Recipients in a final state are never sent again.
@@ -235,7 +236,11 @@ async function attempt(ctx: OutboundContext, pool: ConnectionPool, id: string, o
       await emailEvent(tx, ctx.bus, at, { org_id: m.org_id, outbound_id: id, type: 'sent', test: m.test })
   }
 
+  // Test mail is never sent: its outcomes are simulated (test-mode.ts) and its bytes not read.
   const raw = test ? Buffer.alloc(0) : await ctx.blobs.get(m.org_id, m.blob_sha256 as string)
+  const deliver: typeof deliverGroup = test
+    ? async (_ctx, _pool, msg, _domain, list) => simulateDelivery(list, msg.attempt, ctx.clock.now())
+    : deliverGroup
   const byDomain = new Map<string, OutboundRecipient[]>()
   for (const r of due) {
     const list = byDomain.get(r.domain) ?? []
@@ -251,24 +256,21 @@ async function attempt(ctx: OutboundContext, pool: ConnectionPool, id: string, o
   let marked = 0
   await Promise.all(
     [...byDomain].map(async ([domain, list]) => {
-      const result = await (test
-        ? Promise.resolve(simulateDelivery(list, attemptNo, ctx.clock.now()))
-        : deliverGroup(
-            ctx,
-            pool,
-            {
-              id,
-              org_id: m.org_id,
-              mailbox_id: m.mailbox_id,
-              mail_from: m.mail_from,
-              attempt: attemptNo,
-              envid: m.dsn_envid,
-              ret: m.dsn_ret === 'FULL' || m.dsn_ret === 'HDRS' ? m.dsn_ret : null,
-            },
-            domain,
-            list,
-            raw,
-          )
+      const result = await deliver(
+        ctx,
+        pool,
+        {
+          id,
+          org_id: m.org_id,
+          mailbox_id: m.mailbox_id,
+          mail_from: m.mail_from,
+          attempt: attemptNo,
+          envid: m.dsn_envid,
+          ret: m.dsn_ret === 'FULL' || m.dsn_ret === 'HDRS' ? m.dsn_ret : null,
+        },
+        domain,
+        list,
+        raw,
       ).catch((err): { outcomes: Outcome[]; trace: TraceRow[] } => ({
         outcomes: list.map((recipient) => ({
           recipient,
