@@ -6,6 +6,7 @@
 
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { reserveWarmup } from '../../src/services/warmup/reserve.ts'
 import { manualClock } from '../../src/time/clock.ts'
 import type { Api } from '../helpers/api.ts'
 import { DIALECTS } from '../helpers/dialects.ts'
@@ -134,8 +135,10 @@ for (const dialect of DIALECTS) {
       const made = await admin.post('/v1/alias-warmups', { address: 'carol@a.example', schedule: [1, 1, 1] })
       assert.equal(made.status, 201, made.text)
       const first = await a.send.post('/v1/emails', msg(`r1@${REMOTE}`, 'carol@a.example'))
+      assert.equal(first.status, 202, first.text)
       await waitForEmail(admin, first.body.id, (e) => e.status === 'sent')
       const second = await a.send.post('/v1/emails', msg(`r2@${REMOTE}`, 'carol@a.example'))
+      assert.equal(second.status, 202, second.text)
       await waitForEmail(admin, second.body.id, (e) => e.status === 'held')
       // A larger day 1, starting now: the held message goes without waiting for tomorrow.
       const changed = await admin.patch(`/v1/alias-warmups/${made.body.id}`, {
@@ -153,7 +156,10 @@ for (const dialect of DIALECTS) {
       const burst = await Promise.all(
         [1, 2, 3, 4, 5, 6].map((n) => a.send.post('/v1/emails', msg(`u${n}@${REMOTE}`, 'carol@a.example'))),
       )
-      for (const r of burst) await waitForEmail(admin, r.body.id, (e) => e.status === 'sent')
+      for (const r of burst) {
+        assert.equal(r.status, 202, r.text)
+        await waitForEmail(admin, r.body.id, (e) => e.status === 'sent')
+      }
     })
 
     it('makes the default curve, lists ramps, and issues alias tokens', async () => {
@@ -256,6 +262,78 @@ for (const dialect of DIALECTS) {
       // Only admins manage ramps: a send key may not.
       const bySend = await a.send.post('/v1/alias-warmups', { address: 'g@a.example' })
       assert.equal(bySend.status, 403, bySend.text)
+    })
+
+    describe(`warm-up with the org cap (${dialect})`, () => {
+      let dns: DnsServer
+      let remote: TestSmtp
+      let a: Sender
+      let admin: Api
+      before(async () => {
+        dns = await startDnsServer({})
+        remote = await startSmtp({ handler: fakeHandler() })
+        dns.set(REMOTE, 'MX', [{ priority: 10, exchange: `mx.${REMOTE}` }])
+        dns.set(`mx.${REMOTE}`, 'A', ['127.0.0.1'])
+        a = await startSender(dialect, dns, remote.port, { env: { POSTERN_OUTBOUND_ORG_HOURLY_CAP: '2' } })
+        const key = await a.api.post('/v1/api-keys', { name: 'admin', scope: 'admin' })
+        admin = a.api.withKey(key.body.key)
+      })
+      after(async () => {
+        await a?.server.close()
+        await remote?.close()
+        await dns?.close()
+      })
+
+      it('gives back what the ramp granted when the org cap holds the message instead', async () => {
+        const ramp = await admin.post('/v1/alias-warmups', { address: 'alice@a.example', schedule: [10] })
+        assert.equal(ramp.status, 201, ramp.text)
+        await admin.post('/v1/queue/pause')
+        const first = await a.send.post('/v1/emails', msg([`k1@${REMOTE}`, `k2@${REMOTE}`]))
+        const second = await a.send.post('/v1/emails', msg([`k3@${REMOTE}`, `k4@${REMOTE}`]))
+        assert.equal(first.status, 202, first.text)
+        assert.equal(second.status, 202, second.text)
+        await admin.post('/v1/queue/resume')
+        const settled = await Promise.all(
+          [first.body.id, second.body.id].map((id) =>
+            waitForEmail(admin, id, (e) => e.status === 'sent' || e.status === 'held'),
+          ),
+        )
+        assert.deepEqual(settled.map((e) => e.status).sort(), ['held', 'sent'])
+        const held = settled.find((e) => e.status === 'held')
+        assert.match(held.held_reason, /organisation's hourly cap of 2/)
+        // Only the two recipients that went count against the ramp.
+        const now = (await admin.get(`/v1/alias-warmups/${ramp.body.id}`)).body
+        assert.deepEqual([now.used_today, now.remaining_today], [2, 8])
+      })
+
+      it('never grants more than the day’s cap to concurrent reservations', async () => {
+        const ramp = await admin.post('/v1/alias-warmups', { address: 'race@a.example', schedule: [7] })
+        assert.equal(ramp.status, 201, ramp.text)
+        const p = a.server.postern
+        const ctx = { store: p.store, clock: p.delivery.clock, committer: p.delivery.committer }
+        const orgId = (
+          await p.store.db
+            .selectFrom('alias_warmups')
+            .select('org_id')
+            .where('id', '=', ramp.body.id)
+            .executeTakeFirstOrThrow()
+        ).org_id
+        // Twelve reservations of one at once (separate connections on PostgreSQL): seven win.
+        const real = await Promise.all(
+          Array.from({ length: 12 }, () => reserveWarmup(ctx, orgId, 'Race <race@a.example>', 1)),
+        )
+        assert.equal(
+          real.reduce((n, g) => n + g.granted, 0),
+          7,
+        )
+        assert.equal(real.filter((g) => g.granted === 0).length, 5)
+        assert.equal((await admin.get(`/v1/alias-warmups/${ramp.body.id}`)).body.used_today, 7)
+        const big = await reserveWarmup(ctx, orgId, 'race@a.example', 3)
+        assert.deepEqual([big.granted, big.until !== null], [0, true])
+        // Another org's sender of the same name has no ramp: nothing caps it.
+        const elsewhere = await reserveWarmup(ctx, 'org_other', 'race@a.example', 3)
+        assert.deepEqual([elsewhere.granted, elsewhere.ramp], [3, null])
+      })
     })
   })
 }
