@@ -260,5 +260,71 @@ for (const dialect of DIALECTS) {
         [],
       )
     })
+
+    it('files a test mailbox key’s send in Sent, delivers nothing locally, and sends batches in test mode', async () => {
+      const me = (await a.api.get('/v1/me')).body.id as string
+      const carol = await a.api.post('/v1/mailboxes', {
+        domain: a.domain,
+        local_part: 'carol',
+        owner_user_id: me,
+      })
+      const dave = await a.api.post('/v1/mailboxes', {
+        domain: a.domain,
+        local_part: 'dave',
+        owner_user_id: me,
+      })
+      assert.equal(carol.status, 201, carol.text)
+      assert.equal(dave.status, 201, dave.text)
+      const k = await a.api.post('/v1/api-keys', {
+        name: 'carol test',
+        scope: 'mailbox',
+        mailbox_id: carol.body.mailbox.id,
+        test: true,
+      })
+      assert.equal(k.status, 201, k.text)
+      const carolTest = a.api.withKey(k.body.key)
+      const r = await carolTest.post('/v1/emails', {
+        from: `carol@${a.domain}`,
+        to: `dave@${a.domain}`,
+        subject: 'Lunch? (test)',
+        text: 'Noon.',
+      })
+      assert.equal(r.status, 202, r.text)
+      const e = await waitForEmail(carolTest, r.body.id, done)
+      assert.equal(e.status, 'sent')
+      assert.equal(e.recipients[0].remote_mta, 'simulator.postern.test', 'not delivered locally')
+      const inbox = await a.api.get(`/v1/messages?mailbox=${dave.body.mailbox.id}`)
+      assert.equal(inbox.status, 200, inbox.text)
+      assert.deepEqual(inbox.body.data, [], 'nothing reached the local mailbox')
+      const sent = await carolTest.get(`/v1/messages?mailbox=${carol.body.mailbox.id}&folder=sent`)
+      assert.ok(
+        sent.body.data.some((m: { subject: string }) => m.subject === 'Lunch? (test)'),
+        sent.text,
+      )
+      const filed = await a.server.postern.store.db
+        .selectFrom('events')
+        .select('payload')
+        .where('type', '=', 'email.filed')
+        .execute()
+      const ours = filed.map((f) => JSON.parse(f.payload)).filter((pl) => pl.email_id === r.body.id)
+      assert.equal(ours.length, 1)
+      assert.equal(ours[0].test, true)
+
+      const batch = await testSend.post('/v1/emails/batch', [
+        msg('delivered@postern.test'),
+        msg('bounced@postern.test'),
+      ])
+      assert.equal(batch.status, 202, batch.text)
+      const outcomes = await Promise.all(
+        batch.body.data.map((x: { id: string }) => waitForEmail(testRead, x.id, done)),
+      )
+      assert.deepEqual(
+        outcomes.map((o) => [o.test, o.origin, o.status]),
+        [
+          [true, 'batch', 'sent'],
+          [true, 'batch', 'failed'],
+        ],
+      )
+    })
   })
 }
