@@ -310,6 +310,15 @@ for (const dialect of DIALECTS) {
       assert.equal(ours.length, 1)
       assert.equal(ours[0].test, true)
 
+      // The dry run knows the magic domain needs no mail server, for test keys only.
+      const dry = await testSend.post('/v1/emails/validate', msg(['bounced@postern.test', `x@${REMOTE}`]))
+      assert.equal(dry.status, 200, dry.text)
+      assert.equal(dry.body.valid, true, dry.text)
+      assert.deepEqual(dry.body.recipients[0].mx, ['simulator.postern.test'])
+      assert.deepEqual(dry.body.recipients[1].mx, [`mx.${REMOTE}`])
+      const liveDry = await a.send.post('/v1/emails/validate', msg('bounced@postern.test'))
+      assert.notDeepEqual(liveDry.body.recipients[0].mx, ['simulator.postern.test'])
+
       const batch = await testSend.post('/v1/emails/batch', [
         msg('delivered@postern.test'),
         msg('bounced@postern.test'),
