@@ -199,7 +199,10 @@ for (const dialect of DIALECTS) {
         const testKey = JSON.parse(await cli('key', 'create', '--scope', 'send', '--test', '--json'))
         assert.match(testKey.key, /^pst_test_/)
         assert.equal(testKey.test, true)
-        assert.match(await cli('key', 'create', '--scope', 'read', '--test'), /key: pst_test_\S+ .*\n.*test mode/)
+        assert.match(
+          await cli('key', 'create', '--scope', 'read', '--test'),
+          /key: pst_test_\S+ .*\n.*test mode/,
+        )
         const until = Date.now() + 5000
         while (Date.now() < until && !seen.some((e) => e.topic === 'alias.changed'))
           await new Promise((r) => setTimeout(r, 20))
