@@ -19,6 +19,7 @@ import { configRoutes } from './routes/config.ts'
 import { domainRoutes } from './routes/domains.ts'
 import { draftRoutes } from './routes/drafts.ts'
 import { emailRoutes } from './routes/emails.ts'
+import { feedRoutes } from './routes/feed.ts'
 import { folderRoutes } from './routes/folders.ts'
 import { healthRoutes } from './routes/health.ts'
 import { mailboxRoutes } from './routes/mailboxes.ts'
@@ -89,6 +90,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     draftRoutes,
     queueRoutes,
     suppressionRoutes,
+    feedRoutes,
   ])
     await routes(app, deps)
   for (const plugin of deps.plugins ?? []) await app.register(plugin)
