@@ -95,6 +95,11 @@ export const feedRoutes: RoutePlugin = async (app, deps) => {
     lookbackMs: settings.lookback_ms,
   })
   app.addHook('onClose', async () => hub.close())
+  // An upgrade refused with an HTTP answer before the plugin saw it (the auth hook runs first)
+  // must not leave its socket open: Node's own server would destroy it too.
+  app.addHook('onResponse', async (req) => {
+    if (req.headers.upgrade?.toLowerCase() === 'websocket') req.raw.socket?.destroy()
+  })
   const filters = new WeakMap<FastifyRequest, TypeFilter | null>()
 
   app.route({

@@ -26,7 +26,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await s.createIndex('tracked_messages_outbound').on('tracked_messages').column('outbound_id').execute()
   await s
     .createTable('tracked_links')
-    .addColumn('message_key', 'text', (c) => c.notNull().references('tracked_messages.key').onDelete('cascade'))
+    .addColumn('message_key', 'text', (c) =>
+      c.notNull().references('tracked_messages.key').onDelete('cascade'),
+    )
     .addColumn('idx', 'integer', (c) => c.notNull())
     .addColumn('org_id', 'text', (c) => c.notNull())
     .addColumn('url', 'text', (c) => c.notNull())
