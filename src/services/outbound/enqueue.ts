@@ -56,9 +56,15 @@ export interface EnqueueRequest {
   sent_copy_mailbox: string | null
   /**
    * Runs in the enqueue transaction after the rows are written, with whether a Sent copy was
-   * filed (a sent draft leaves Drafts in the same commit); throwing undoes the whole enqueue.
+   * filed (a sent draft leaves Drafts in the same commit) and the new email id (tracking rows
+   * point at it); throwing undoes the whole enqueue.
    */
-  alsoInTransaction?: (tx: Transaction<Database>, now: number, filedSentCopy: boolean) => Promise<void>
+  alsoInTransaction?: (
+    tx: Transaction<Database>,
+    now: number,
+    filedSentCopy: boolean,
+    emailId: string,
+  ) => Promise<void>
   system_mail_id?: string | null
   /** Envelope sender to use instead of a signed return path (a forward's SRS address, a backup MX's original sender, <>). */
   mail_from?: string
@@ -295,6 +301,6 @@ export async function recordOutbound(
         },
       },
     )
-  await r.alsoInTransaction?.(tx, now, fileCopy)
+  await r.alsoInTransaction?.(tx, now, fileCopy, id)
   return { status, suppressed: [...suppressed] }
 }
