@@ -56,8 +56,13 @@ export const trackingRoutes: RoutePlugin = async (app, deps) => {
     })
     const ctxOf = (): HitContext | null =>
       tracking ? { store: outbound.store, clock: outbound.clock, tracking } : null
-    const hitOf = (req: { method: string; headers: Record<string, unknown>; ip: string }): HitRequest => ({
-      method: req.method,
+    const hitOf = (req: {
+      raw: { method?: string }
+      headers: Record<string, unknown>
+      ip: string
+    }): HitRequest => ({
+      // The raw method: Fastify serves HEAD with the GET route.
+      method: req.raw.method ?? 'GET',
       userAgent: typeof req.headers['user-agent'] === 'string' ? req.headers['user-agent'] : null,
       ip: req.ip ?? null,
     })
