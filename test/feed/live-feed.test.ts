@@ -2,10 +2,16 @@
 // GET, a foreign Origin with the cookie, bad cursors and type filters), a delivery made by a
 // second `postern serve` process on the same database reaching the socket, a reconnect with
 // ?cursor (and with a resume frame) replaying exactly the missed events, and a mailbox key
-// seeing only its mailbox.
+// seeing only its mailbox, a revoked key closed at the next heartbeat (4401), and a consumer
+// that does not read closed with 4429 instead of buffering without bound.
 
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { createLogger } from '../../src/log/logger.ts'
+import type { Principal } from '../../src/services/accounts/principal.ts'
+import { createFeedHub } from '../../src/services/feed/hub.ts'
+import { feedScope } from '../../src/services/feed/scope.ts'
+import { createFeedSession } from '../../src/services/feed/session.ts'
 import { hostedOrg } from '../delivery/helpers.ts'
 import type { Api } from '../helpers/api.ts'
 import { runChild } from '../helpers/child.ts'
@@ -36,7 +42,11 @@ for (const dialect of DIALECTS) {
 
     before(async () => {
       s = await startTestServer(dialect, {
-        env: { POSTERN_SMTP_VERIFY_AUTH: 'false', POSTERN_FEED_POLL_MS: '100' },
+        env: {
+          POSTERN_SMTP_VERIFY_AUTH: 'false',
+          POSTERN_FEED_POLL_MS: '100',
+          POSTERN_FEED_HEARTBEAT_SECONDS: '1',
+        },
       })
       ;({ api, domain, ann } = await hostedOrg(s))
       const r = await api.post('/v1/api-keys', { name: 'feed', scope: 'read' })
@@ -182,6 +192,69 @@ for (const dialect of DIALECTS) {
       }
       // The org key saw bob's change note too.
       await org.next((f) => f.type === 'change' && f.mailbox_id !== ann)
+    })
+
+    it('closes the feed of a revoked key at the next heartbeat with 4401', async () => {
+      const k = await api.post('/v1/api-keys', { name: 'short-lived', scope: 'read' })
+      assert.equal(k.status, 201, k.text)
+      const c = await feed('', k.body.key)
+      await c.next((f) => f.type === 'ready')
+      assert.equal((await api.delete(`/v1/api-keys/${k.body.id}`)).status, 204)
+      const err = await c.next((f) => f.type === 'error')
+      assert.equal(err.code, 'CREDENTIALS_REVOKED')
+      assert.equal((await c.closed).code, 4401)
+      assert.equal(
+        (await refusedFeed(wsUrl(s.url), { headers: { authorization: `Bearer ${k.body.key}` } })).status,
+        401,
+      )
+    })
+
+    it('closes a consumer that does not keep up with 4429 rather than buffering', async () => {
+      const principal = (await s.postern.accounts.keys.authenticate(readKey)) as Principal
+      const hub = createFeedHub({
+        store: s.postern.store,
+        bus: s.postern.bus,
+        clock: { now: () => Date.now() },
+        log: createLogger({ level: 'silent' }),
+        pollMs: 50,
+        lookbackMs: 1000,
+      })
+      const sent: string[] = []
+      let closed: { code: number; reason: string } | null = null
+      let backlog = 0
+      const session = createFeedSession({
+        store: s.postern.store,
+        hub,
+        clock: { now: () => Date.now() },
+        scope: await feedScope(s.postern.store.db, principal),
+        types: null,
+        changes: true,
+        maxBuffered: 4096,
+        transport: {
+          // A socket whose peer reads nothing: every frame stays queued.
+          send: (text) => {
+            sent.push(text)
+            backlog += text.length
+          },
+          buffered: () => backlog,
+          close: (code, reason) => {
+            closed = { code, reason }
+          },
+        },
+      })
+      try {
+        await session.start(null)
+        for (let i = 0; i < 30 && !closed; i++) await deliver(mxPort(s), `ann@${domain}`, `flood ${i}`)
+        const until = Date.now() + 10_000
+        while (!closed && Date.now() < until) await new Promise((r) => setTimeout(r, 20))
+        assert.deepEqual(closed, { code: 4429, reason: 'SLOW_CONSUMER' })
+        assert.equal(JSON.parse(sent.at(-1) as string).code, 'SLOW_CONSUMER')
+        assert.ok(backlog < 4096 + 8192, `kept queueing after the limit: ${backlog} bytes`)
+        assert.equal(hub.listeners, 0, 'the closed session stopped listening')
+      } finally {
+        session.stop()
+        await hub.close()
+      }
     })
   })
 }
