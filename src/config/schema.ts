@@ -451,9 +451,12 @@ export const schema = {
     ),
   },
   tracking: {
-    base_url: optStr('Base URL of the open pixel, click and unsubscribe links in tracked mail.', {
-      derived: 'public_url',
-    }),
+    base_url: optStr(
+      'Base URL of the open pixel, click and unsubscribe links in tracked mail; use https (RFC 8058 one-click needs it).',
+      {
+        derived: 'public_url',
+      },
+    ),
     prefetch_window_ms: int(
       2000,
       'An open or click this soon after delivery is flagged bot: prefetch (scanners, previews).',
