@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict'
 import { Resolver } from 'node:dns/promises'
 import { after, before, describe, it } from 'node:test'
-// @ts-expect-error mailauth ships no types for this module
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js'
 import { simpleParser } from 'mailparser'
 import { DIALECTS } from '../helpers/dialects.ts'

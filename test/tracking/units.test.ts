@@ -99,7 +99,7 @@ describe('tracking tokens', () => {
       `${k}.-1.${sig}`,
       `${k}.0`,
       '',
-      `${k.toUpperCase()}.0.${sig}`,
+      `${k?.toUpperCase()}.0.${sig}`,
     ])
       assert.equal(readToken(secret, 'click', bad), null, bad)
   })
