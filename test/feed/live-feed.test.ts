@@ -7,6 +7,7 @@
 
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import WebSocket from 'ws'
 import { createLogger } from '../../src/log/logger.ts'
 import type { Principal } from '../../src/services/accounts/principal.ts'
 import { createFeedHub } from '../../src/services/feed/hub.ts'
@@ -258,3 +259,29 @@ for (const dialect of DIALECTS) {
     })
   })
 }
+
+describe('live feed over the HTTPS listener', () => {
+  it('upgrades on the TLS listener too', async () => {
+    const s = await startTestServer('sqlite', { env: { POSTERN_HTTPS_ENABLED: 'true' } })
+    try {
+      const { api } = await hostedOrg(s)
+      const key = (await api.post('/v1/api-keys', { name: 'tls feed', scope: 'read' })).body.key as string
+      const https = s.postern.listeners.find((l) => l.name === 'https')
+      assert.ok(https)
+      const ws = new WebSocket(`wss://127.0.0.1:${https.port}/v1/ws`, {
+        headers: { authorization: `Bearer ${key}` },
+        rejectUnauthorized: false,
+        servername: 'mx.postern.test',
+      })
+      const first = await new Promise<Frame>((resolve, reject) => {
+        ws.once('message', (d) => resolve(JSON.parse(String(d)) as Frame))
+        ws.once('error', reject)
+      })
+      assert.equal(first.type, 'ready')
+      ws.close()
+      await new Promise((r) => ws.once('close', r))
+    } finally {
+      await s.close()
+    }
+  })
+})
