@@ -268,10 +268,9 @@ describe('live feed over the HTTPS listener', () => {
       const key = (await api.post('/v1/api-keys', { name: 'tls feed', scope: 'read' })).body.key as string
       const https = s.postern.listeners.find((l) => l.name === 'https')
       assert.ok(https)
-      const ws = new WebSocket(`wss://127.0.0.1:${https.port}/v1/ws`, {
+      const ws = new WebSocket(`wss://127.0.0.1:${https.port}/v1/ws`, [], {
         headers: { authorization: `Bearer ${key}` },
         rejectUnauthorized: false,
-        servername: 'mx.postern.test',
       })
       const first = await new Promise<Frame>((resolve, reject) => {
         ws.once('message', (d) => resolve(JSON.parse(String(d)) as Frame))
