@@ -10,7 +10,9 @@ import { after, before, describe, it } from 'node:test'
 import WebSocket from 'ws'
 import { createLogger } from '../../src/log/logger.ts'
 import type { Principal } from '../../src/services/accounts/principal.ts'
+import { writeEvent } from '../../src/services/events/write.ts'
 import { createFeedHub } from '../../src/services/feed/hub.ts'
+import { idFloor } from '../../src/services/feed/rows.ts'
 import { feedScope } from '../../src/services/feed/scope.ts'
 import { createFeedSession } from '../../src/services/feed/session.ts'
 import { hostedOrg } from '../delivery/helpers.ts'
@@ -208,6 +210,71 @@ for (const dialect of DIALECTS) {
         (await refusedFeed(wsUrl(s.url), { headers: { authorization: `Bearer ${k.body.key}` } })).status,
         401,
       )
+    })
+
+    it('paces a long replay to a reader that keeps reading, within the buffer bound', async () => {
+      const principal = (await s.postern.accounts.keys.authenticate(readKey)) as Principal
+      const start = Date.now()
+      const cursor = idFloor(start - 1)
+      for (let i = 0; i < 120; i++)
+        await writeEvent(s.postern.store.db, start + i, {
+          org_id: principal.org_id,
+          type: 'domain.updated',
+          actor: 'test',
+          ip: null,
+          subject_id: 'dom_paced',
+          payload: { i, padding: 'x'.repeat(200) },
+        })
+      const hub = createFeedHub({
+        store: s.postern.store,
+        bus: s.postern.bus,
+        clock: { now: () => Date.now() },
+        log: createLogger({ level: 'silent' }),
+        pollMs: 50,
+        lookbackMs: 1000,
+      })
+      let backlog = 0
+      let peak = 0
+      let closed: number | null = null
+      const got: number[] = []
+      // The reader takes 1 KiB every 5 ms.
+      const reader = setInterval(() => {
+        backlog = Math.max(0, backlog - 1024)
+      }, 5)
+      const session = createFeedSession({
+        store: s.postern.store,
+        hub,
+        clock: { now: () => Date.now() },
+        scope: await feedScope(s.postern.store.db, principal),
+        types: (t) => t === 'domain.updated',
+        changes: false,
+        maxBuffered: 4096,
+        transport: {
+          send: (text) => {
+            backlog += text.length
+            peak = Math.max(peak, backlog)
+            const f = JSON.parse(text)
+            if (f.type === 'event' && f.event.subject_id === 'dom_paced') got.push(f.event.payload.i)
+          },
+          buffered: () => backlog,
+          close: (code) => {
+            closed = code
+          },
+        },
+      })
+      try {
+        await session.start(cursor)
+        assert.equal(closed, null)
+        assert.deepEqual(
+          got,
+          Array.from({ length: 120 }, (_, i) => i),
+        )
+        assert.ok(peak <= 4096, `the replay queued ${peak} bytes`)
+      } finally {
+        clearInterval(reader)
+        session.stop()
+        await hub.close()
+      }
     })
 
     it('closes a consumer that does not keep up with 4429 rather than buffering', async () => {

@@ -169,10 +169,11 @@ export function createFeedSession(o: FeedSessionOptions): FeedSession {
     for (;;) {
       const rows = await eventsAfter(o.store.db, [o.scope.orgId], at, PAGE)
       for (const e of rows) {
+        if (o.transport.buffered() > o.maxBuffered / 2 && !(await drained())) return n
         if (deliver(e)) n++
         at = e.id
       }
-      if (rows.length < PAGE || !(await drained())) break
+      if (rows.length < PAGE) break
     }
     return n
   }
