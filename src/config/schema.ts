@@ -451,12 +451,14 @@ export const schema = {
     ),
   },
   tracking: {
-    base_url: optStr(
-      'Base URL of the open pixel, click and unsubscribe links in tracked mail; use https (RFC 8058 one-click needs it).',
-      {
-        derived: 'public_url',
-      },
-    ),
+    base_url: {
+      ...optStr(
+        'Base URL of the open pixel, click and unsubscribe links in tracked mail; use https (RFC 8058 one-click needs it).',
+        { derived: 'public_url' },
+      ),
+      pattern: /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/i,
+      patternDoc: 'an http(s) URL without query or fragment, e.g. https://t.example.com',
+    },
     prefetch_window_ms: int(
       2000,
       'An open or click this soon after delivery is flagged bot: prefetch (scanners, previews).',

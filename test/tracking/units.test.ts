@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
+import { loadConfig } from '../../src/config/load.ts'
 import { decodeAttribute, MAX_LINKS, trackHtml } from '../../src/mail/tracking-html.ts'
 import { botReason, type HitFacts } from '../../src/services/tracking/bots.ts'
 import { makeToken, readToken } from '../../src/services/tracking/tokens.ts'
@@ -130,4 +131,18 @@ describe('botReason', () => {
   ]
   for (const [name, facts, want] of cases)
     it(name, () => assert.equal(botReason({ ...base, ...facts }), want))
+})
+
+describe('tracking.base_url', () => {
+  const load = (v: string) => loadConfig({ env: { POSTERN_TRACKING_BASE_URL: v }, args: [], cwd: '/tmp' })
+  it('takes an http(s) base URL', () => {
+    assert.equal(load('https://t.example.com/mail').config.tracking.base_url, 'https://t.example.com/mail')
+  })
+  for (const bad of [
+    't.example.com',
+    'ftp://t.example.com',
+    'https://t.example.com/?a=1',
+    'https://t.example.com/#x',
+  ])
+    it(`refuses ${bad}`, () => assert.throws(() => load(bad), /tracking\.base_url/))
 })
