@@ -247,6 +247,37 @@ for (const dialect of DIALECTS) {
       assert.deepEqual(again.body.suppressed, [`carol@${REMOTE}`])
     })
 
+    it("files the sender's Sent copy without the pixel and redirects", async () => {
+      const me = (await a.api.get('/v1/me')).body.id as string
+      const mb = await a.api.post('/v1/mailboxes', {
+        domain: 'a.example',
+        local_part: 'alice',
+        owner_user_id: me,
+      })
+      assert.equal(mb.status, 201, mb.text)
+      const before = sink.handler.messages().length
+      const r = await a.api.post('/v1/emails', {
+        from: 'alice@a.example',
+        to: `dave@${REMOTE}`,
+        subject: 'With a Sent copy',
+        html: HTML,
+        track_opens: true,
+        track_clicks: true,
+      })
+      assert.equal(r.status, 202, r.text)
+      await waitForEmail(a.api, r.body.id, (e) => e.status === 'sent')
+      const delivered = (sink.handler.messages()[before] as Buffer).toString()
+      assert.match(delivered, /\/t\/o\//)
+      const list = await a.api.get(`/v1/messages?mailbox=${mb.body.mailbox.id}`)
+      assert.equal(list.status, 200, list.text)
+      assert.equal(list.body.data.length, 1, list.text)
+      const copy = await a.api.get(`/v1/messages/${list.body.data[0].id}/raw`)
+      assert.equal(copy.status, 200)
+      assert.doesNotMatch(copy.text, /\/t\/[oc]\//, 'the Sent copy has tracking URLs')
+      assert.match(copy.text, /shop\.example\/deal/)
+      assert.match(copy.text, /Subject: With a Sent copy/)
+    })
+
     it('asks list_unsubscribe for exactly one recipient and no List-Unsubscribe of the caller', async () => {
       const two = await a.send.post('/v1/emails', {
         from: 'alice@a.example',

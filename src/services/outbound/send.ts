@@ -354,6 +354,11 @@ async function composeAndEnqueue(ctx: OutboundContext, p: Principal, m: Prepared
       'MESSAGE_TOO_LARGE',
       `the composed message is ${raw.length} bytes; the limit is ${ctx.settings.maxMessageBytes} (smtp.max_message_bytes)`,
     )
+  // The sender's Sent copy carries no pixel or redirects: reading it must not count as an open.
+  const sentCopyRaw =
+    plan && m.sentCopy && (plan.options.opens || plan.options.clicks)
+      ? await compose(m, messageId, new Date(m.scheduledAt && m.scheduledAt > now ? m.scheduledAt : now))
+      : null
   const recipients: EnqueueRecipient[] = [
     ...m.to.map((a) => ({ address: a.address, type: 'to' as const })),
     ...m.cc.map((a) => ({ address: a.address, type: 'cc' as const })),
@@ -389,6 +394,7 @@ async function composeAndEnqueue(ctx: OutboundContext, p: Principal, m: Prepared
       reply_to: m.replyTo.map(fmt),
     },
     sent_copy_mailbox: m.sentCopy,
+    ...(sentCopyRaw ? { sent_copy_raw: sentCopyRaw } : {}),
     ...(m.alsoInTransaction || plan
       ? {
           alsoInTransaction: async (tx, at, filed, emailId) => {
