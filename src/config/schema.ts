@@ -296,6 +296,10 @@ export const schema = {
       '100/1h',
       'Messages one alias forwards to outside addresses; over it the MX answers 451 4.7.1 at RCPT.',
     ),
+    tracking_message: rate(
+      '200/1h',
+      'Opens and clicks recorded per tracked message; more are still answered, not recorded.',
+    ),
   },
   domains: {
     dkim_rotation_grace_days: int(

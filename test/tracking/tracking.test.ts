@@ -42,7 +42,9 @@ for (const dialect of DIALECTS) {
       sink = await startSmtp({ handler: fakeHandler() })
       dns.set(REMOTE, 'MX', [{ priority: 10, exchange: `mx.${REMOTE}` }])
       dns.set(`mx.${REMOTE}`, 'A', ['127.0.0.1'])
-      a = await startSender(dialect, dns, sink.port, { env: { POSTERN_TRACKING_PREFETCH_WINDOW_MS: '0' } })
+      a = await startSender(dialect, dns, sink.port, {
+        env: { POSTERN_TRACKING_PREFETCH_WINDOW_MS: '0', POSTERN_RATE_LIMITS_TRACKING_MESSAGE: '10/1h' },
+      })
     })
     after(async () => {
       await a.server.close()
@@ -205,6 +207,25 @@ for (const dialect of DIALECTS) {
       assert.equal(clicked.length, 4, 'the HEAD request wrote no event')
       assert.equal(clicked.at(-1).bot, true)
       assert.equal(clicked.at(-1).bot_reason, 'link_scanner')
+    })
+
+    it('stops recording a message past rate_limits.tracking_message, still answering', async () => {
+      const ofFirst = async () =>
+        (
+          await a.server.postern.store.db
+            .selectFrom('events')
+            .select('id')
+            .where('subject_id', '=', first.id)
+            .where('type', 'in', ['email.opened', 'email.clicked'])
+            .execute()
+        ).length
+      const before = await ofFirst()
+      assert.ok(before < 10, `${before} hits recorded already`)
+      for (let i = 0; i < 12; i++) {
+        const res = await fetch(first.pixel, { headers: { 'user-agent': HUMAN } })
+        assert.equal(res.status, 200)
+      }
+      assert.equal(await ofFirst(), 10)
     })
 
     it('unsubscribes on the one-click POST only: the GET shows a button, the POST suppresses once', async () => {

@@ -55,7 +55,15 @@ export const trackingRoutes: RoutePlugin = async (app, deps) => {
       reply.header('referrer-policy', 'no-referrer')
     })
     const ctxOf = (): HitContext | null =>
-      tracking ? { store: outbound.store, clock: outbound.clock, tracking } : null
+      tracking
+        ? {
+            store: outbound.store,
+            clock: outbound.clock,
+            tracking,
+            limiter: outbound.limiter,
+            rule: outbound.rules.tracking_message,
+          }
+        : null
     const hitOf = (req: {
       raw: { method?: string }
       headers: Record<string, unknown>

@@ -4,7 +4,8 @@
 // Invariants:
 // - A click redirects only to the URL stored for the token's message and link index.
 // - Opens and clicks are events (email.opened, email.clicked) flagged bot when bots.ts says
-//   so; HEAD requests (scanners checking a link) write no event.
+//   so; HEAD requests (scanners checking a link) write no event, and neither do hits past
+//   rate_limits.tracking_message for one message (a replayed URL cannot flood the events).
 // - Unsubscribing suppresses the message's recipient in the message's org (reason
 //   unsubscribe) and raises email.unsubscribed once, in one transaction; GET never does it.
 
@@ -12,6 +13,8 @@ import type { Store } from '../../store/db.ts'
 import type { Clock } from '../../time/clock.ts'
 import { writeEvent } from '../events/write.ts'
 import { suppress } from '../outbound/suppressions.ts'
+import type { RateLimiter } from '../ratelimit/limiter.ts'
+import type { RateLimitRule } from '../ratelimit/rules.ts'
 import { botReason } from './bots.ts'
 import type { TrackingSettings } from './context.ts'
 import { readToken, type TokenKind } from './tokens.ts'
@@ -20,6 +23,9 @@ export interface HitContext {
   store: Store
   clock: Clock
   tracking: TrackingSettings
+  limiter: RateLimiter
+  /** Opens and clicks recorded per message (rate_limits.tracking_message). */
+  rule: RateLimitRule
 }
 
 export interface HitRequest {
@@ -81,6 +87,7 @@ async function hit(
   extra: Record<string, unknown>,
 ) {
   if (req.method === 'HEAD') return
+  if (!(await ctx.limiter.hit(ctx.rule, t.key)).allowed) return
   const now = ctx.clock.now()
   const reason = botReason({
     kind,
