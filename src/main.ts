@@ -466,6 +466,11 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
     })
     // Forwarding leaves through the queue: the MX's delivery context and the queue's own local
     // delivery (mail sent here to an alias that forwards out) both get it.
+    outbound.tracking = {
+      secret: derivedKey(secrets, 'postern tracking v1'),
+      baseUrl: () => config.tracking.base_url ?? publicUrl,
+      prefetchWindowMs: config.tracking.prefetch_window_ms,
+    }
     const forwarding = createForwarding(outbound)
     delivery.forwarding = forwarding
     outbound.local.forwarding = forwarding

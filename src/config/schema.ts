@@ -296,6 +296,10 @@ export const schema = {
       '100/1h',
       'Messages one alias forwards to outside addresses; over it the MX answers 451 4.7.1 at RCPT.',
     ),
+    tracking_message: rate(
+      '200/1h',
+      'Opens and clicks recorded per tracked message; more are still answered, not recorded.',
+    ),
   },
   domains: {
     dkim_rotation_grace_days: int(
@@ -427,6 +431,43 @@ export const schema = {
   },
   events: {
     poll_ms: int(100, 'How often a SQLite process checks for changes written by other processes.', 5),
+  },
+  feed: {
+    poll_ms: int(
+      500,
+      'How often the live feed (GET /v1/ws) reads new events when no change note woke it earlier.',
+      10,
+    ),
+    lookback_ms: int(
+      3000,
+      'How far back the live feed re-reads events, to catch ones whose transaction committed late.',
+      0,
+    ),
+    heartbeat_seconds: int(
+      30,
+      'Seconds between pings on a live-feed socket; credentials are re-checked at each one.',
+      1,
+    ),
+    max_buffered_bytes: int(
+      1_048_576,
+      'Bytes a live-feed socket may have unsent before it is closed as a slow consumer (code 4429).',
+      1024,
+    ),
+  },
+  tracking: {
+    base_url: {
+      ...optStr(
+        'Base URL of the open pixel, click and unsubscribe links in tracked mail; use https (RFC 8058 one-click needs it).',
+        { derived: 'public_url' },
+      ),
+      pattern: /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/i,
+      patternDoc: 'an http(s) URL without query or fragment, e.g. https://t.example.com',
+    },
+    prefetch_window_ms: int(
+      2000,
+      'An open or click this soon after delivery is flagged bot: prefetch (scanners, previews).',
+      0,
+    ),
   },
   shutdown: {
     grace_ms: int(10_000, 'How long shutdown waits for in-flight work before closing connections.', 0),

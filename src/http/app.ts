@@ -19,6 +19,7 @@ import { configRoutes } from './routes/config.ts'
 import { domainRoutes } from './routes/domains.ts'
 import { draftRoutes } from './routes/drafts.ts'
 import { emailRoutes } from './routes/emails.ts'
+import { feedRoutes } from './routes/feed.ts'
 import { folderRoutes } from './routes/folders.ts'
 import { healthRoutes } from './routes/health.ts'
 import { mailboxRoutes } from './routes/mailboxes.ts'
@@ -30,6 +31,7 @@ import { searchRoutes } from './routes/search.ts'
 import { setupRoutes } from './routes/setup.ts'
 import { suppressionRoutes } from './routes/suppressions.ts'
 import { threadRoutes } from './routes/threads.ts'
+import { trackingRoutes } from './routes/tracking.ts'
 import { warmupRoutes } from './routes/warmups.ts'
 import type { App, AppDeps } from './types.ts'
 
@@ -91,6 +93,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     queueRoutes,
     suppressionRoutes,
     warmupRoutes,
+    feedRoutes,
+    trackingRoutes,
   ])
     await routes(app, deps)
   for (const plugin of deps.plugins ?? []) await app.register(plugin)

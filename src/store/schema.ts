@@ -429,6 +429,30 @@ export interface EventTable {
   created_at: number
 }
 
+/** A sent message with tracking or one-click unsubscribe (0012), keyed by its tokens' key. */
+export interface TrackedMessageTable {
+  /** The unique part of the Message-ID: what the tokens carry. */
+  key: string
+  org_id: string
+  outbound_id: string
+  /** The only recipient, when the message has one (tracking is per message otherwise). */
+  recipient: string | null
+  track_opens: number
+  track_clicks: number
+  list_unsubscribe: number
+  opens: Generated<number>
+  clicks: Generated<number>
+  created_at: number
+}
+
+/** A link of a tracked message's HTML, by index: the only place a click redirects to. */
+export interface TrackedLinkTable {
+  message_key: string
+  idx: number
+  org_id: string
+  url: string
+}
+
 export interface BlobTable {
   namespace: string
   sha256: string
@@ -620,6 +644,8 @@ export interface Database {
   attachments: AttachmentTable
   drafts: DraftTable
   draft_attachments: DraftAttachmentTable
+  tracked_messages: TrackedMessageTable
+  tracked_links: TrackedLinkTable
 }
 
 export type Org = Selectable<OrgTable>

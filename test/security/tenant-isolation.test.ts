@@ -91,6 +91,11 @@ const TARGETS: Record<string, Target> = {
     bodies: { PATCH: { schedule: [1], restart: true } },
   },
   '/v1/aliases/{id}/warmup-token': { params: { id: (b) => b.aliasId } },
+  // Tracking links: the signed token is the whole capability (no org in the URL); a token that
+  // does not verify answers 404 whoever asks. Real tokens are tested in test/tracking.
+  '/t/o/{token}': { params: { token: (b) => `${b.emailId.slice(4)}.forged` } },
+  '/t/c/{token}': { params: { token: (b) => `${b.emailId.slice(4)}.0.forged` } },
+  '/t/u/{token}': { params: { token: (b) => `${b.emailId.slice(4)}.forged` } },
 }
 
 /** Ids in request bodies that must not reach B's objects either. */

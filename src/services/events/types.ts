@@ -46,6 +46,13 @@ export const EVENT_TYPES = {
   'email.cancelled': email('Cancelled before it was sent.'),
   'email.suppressed': email('A recipient was skipped because the address is suppressed.'),
   'email.filed': email('A copy was filed in the sender’s Sent folder.'),
+  // Tracking and unsubscribe (services/tracking): payload.recipient (null when the message had
+  // several), user_agent, ip, and bot (with bot_reason) for proxies, scanners and prefetches.
+  'email.opened': email('The open pixel of a message sent with track_opens was fetched.'),
+  'email.clicked': email('A tracked link was followed (payload.url, payload.link_index).'),
+  'email.unsubscribed': email(
+    'A recipient unsubscribed with the one-click List-Unsubscribe link (RFC 8058); now suppressed.',
+  ),
   'queue.paused': { subject: 'org', doc: 'The organisation’s outbound queue was paused by an admin.' },
   'queue.resumed': { subject: 'org', doc: 'The organisation’s outbound queue was resumed.' },
   // Inbound mail (services/delivery).

@@ -12,6 +12,7 @@ import * as spamSignals from './0007-spam-signals.ts'
 import * as mtaSts from './0008-mta-sts.ts'
 import * as draftsAttachments from './0009-drafts-attachments.ts'
 import * as dsn from './0011-dsn.ts'
+import * as tracking from './0012-tracking.ts'
 import * as warmupTestmode from './0014-warmup-testmode.ts'
 
 export const migrations: Record<string, Migration> = {
@@ -25,5 +26,6 @@ export const migrations: Record<string, Migration> = {
   '0008-mta-sts': mtaSts,
   '0009-drafts-attachments': draftsAttachments,
   '0011-dsn': dsn,
+  '0012-tracking': tracking,
   '0014-warmup-testmode': warmupTestmode,
 }
