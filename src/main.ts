@@ -31,6 +31,7 @@ import { createGroupCommitter } from './services/delivery/group-commit.ts'
 import type { DeliveryContext } from './services/delivery/inbound.ts'
 import { type ComponentHealth, createHealthService, type ListenerInfo } from './services/health/health.ts'
 import { createJobRunner, type JobDef, type JobRunner } from './services/jobs/runner.ts'
+import { createVerifiedLogins } from './services/mail-login/verified-cache.ts'
 import type { MailboxesContext } from './services/mailboxes/mailboxes.ts'
 import { type OutboundContext, outboundSettings } from './services/outbound/context.ts'
 import { createForwarding } from './services/outbound/forward.ts'
@@ -219,6 +220,10 @@ export function createAccounts(
     }),
     keys: createApiKeyService({ store, clock }),
     throttle: createAuthThrottle({ store, clock, settings: authThrottleSettings(config) }),
+    mailLogins: createVerifiedLogins({
+      ttlMs: config.auth.mail_login_cache_seconds * 1000,
+      now: () => clock.now(),
+    }),
     keyEncryptionKey: secrets.keyEncryptionKey,
     settings: { signup: config.auth.signup, hostname: config.hostname as string, publicUrl },
   }

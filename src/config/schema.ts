@@ -254,6 +254,12 @@ export const schema = {
     argon2_memory_kib: int(19_456, 'Argon2id memory cost for passwords people choose, in KiB.', 8, 4_194_304),
     argon2_time_cost: int(2, 'Argon2id iterations.', 1, 100),
     argon2_parallelism: int(1, 'Argon2id lanes.', 1, 16),
+    mail_login_cache_seconds: int(
+      900,
+      'How long a mail client password that verified is remembered (a keyed hash, in memory), so reconnecting IMAP and SMTP clients skip Argon2id; 0 turns it off.',
+      0,
+      86_400,
+    ),
     min_password_length: int(10, 'Shortest password a person may choose.', 8, 1024),
     slowdown_after: int(
       3,
