@@ -11,6 +11,7 @@ import * as imap from './0006-imap.ts'
 import * as spamSignals from './0007-spam-signals.ts'
 import * as mtaSts from './0008-mta-sts.ts'
 import * as draftsAttachments from './0009-drafts-attachments.ts'
+import * as webhooks from './0010-webhooks.ts'
 import * as dsn from './0011-dsn.ts'
 
 export const migrations: Record<string, Migration> = {
@@ -23,5 +24,6 @@ export const migrations: Record<string, Migration> = {
   '0007-spam-signals': spamSignals,
   '0008-mta-sts': mtaSts,
   '0009-drafts-attachments': draftsAttachments,
+  '0010-webhooks': webhooks,
   '0011-dsn': dsn,
 }
