@@ -63,6 +63,11 @@ export function createHttpPost(deps: HttpPostDeps): HttpPost {
     const host = urlHost(url)
     const tls = url.protocol === 'https:'
     const port = url.port ? Number(url.port) : tls ? 443 : 80
+    if (tls && isIP(host))
+      throw new HttpsGetError(
+        'TLS',
+        `https://${url.host}: an https URL needs a host name (its certificate is checked against it)`,
+      )
     const deadline = Date.now() + req.timeoutMs
     const left = () => Math.max(1, deadline - Date.now())
     const live: { socket: { destroy(): void } | null; over: boolean } = { socket: null, over: false }
