@@ -86,6 +86,18 @@ const TARGETS: Record<string, Target> = {
     bodies: { PATCH: { subject: 'Taken', to: 'thief@evil.example' } },
   },
   '/v1/drafts/{id}/send': { params: { id: (b) => b.draftId } },
+  '/v1/webhooks/{id}': {
+    params: { id: (b) => b.webhookId },
+    bodies: { PATCH: { url: 'http://127.0.0.1:9/stolen', enabled: false, event_types: ['email.*'] } },
+  },
+  '/v1/webhooks/{id}/verify': { params: { id: (b) => b.webhookId } },
+  '/v1/webhooks/{id}/resend-verification': { params: { id: (b) => b.webhookId } },
+  '/v1/webhooks/{id}/test': { params: { id: (b) => b.webhookId } },
+  '/v1/webhooks/{id}/rotate-secret': { params: { id: (b) => b.webhookId } },
+  '/v1/webhooks/{id}/deliveries': { params: { id: (b) => b.webhookId } },
+  '/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver': {
+    params: { id: (b) => b.webhookId, delivery_id: (b) => b.deliveryId },
+  },
 }
 
 /** Ids in request bodies that must not reach B's objects either. */
@@ -157,6 +169,8 @@ function markersOf(b: Org): Record<string, string> {
     'suppressed address': b.suppressedAddress,
     'attachment id': b.attachmentId,
     'draft id': b.draftId,
+    'webhook id': b.webhookId,
+    'delivery id': b.deliveryId,
   }
 }
 
@@ -173,6 +187,7 @@ const VISIBLE_TO_B = [
   'owner email',
   'invited email',
   'draft id',
+  'webhook id',
 ]
 
 /** The clients of an org that may call a route with this scope: owner session, and admin key where keys may. */
@@ -198,6 +213,8 @@ async function snapshotOf(b: Org) {
     sessions: strip(await data(b.api, '/v1/me/sessions'), 'last_seen_at'),
     appPasswords: strip(await data(b.api, '/v1/me/app-passwords'), 'last_used_at'),
     drafts: await data(b.api, '/v1/drafts'),
+    // The failure streak moves as the test delivery to the closed receiver is retried.
+    webhooks: strip(strip(await data(key, '/v1/webhooks'), 'consecutive_failures'), 'failing_since'),
     attachment: expectStatus(
       await b.api.withKey(b.mailboxKey).get(`/v1/attachments/${b.attachmentId}`),
       200,
