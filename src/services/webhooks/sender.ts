@@ -218,6 +218,10 @@ export async function attempt(ctx: WebhooksContext, id: string, owner: string): 
       .execute()
   }
   const outcome = await post(ctx, hook, d, body)
+  ctx.log.debug(
+    { delivery_id: id, webhook_id: hook.id, owner, status: outcome.status, error: outcome.error },
+    'webhook attempt',
+  )
   await finish(ctx, d, owner, outcome, false)
 }
 
