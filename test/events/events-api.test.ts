@@ -160,7 +160,8 @@ for (const dialect of DIALECTS) {
       let cursor: string | null = null
       let pages = 0
       do {
-        const r = await admin.get(`/v1/events?limit=3${cursor ? `&cursor=${cursor}` : ''}`)
+        const r: { status: number; text: string; body: { data: Ev[]; next_cursor: string | null } } =
+          await admin.get(`/v1/events?limit=3${cursor ? `&cursor=${cursor}` : ''}`)
         assert.equal(r.status, 200, r.text)
         assert.ok(r.body.data.length <= 3)
         paged.push(...r.body.data)
