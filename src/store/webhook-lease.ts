@@ -13,11 +13,10 @@
 import { sql } from 'kysely'
 import type { Store } from './db.ts'
 
-export interface ClaimedDelivery {
-  id: string
-  org_id: string
-  webhook_id: string
-}
+import type { WebhookDelivery } from './schema.ts'
+
+/** A claimed delivery: its row as the claim left it (leased to the claimer). */
+export type ClaimedDelivery = WebhookDelivery
 
 export async function claimDeliveries(
   store: Store,
@@ -33,6 +32,6 @@ export async function claimDeliveries(
     WHERE id IN (
       SELECT id FROM webhook_deliveries WHERE ${due}
       ORDER BY next_attempt_at LIMIT ${o.limit} ${lock})
-    RETURNING id, org_id, webhook_id`.execute(store.db)
+    RETURNING *`.execute(store.db)
   return r.rows
 }

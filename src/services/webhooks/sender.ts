@@ -12,7 +12,10 @@
 //   two processes never both record one delivery. A sender killed mid-attempt loses nothing:
 //   the lease expires and the delivery is attempted again (at-least-once; the receiver can
 //   deduplicate on webhook-id, which is the delivery's id and never changes).
-// - The body is built once (payload.ts) and stored, so every retry sends the same bytes.
+// - The body is built at the first attempt (payload.ts) and stored with its result, so every
+//   retry sends the same bytes (a sender killed before recording its first attempt leaves the
+//   body to be built again by the next).
+// - Results that finish together are recorded in one transaction (one commit for many).
 // - 2xx is success; anything else (3xx included: redirects are never followed) is a failure.
 
 import { randomBytes } from 'node:crypto'
@@ -54,6 +57,7 @@ interface Outcome {
 
 export function createWebhookSender(ctx: WebhooksContext): WebhookSender {
   const owner = `wh_${randomBytes(6).toString('hex')}`
+  const record = createRecorder(ctx)
   const inFlight = new Set<Promise<void>>()
   let running = false
   let loop: Promise<void> | null = null
@@ -86,12 +90,19 @@ export function createWebhookSender(ctx: WebhooksContext): WebhookSender {
       leaseMs: ctx.settings.leaseMs,
       limit: room,
     })
+    // The endpoints of the batch, read once.
+    const ids = [...new Set(claimed.map((c) => c.webhook_id))]
+    const hooks = ids.length
+      ? await ctx.store.db.selectFrom('webhooks').selectAll().where('id', 'in', ids).execute()
+      : []
+    const byId = new Map(hooks.map((h) => [h.id, h]))
     for (const c of claimed) {
-      const p: Promise<void> = attempt(ctx, c.id, owner)
+      const p: Promise<void> = attempt(ctx, c, byId.get(c.webhook_id), owner, record)
         .catch((err) => ctx.log.error({ err, delivery_id: c.id }, 'webhook attempt failed'))
         .finally(() => {
           inFlight.delete(p)
-          wakeUp?.()
+          // Claim again once half the slots are free: one claim (a write) for many deliveries.
+          if (inFlight.size <= ctx.settings.concurrency / 2) wakeUp?.()
         })
       inFlight.add(p)
     }
@@ -107,7 +118,7 @@ export function createWebhookSender(ctx: WebhooksContext): WebhookSender {
         ctx.log.error({ err }, 'claiming webhook deliveries failed')
       }
       if (!running) break
-      if (n === 0 || inFlight.size >= ctx.settings.concurrency) await sleep(ctx.settings.pollMs)
+      if (n === 0 || inFlight.size > ctx.settings.concurrency / 2) await sleep(ctx.settings.pollMs)
     }
   }
 
@@ -169,27 +180,65 @@ async function post(ctx: WebhooksContext, hook: Webhook, d: WebhookDelivery, bod
   }
 }
 
-/** One attempt of a leased delivery. */
-export async function attempt(ctx: WebhooksContext, id: string, owner: string): Promise<void> {
+/** What one attempt leaves to record. */
+interface Result {
+  d: WebhookDelivery
+  owner: string
+  o: Outcome
+  /** The body, when this attempt built it (stored with the result). */
+  body: string | null
+  /** No retry: the delivery fails now (its event is gone). */
+  final: boolean
+}
+
+type Recorder = (r: Result) => Promise<void>
+
+/**
+ * Records results in batches: every result that finished while the previous batch was being
+ * written goes into the next transaction (one commit, one fsync on SQLite, for all of them).
+ */
+function createRecorder(ctx: WebhooksContext): Recorder {
+  const queue: { r: Result; done: () => void; fail: (e: unknown) => void }[] = []
+  let running: Promise<void> | null = null
+  const flush = async () => {
+    await new Promise((res) => setImmediate(res))
+    while (queue.length > 0) {
+      const batch = queue.splice(0, 200)
+      try {
+        await ctx.store.db.transaction().execute(async (tx) => {
+          for (const { r } of batch) await recordResult(ctx, tx, r)
+        })
+        for (const x of batch) x.done()
+      } catch (err) {
+        for (const x of batch) x.fail(err)
+      }
+    }
+    running = null
+  }
+  return (r) =>
+    new Promise<void>((done, fail) => {
+      queue.push({ r, done, fail })
+      running ??= flush()
+    })
+}
+
+/** One attempt of a delivery this sender leased (`d` as claimed, `hook` its endpoint). */
+async function attempt(
+  ctx: WebhooksContext,
+  d: WebhookDelivery,
+  hook: Webhook | undefined,
+  owner: string,
+  record: Recorder,
+): Promise<void> {
   const db = ctx.store.db
-  const d = await db
-    .selectFrom('webhook_deliveries')
-    .selectAll()
-    .where('id', '=', id)
-    .where('lease_owner', '=', owner)
-    .executeTakeFirst()
-  if (!d || d.status !== 'pending') return
-  const hook = await db
-    .selectFrom('webhooks')
-    .selectAll()
-    .where('id', '=', d.webhook_id)
-    .where('org_id', '=', d.org_id)
-    .executeTakeFirst()
-  if (!hook || hook.status !== 'active') {
+  const id = d.id
+  if (d.status !== 'pending') return
+  if (!hook || hook.org_id !== d.org_id || hook.status !== 'active') {
     await release(ctx, id, owner)
     return
   }
   let body = d.body
+  let built: string | null = null
   if (body === null) {
     const event = d.event_id
       ? await db
@@ -200,29 +249,19 @@ export async function attempt(ctx: WebhooksContext, id: string, owner: string): 
           .executeTakeFirst()
       : undefined
     if (!event) {
-      await finish(
-        ctx,
-        d,
-        owner,
-        { ok: false, status: null, latencyMs: 0, excerpt: '', error: 'the event no longer exists' },
-        true,
-      )
+      const o = { ok: false, status: null, latencyMs: 0, excerpt: '', error: 'the event no longer exists' }
+      await record({ d, owner, o, body: null, final: true })
       return
     }
     body = await buildBody(ctx, { ...event, created_at: Number(event.created_at) })
-    await db
-      .updateTable('webhook_deliveries')
-      .set({ body })
-      .where('id', '=', id)
-      .where('lease_owner', '=', owner)
-      .execute()
+    built = body
   }
   const outcome = await post(ctx, hook, d, body)
   ctx.log.debug(
     { delivery_id: id, webhook_id: hook.id, owner, status: outcome.status, error: outcome.error },
     'webhook attempt',
   )
-  await finish(ctx, d, owner, outcome, false)
+  await record({ d, owner, o: outcome, body: built, final: false })
 }
 
 async function release(ctx: WebhooksContext, id: string, owner: string): Promise<void> {
@@ -234,62 +273,57 @@ async function release(ctx: WebhooksContext, id: string, owner: string): Promise
     .execute()
 }
 
-async function finish(
-  ctx: WebhooksContext,
-  d: WebhookDelivery,
-  owner: string,
-  o: Outcome,
-  final: boolean,
-): Promise<void> {
+/** Writes one result (in the recorder's transaction), only while `owner` still holds the lease. */
+async function recordResult(ctx: WebhooksContext, tx: Tx, r: Result): Promise<void> {
+  const { d, owner, o, final } = r
   const now = ctx.clock.now()
   const n = Number(d.attempts) + 1
   const delay = retryDelay(ctx.settings.retryBaseMs, n)
   const giveUp = final || now + delay > Number(d.created_at) + ctx.settings.retryWindowMs
-  await ctx.store.db.transaction().execute(async (tx) => {
-    const r = await tx
-      .updateTable('webhook_deliveries')
-      .set({
-        status: o.ok ? 'succeeded' : giveUp ? 'failed' : 'pending',
-        attempts: n,
-        next_attempt_at: o.ok || giveUp ? now : now + delay,
-        lease_owner: null,
-        lease_until: null,
-        last_status_code: o.status,
-        last_error: o.error,
-        delivered_at: o.ok ? now : null,
-        updated_at: now,
-      })
-      .where('id', '=', d.id)
-      .where('lease_owner', '=', owner)
-      .executeTakeFirst()
-    // The lease was lost (expired and taken over): the new owner records its own attempt.
-    if (Number(r.numUpdatedRows) === 0) return
+  const u = await tx
+    .updateTable('webhook_deliveries')
+    .set({
+      status: o.ok ? 'succeeded' : giveUp ? 'failed' : 'pending',
+      attempts: n,
+      next_attempt_at: o.ok || giveUp ? now : now + delay,
+      lease_owner: null,
+      lease_until: null,
+      last_status_code: o.status,
+      last_error: o.error,
+      delivered_at: o.ok ? now : null,
+      updated_at: now,
+      ...(r.body !== null ? { body: r.body } : {}),
+    })
+    .where('id', '=', d.id)
+    .where('lease_owner', '=', owner)
+    .executeTakeFirst()
+  // The lease was lost (expired and taken over): the new owner records its own attempt.
+  if (Number(u.numUpdatedRows) === 0) return
+  await tx
+    .insertInto('webhook_attempts')
+    .values({
+      id: newId('wat', now),
+      org_id: d.org_id,
+      delivery_id: d.id,
+      attempt: n,
+      status_code: o.status,
+      latency_ms: o.latencyMs,
+      response_excerpt: o.excerpt,
+      error: o.error,
+      at: now,
+    })
+    .execute()
+  if (final) return
+  if (o.ok) {
     await tx
-      .insertInto('webhook_attempts')
-      .values({
-        id: newId('wat', now),
-        org_id: d.org_id,
-        delivery_id: d.id,
-        attempt: n,
-        status_code: o.status,
-        latency_ms: o.latencyMs,
-        response_excerpt: o.excerpt,
-        error: o.error,
-        at: now,
-      })
+      .updateTable('webhooks')
+      .set({ failing_since: null, consecutive_failures: 0 })
+      .where('id', '=', d.webhook_id)
+      .where('consecutive_failures', '>', 0)
       .execute()
-    if (final && o.status === null) return
-    if (o.ok) {
-      await tx
-        .updateTable('webhooks')
-        .set({ failing_since: null, consecutive_failures: 0 })
-        .where('id', '=', d.webhook_id)
-        .where('consecutive_failures', '>', 0)
-        .execute()
-      return
-    }
-    await recordFailure(ctx, tx, d, now, o.error)
-  })
+    return
+  }
+  await recordFailure(ctx, tx, d, now, o.error)
 }
 
 /** Extends the endpoint's failure streak and disables it when the streak is persistent. */
