@@ -2,8 +2,8 @@
 // attempting a delivery twice at once. The only dialect-specific part of webhook sending.
 // Invariants:
 // - A delivery is claimable when it is pending, due (`next_attempt_at <= now`), nobody holds an
-//   unexpired lease on it, and its endpoint is active (pending and disabled endpoints get
-//   nothing; their rows wait).
+//   unexpired lease on it, and its endpoint is active and its org not deleted (pending and
+//   disabled endpoints get nothing; their rows wait).
 // - A claim sets lease_owner and lease_until in the statement that selects the rows:
 //   PostgreSQL with `FOR UPDATE SKIP LOCKED` (concurrent claimers skip each other's rows),
 //   SQLite with one `UPDATE ... WHERE id IN (SELECT ...) RETURNING` (one writer at a time).
@@ -25,7 +25,8 @@ export async function claimDeliveries(
   const until = o.now + o.leaseMs
   const due = sql`status = 'pending' AND next_attempt_at <= ${o.now}
     AND (lease_until IS NULL OR lease_until < ${o.now})
-    AND webhook_id IN (SELECT id FROM webhooks WHERE status = 'active')`
+    AND webhook_id IN (SELECT w.id FROM webhooks w JOIN orgs o ON o.id = w.org_id
+      WHERE w.status = 'active' AND o.deleted_at IS NULL)`
   const lock = store.dialect === 'postgres' ? sql`FOR UPDATE SKIP LOCKED` : sql``
   const r = await sql<ClaimedDelivery>`
     UPDATE webhook_deliveries SET lease_owner = ${o.owner}, lease_until = ${until}

@@ -240,11 +240,84 @@ for (const dialect of DIALECTS) {
       })
       const before = await all(admin, 'type=org.updated')
       assert.ok(before.some((e) => e.data.old))
+      // Finished webhook deliveries as old go with their log; a pending one stays.
+      const t = now - 31 * DAY
+      await db
+        .insertInto('webhooks')
+        .values({
+          id: 'whk_prune',
+          org_id: orgId,
+          url: 'http://127.0.0.1:9/',
+          status: 'active',
+          secret_enc: 'v1.x.y',
+          old_secret_enc: null,
+          old_secret_until: null,
+          challenge_hash: null,
+          challenge_expires_at: null,
+          verified_at: t,
+          failing_since: null,
+          disabled_at: null,
+          disabled_reason: null,
+          created_at: t,
+          updated_at: t,
+        })
+        .execute()
+      for (const [id, status] of [
+        ['wdl_old_done', 'succeeded'],
+        ['wdl_old_failed', 'failed'],
+        ['wdl_old_pending', 'pending'],
+      ] as const)
+        await db
+          .insertInto('webhook_deliveries')
+          .values({
+            id,
+            org_id: orgId,
+            webhook_id: 'whk_prune',
+            event_id: null,
+            event_type: 'webhook.test',
+            body: '{}',
+            status,
+            next_attempt_at: now + DAY,
+            lease_owner: null,
+            lease_until: null,
+            last_status_code: null,
+            last_error: null,
+            delivered_at: null,
+            created_at: t,
+            updated_at: t,
+          })
+          .execute()
+      await db
+        .insertInto('webhook_attempts')
+        .values({
+          id: 'wat_old',
+          org_id: orgId,
+          delivery_id: 'wdl_old_done',
+          attempt: 1,
+          status_code: 200,
+          latency_ms: 1,
+          error: null,
+          at: t,
+        })
+        .execute()
       const run = await s.postern.jobs.runNow('events-prune')
       assert.equal(run.last_status, 'ok')
       const afterPrune = await all(admin, 'type=org.updated')
       assert.ok(!afterPrune.some((e) => e.data.old), 'the 31-day-old event is gone')
       assert.equal(afterPrune.length, before.length - 1, 'younger events stay')
+      const left = await db
+        .selectFrom('webhook_deliveries')
+        .select('id')
+        .where('webhook_id', '=', 'whk_prune')
+        .execute()
+      assert.deepEqual(
+        left.map((r) => r.id),
+        ['wdl_old_pending'],
+      )
+      assert.deepEqual(
+        await db.selectFrom('webhook_attempts').select('id').where('id', '=', 'wat_old').execute(),
+        [],
+      )
     })
   })
 }

@@ -6,6 +6,7 @@ import type { BlobStore } from '../../store/blobs/blob-store.ts'
 import { pruneChanges } from '../../store/change-bus.ts'
 import type { Store } from '../../store/db.ts'
 import { pruneEvents } from '../events/list.ts'
+import { pruneDeliveries } from '../webhooks/outbox.ts'
 import type { JobDef } from './runner.ts'
 
 const MINUTE = 60_000
@@ -36,12 +37,17 @@ export function builtinJobs(deps: {
     },
     {
       name: 'events-prune',
-      description: 'Deletes events older than events.retention_days.',
+      description:
+        'Deletes events, and finished webhook deliveries with their log, older than events.retention_days.',
       intervalMs: 60 * MINUTE,
       firstRunDelayMs: 5 * MINUTE,
-      run: async () => ({
-        deleted: await pruneEvents(deps.store, deps.now() - deps.config.events.retention_days * 86_400_000),
-      }),
+      run: async () => {
+        const before = deps.now() - deps.config.events.retention_days * 86_400_000
+        return {
+          deleted: await pruneEvents(deps.store, before),
+          deliveries: await pruneDeliveries(deps.store.db, before),
+        }
+      },
     },
   ]
 }

@@ -73,3 +73,24 @@ export async function queueDeliveries(
     .execute()
   return rows.map((r) => r.id)
 }
+
+/** Deletes finished deliveries (succeeded or failed) last changed before `before`, with their attempts. */
+export async function pruneDeliveries(db: Tx, before: number, batch = 5_000): Promise<number> {
+  let total = 0
+  for (;;) {
+    const ids = (
+      await db
+        .selectFrom('webhook_deliveries')
+        .select('id')
+        .where('status', '!=', 'pending')
+        .where('updated_at', '<', before)
+        .limit(batch)
+        .execute()
+    ).map((r) => r.id)
+    if (ids.length === 0) return total
+    await db.deleteFrom('webhook_attempts').where('delivery_id', 'in', ids).execute()
+    await db.deleteFrom('webhook_deliveries').where('id', 'in', ids).execute()
+    total += ids.length
+    if (ids.length < batch) return total
+  }
+}
