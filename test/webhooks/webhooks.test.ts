@@ -158,6 +158,20 @@ for (const dialect of DIALECTS) {
       assert.ok(signedBy(next, later))
       assert.ok(!signedBy(secret, later), 'the old secret no longer signs')
 
+      // A new URL is challenged again before it gets traffic.
+      const challengesBefore = rx.received.filter((m) => m.json.type === 'webhook.verification').length
+      const moved = await admin.patch(`/v1/webhooks/${webhook.id}`, { url: `${rx.url}?v=2` })
+      assert.equal(moved.status, 200, moved.text)
+      assert.equal(moved.body.webhook.url, `${rx.url}?v=2`)
+      assert.equal(moved.body.verification.ok, true)
+      assert.equal(moved.body.webhook.status, 'active')
+      const challenges = rx.received.filter((m) => m.json.type === 'webhook.verification')
+      assert.equal(challenges.length, challengesBefore + 1)
+      assert.equal(challenges.at(-1)?.path, '/hook?v=2')
+      const refused = await admin.patch(`/v1/webhooks/${webhook.id}`, { url: 'http://10.1.1.1/' })
+      assert.equal(refused.status, 422)
+      assert.equal(refused.body.code, 'WEBHOOK_URL_REFUSED')
+
       // The rotation and the creation are events of the org.
       const ev = await admin.get(`/v1/events?type=webhook.*`)
       const types = ev.body.data.map((e: { type: string }) => e.type)
