@@ -58,6 +58,7 @@ interface Outcome {
 export function createWebhookSender(ctx: WebhooksContext): WebhookSender {
   const owner = `wh_${randomBytes(6).toString('hex')}`
   const record = createRecorder(ctx)
+  const bodies = createBodyCache()
   const inFlight = new Set<Promise<void>>()
   let running = false
   let loop: Promise<void> | null = null
@@ -97,7 +98,7 @@ export function createWebhookSender(ctx: WebhooksContext): WebhookSender {
       : []
     const byId = new Map(hooks.map((h) => [h.id, h]))
     for (const c of claimed) {
-      const p: Promise<void> = attempt(ctx, c, byId.get(c.webhook_id), owner, record)
+      const p: Promise<void> = attempt(ctx, c, byId.get(c.webhook_id), owner, record, bodies)
         .catch((err) => ctx.log.error({ err, delivery_id: c.id }, 'webhook attempt failed'))
         .finally(() => {
           inFlight.delete(p)
@@ -180,6 +181,25 @@ async function post(ctx: WebhooksContext, hook: Webhook, d: WebhookDelivery, bod
   }
 }
 
+type BodyCache = (eventId: string, build: () => Promise<string>) => Promise<string>
+
+/**
+ * The bodies built lately, by event: an event going to several endpoints is read (and an
+ * inbound message parsed) once. Small and per process; a miss only costs a rebuild.
+ */
+function createBodyCache(size = 256): BodyCache {
+  const cache = new Map<string, Promise<string>>()
+  return (eventId, build) => {
+    const hit = cache.get(eventId)
+    if (hit) return hit
+    const p = build()
+    cache.set(eventId, p)
+    p.catch(() => cache.delete(eventId))
+    if (cache.size > size) cache.delete(cache.keys().next().value as string)
+    return p
+  }
+}
+
 /** What one attempt leaves to record. */
 interface Result {
   d: WebhookDelivery
@@ -229,6 +249,7 @@ async function attempt(
   hook: Webhook | undefined,
   owner: string,
   record: Recorder,
+  bodies: BodyCache,
 ): Promise<void> {
   const db = ctx.store.db
   const id = d.id
@@ -253,7 +274,7 @@ async function attempt(
       await record({ d, owner, o, body: null, final: true })
       return
     }
-    body = await buildBody(ctx, { ...event, created_at: Number(event.created_at) })
+    body = await bodies(event.id, () => buildBody(ctx, { ...event, created_at: Number(event.created_at) }))
     built = body
   }
   const outcome = await post(ctx, hook, d, body)
