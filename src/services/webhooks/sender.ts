@@ -27,7 +27,7 @@ import { writeEvent } from '../events/write.ts'
 import type { Tx } from '../messages/context.ts'
 import { queueSystemMail } from '../system-mail/system-mail.ts'
 import type { WebhooksContext } from './context.ts'
-import { buildBody } from './payload.ts'
+import { buildBody, type EventRow } from './payload.ts'
 import { signedHeaders } from './signing.ts'
 import { liveSecrets } from './verification.ts'
 
@@ -97,8 +97,21 @@ export function createWebhookSender(ctx: WebhooksContext): WebhookSender {
       ? await ctx.store.db.selectFrom('webhooks').selectAll().where('id', 'in', ids).execute()
       : []
     const byId = new Map(hooks.map((h) => [h.id, h]))
+    // The events of the deliveries whose body is still to be built, read in one query.
+    const eventIds = [
+      ...new Set(claimed.filter((c) => c.body === null && c.event_id).map((c) => c.event_id as string)),
+    ]
+    const events = eventIds.length
+      ? await ctx.store.db
+          .selectFrom('events')
+          .select(['id', 'org_id', 'type', 'subject_id', 'mailbox_id', 'payload', 'created_at'])
+          .where('id', 'in', eventIds)
+          .execute()
+      : []
+    const eventById = new Map(events.map((e) => [e.id, { ...e, created_at: Number(e.created_at) }]))
     for (const c of claimed) {
-      const p: Promise<void> = attempt(ctx, c, byId.get(c.webhook_id), owner, record, bodies)
+      const event = c.event_id ? eventById.get(c.event_id) : undefined
+      const p: Promise<void> = attempt(ctx, c, byId.get(c.webhook_id), event, owner, record, bodies)
         .catch((err) => ctx.log.error({ err, delivery_id: c.id }, 'webhook attempt failed'))
         .finally(() => {
           inFlight.delete(p)
@@ -225,9 +238,13 @@ function createRecorder(ctx: WebhooksContext): Recorder {
     while (queue.length > 0) {
       const batch = queue.splice(0, 200)
       try {
-        await ctx.store.db.transaction().execute(async (tx) => {
-          for (const { r } of batch) await recordResult(ctx, tx, r)
-        })
+        await ctx.store.db.transaction().execute((tx) =>
+          recordResults(
+            ctx,
+            tx,
+            batch.map((x) => x.r),
+          ),
+        )
         for (const x of batch) x.done()
       } catch (err) {
         for (const x of batch) x.fail(err)
@@ -242,16 +259,16 @@ function createRecorder(ctx: WebhooksContext): Recorder {
     })
 }
 
-/** One attempt of a delivery this sender leased (`d` as claimed, `hook` its endpoint). */
+/** One attempt of a delivery this sender leased (`d` as claimed, `hook` its endpoint, `event` its event). */
 async function attempt(
   ctx: WebhooksContext,
   d: WebhookDelivery,
   hook: Webhook | undefined,
+  event: EventRow | undefined,
   owner: string,
   record: Recorder,
   bodies: BodyCache,
 ): Promise<void> {
-  const db = ctx.store.db
   const id = d.id
   if (d.status !== 'pending') return
   if (!hook || hook.org_id !== d.org_id || hook.status !== 'active') {
@@ -261,20 +278,12 @@ async function attempt(
   let body = d.body
   let built: string | null = null
   if (body === null) {
-    const event = d.event_id
-      ? await db
-          .selectFrom('events')
-          .select(['id', 'org_id', 'type', 'subject_id', 'mailbox_id', 'payload', 'created_at'])
-          .where('id', '=', d.event_id)
-          .where('org_id', '=', d.org_id)
-          .executeTakeFirst()
-      : undefined
-    if (!event) {
+    if (!event || event.org_id !== d.org_id) {
       const o = { ok: false, status: null, latencyMs: 0, excerpt: '', error: 'the event no longer exists' }
       await record({ d, owner, o, body: null, final: true })
       return
     }
-    body = await bodies(event.id, () => buildBody(ctx, { ...event, created_at: Number(event.created_at) }))
+    body = await bodies(event.id, () => buildBody(ctx, event))
     built = body
   }
   const outcome = await post(ctx, hook, d, body)
@@ -294,57 +303,64 @@ async function release(ctx: WebhooksContext, id: string, owner: string): Promise
     .execute()
 }
 
-/** Writes one result (in the recorder's transaction), only while `owner` still holds the lease. */
-async function recordResult(ctx: WebhooksContext, tx: Tx, r: Result): Promise<void> {
-  const { d, owner, o, final } = r
+/**
+ * Writes a batch of results in the recorder's transaction: each delivery only while `owner`
+ * still holds its lease; then the log rows in one insert and the endpoints' streaks.
+ */
+async function recordResults(ctx: WebhooksContext, tx: Tx, results: readonly Result[]): Promise<void> {
   const now = ctx.clock.now()
-  const n = Number(d.attempts) + 1
-  const delay = retryDelay(ctx.settings.retryBaseMs, n)
-  const giveUp = final || now + delay > Number(d.created_at) + ctx.settings.retryWindowMs
-  const u = await tx
-    .updateTable('webhook_deliveries')
-    .set({
-      status: o.ok ? 'succeeded' : giveUp ? 'failed' : 'pending',
-      attempts: n,
-      next_attempt_at: o.ok || giveUp ? now : now + delay,
-      lease_owner: null,
-      lease_until: null,
-      last_status_code: o.status,
-      last_error: o.error,
-      delivered_at: o.ok ? now : null,
-      updated_at: now,
-      ...(r.body !== null ? { body: r.body } : {}),
-    })
-    .where('id', '=', d.id)
-    .where('lease_owner', '=', owner)
-    .executeTakeFirst()
-  // The lease was lost (expired and taken over): the new owner records its own attempt.
-  if (Number(u.numUpdatedRows) === 0) return
+  const logged: Result[] = []
+  for (const r of results) {
+    const { d, owner, o, final } = r
+    const n = Number(d.attempts) + 1
+    const delay = retryDelay(ctx.settings.retryBaseMs, n)
+    const giveUp = final || now + delay > Number(d.created_at) + ctx.settings.retryWindowMs
+    const u = await tx
+      .updateTable('webhook_deliveries')
+      .set({
+        status: o.ok ? 'succeeded' : giveUp ? 'failed' : 'pending',
+        attempts: n,
+        next_attempt_at: o.ok || giveUp ? now : now + delay,
+        lease_owner: null,
+        lease_until: null,
+        last_status_code: o.status,
+        last_error: o.error,
+        delivered_at: o.ok ? now : null,
+        updated_at: now,
+        ...(r.body !== null ? { body: r.body } : {}),
+      })
+      .where('id', '=', d.id)
+      .where('lease_owner', '=', owner)
+      .executeTakeFirst()
+    // The lease was lost (expired and taken over): the new owner records its own attempt.
+    if (Number(u.numUpdatedRows) > 0) logged.push(r)
+  }
+  if (logged.length === 0) return
   await tx
     .insertInto('webhook_attempts')
-    .values({
-      id: newId('wat', now),
-      org_id: d.org_id,
-      delivery_id: d.id,
-      attempt: n,
-      status_code: o.status,
-      latency_ms: o.latencyMs,
-      response_excerpt: o.excerpt,
-      error: o.error,
-      at: now,
-    })
+    .values(
+      logged.map(({ d, o }) => ({
+        id: newId('wat', now),
+        org_id: d.org_id,
+        delivery_id: d.id,
+        attempt: Number(d.attempts) + 1,
+        status_code: o.status,
+        latency_ms: o.latencyMs,
+        response_excerpt: o.excerpt,
+        error: o.error,
+        at: now,
+      })),
+    )
     .execute()
-  if (final) return
-  if (o.ok) {
+  const recovered = [...new Set(logged.filter((r) => r.o.ok).map((r) => r.d.webhook_id))]
+  if (recovered.length > 0)
     await tx
       .updateTable('webhooks')
       .set({ failing_since: null, consecutive_failures: 0 })
-      .where('id', '=', d.webhook_id)
+      .where('id', 'in', recovered)
       .where('consecutive_failures', '>', 0)
       .execute()
-    return
-  }
-  await recordFailure(ctx, tx, d, now, o.error)
+  for (const r of logged) if (!r.o.ok && !r.final) await recordFailure(ctx, tx, r.d, now, r.o.error)
 }
 
 /** Extends the endpoint's failure streak and disables it when the streak is persistent. */
