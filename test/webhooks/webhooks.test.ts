@@ -332,6 +332,57 @@ for (const dialect of DIALECTS) {
       assert.equal(off.body.webhook.disabled_reason, 'disabled by an admin')
     })
 
+    it('gives a delivery up after the retry window, and disables an endpoint failing for 3 days', async () => {
+      // The first attempt is held at the receiver until the test has aged its delivery.
+      let release = () => {}
+      const held = new Promise<void>((r) => {
+        release = r
+      })
+      let n = 0
+      const rx = await receiver(async (r) => {
+        if (r.json.type === 'webhook.verification') return { status: 200, body: r.json.data.challenge }
+        if (++n === 1) await held
+        return { status: 502 }
+      })
+      const created = await admin.post('/v1/webhooks', { url: rx.url, event_types: ['domain.created'] })
+      const id = created.body.webhook.id
+      const db = s.postern.store.db
+      await newDomain(admin)
+      await rx.waitFor(() => rx.messages().length === 1)
+      // The delivery is 73 hours old: its next failure is its last.
+      await db
+        .updateTable('webhook_deliveries')
+        .set({ created_at: Date.now() - 73 * 3_600_000 })
+        .where('webhook_id', '=', id)
+        .execute()
+      release()
+      const failed = await waitUntil('the delivery to be given up', async () => {
+        const r = await admin.get(`/v1/webhooks/${id}/deliveries?status=failed`)
+        return r.body.data[0]
+      })
+      assert.equal(failed.attempts, 2)
+      assert.equal(failed.next_attempt_at, null)
+      assert.equal(rx.messages().length, 2, 'no attempt after giving up')
+      assert.equal(
+        (await admin.get(`/v1/webhooks/${id}`)).body.status,
+        'active',
+        'two failures do not disable',
+      )
+
+      // Failing since 73 hours ago: the next failure disables the endpoint.
+      await db
+        .updateTable('webhooks')
+        .set({ failing_since: Date.now() - 73 * 3_600_000, consecutive_failures: 0 })
+        .where('id', '=', id)
+        .execute()
+      await newDomain(admin)
+      const off = await waitUntil('the endpoint to be disabled', async () => {
+        const r = await admin.get(`/v1/webhooks/${id}`)
+        return r.body.status === 'disabled' ? r.body : null
+      })
+      assert.match(off.disabled_reason, /every attempt failed for 73 hours/)
+    })
+
     it('refuses private, loopback and link-local targets that are not allowed, and follows no redirect', async () => {
       for (const url of [
         'http://10.0.0.1/hook',
