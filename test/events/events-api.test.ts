@@ -12,6 +12,7 @@ import { DIALECTS } from '../helpers/dialects.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
 import { createMailbox, deliver, type TestMailbox, textMail } from '../messages/fixtures.ts'
 import { waitForEmail } from '../outbound/helpers.ts'
+import { inviteAndClaim } from '../security/orgs.ts'
 
 const DAY = 86_400_000
 
@@ -217,6 +218,22 @@ for (const dialect of DIALECTS) {
       const two = await all(owner.withKey(m2.key))
       assert.ok(two.some((e) => e.subject_id === msg2))
       assert.ok(!two.some((e) => e.subject_id === emailId || e.subject_id === msg1))
+    })
+
+    it("shows a member's session only the events of the mailboxes granted to them", async () => {
+      const member = await inviteAndClaim(s, owner, 'member@events.example', 'member')
+      assert.equal(
+        (await owner.post(`/v1/mailboxes/${m1.id}/grants`, { user_id: member.userId })).status,
+        200,
+      )
+      const seen = await all(member.api)
+      const ids = new Set(seen.map((e) => e.subject_id))
+      assert.ok(ids.has(msg1) && ids.has(emailId), 'the granted mailbox: its mail in and out')
+      assert.ok(!ids.has(msg2), 'not the other mailbox')
+      assert.ok(
+        !seen.some((e) => e.type.startsWith('user.') || e.type.startsWith('domain.')),
+        'no org-wide events',
+      )
     })
 
     it('needs the read scope', async () => {
