@@ -236,7 +236,12 @@ for (const dialect of DIALECTS) {
         if (r.json.type === 'webhook.verification') return { status: 200, body: r.json.data.challenge }
         if (failures < 2) {
           failures++
-          return { status: 503, body: `down for maintenance ${'x'.repeat(5000)}` }
+          // The second answer has a NUL and two-byte characters across the 1 KB cut.
+          return {
+            status: 503,
+            body:
+              failures === 1 ? `down for maintenance ${'x'.repeat(5000)}` : `\u0000nul ${'é'.repeat(700)}`,
+          }
         }
         return { status: 204 }
       })
@@ -262,6 +267,9 @@ for (const dialect of DIALECTS) {
       assert.equal(log.log[0].error, 'answered 503')
       assert.ok(log.log[0].response_excerpt.startsWith('down for maintenance'))
       assert.equal(Buffer.byteLength(log.log[0].response_excerpt), 1024, 'the excerpt is cut at 1 KB')
+      assert.ok(log.log[1].response_excerpt.startsWith('nul éé'))
+      assert.ok(Buffer.byteLength(log.log[1].response_excerpt) <= 1024)
+      assert.ok(!log.log[1].response_excerpt.includes('\uFFFD'), 'no broken character at the cut')
       assert.ok(Date.parse(log.log[1].at) >= Date.parse(log.log[0].at))
       assert.equal(log.log[2].error, null)
       const hook = await admin.get(`/v1/webhooks/${id}`)

@@ -174,7 +174,7 @@ async function post(ctx: WebhooksContext, hook: Webhook, d: WebhookDelivery, bod
       timeoutMs: ctx.settings.timeoutMs,
       maxBytes: EXCERPT_BYTES,
     })
-    const excerpt = res.body.toString('utf8').slice(0, EXCERPT_BYTES)
+    const excerpt = excerptOf(res.body)
     const ok = res.status >= 200 && res.status <= 299
     const error = ok
       ? null
@@ -192,6 +192,14 @@ async function post(ctx: WebhooksContext, hook: Webhook, d: WebhookDelivery, bod
       error: `${code}: ${(err as Error).message}`,
     }
   }
+}
+
+/** At most EXCERPT_BYTES of a response as text, without NUL (PostgreSQL text refuses it). */
+export function excerptOf(body: Buffer): string {
+  let text = body.subarray(0, EXCERPT_BYTES).toString('utf8').replaceAll('\u0000', '')
+  while (Buffer.byteLength(text) > EXCERPT_BYTES) text = text.slice(0, -1)
+  // A character cut at the limit decodes as U+FFFD: drop it.
+  return body.length >= EXCERPT_BYTES ? text.replace(/\uFFFD$/, '') : text
 }
 
 type BodyCache = (eventId: string, build: () => Promise<string>) => Promise<string>
@@ -246,8 +254,14 @@ function createRecorder(ctx: WebhooksContext): Recorder {
           ),
         )
         for (const x of batch) x.done()
-      } catch (err) {
-        for (const x of batch) x.fail(err)
+      } catch {
+        // One bad result must not sink the others: each is written on its own. One that still
+        // fails keeps its lease, which expires; the delivery is then attempted again.
+        for (const x of batch)
+          await ctx.store.db
+            .transaction()
+            .execute((tx) => recordResults(ctx, tx, [x.r]))
+            .then(x.done, x.fail)
       }
     }
     running = null
