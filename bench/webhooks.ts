@@ -12,7 +12,8 @@
 // POSTERN_DATABASE_URL); the HTTP clients too (the same for both runs); the SMTP sink and the
 // receivers in bench/lib/webhook-peers-child.ts, the DNS server in its own process.
 // Options: --messages N (600) --concurrency N (10 HTTP clients) --endpoints N (3)
-//   --webhook-concurrency N (webhooks.concurrency, 16) --poll-ms N (webhooks.poll_ms, 50)
+//   --webhook-concurrency N (webhooks.concurrency, 32) --poll-ms N (webhooks.poll_ms, 100); both
+//   default to the config defaults
 //   --dialect sqlite|postgres
 
 import { type ChildProcess, fork } from 'node:child_process'
@@ -153,8 +154,8 @@ export async function run(args: string[]): Promise<void> {
   const messages = intOption(values.messages, 600, 'messages', 1)
   const clients = intOption(values.concurrency, 10, 'concurrency', 1)
   const endpoints = intOption(values.endpoints, 3, 'endpoints', 1)
-  const hookConcurrency = intOption(values['webhook-concurrency'], 16, 'webhook-concurrency', 1)
-  const pollMs = intOption(values['poll-ms'], 50, 'poll-ms', 5)
+  const hookConcurrency = intOption(values['webhook-concurrency'], 32, 'webhook-concurrency', 1)
+  const pollMs = intOption(values['poll-ms'], 100, 'poll-ms', 5)
   const dialect = (values.dialect ?? 'sqlite') as Dialect
   if (dialect !== 'sqlite' && dialect !== 'postgres') throw new Error('--dialect: sqlite or postgres')
   const pgUrl = postgresUrl()

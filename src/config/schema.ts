@@ -435,8 +435,8 @@ export const schema = {
     ),
   },
   webhooks: {
-    poll_ms: int(250, 'How often the webhook sender looks for due deliveries.', 5, 60_000),
-    concurrency: int(8, 'Webhook requests one process has in flight at once.', 1, 256),
+    poll_ms: int(100, 'How often the webhook sender looks for due deliveries.', 5, 60_000),
+    concurrency: int(32, 'Webhook requests one process has in flight at once.', 1, 256),
     timeout_ms: int(
       10_000,
       'Time allowed for one webhook request (DNS, connect, TLS and the whole response).',
