@@ -14,6 +14,7 @@ import type { Resolver } from './dns/resolver.ts'
 import { createResolver } from './dns/system-resolver.ts'
 import { createLogger, type Logger } from './log/logger.ts'
 import { type ConnectGuard, createConnectGuard } from './net/connect-guard.ts'
+import { createHttpPost } from './net/http-post.ts'
 import { createHttpsGet } from './net/https-get.ts'
 import { printBanner } from './roles/banner.ts'
 import { type RunningComponents, startComponents } from './roles/component.ts'
@@ -41,6 +42,7 @@ import { createRateLimiter, type RateLimiter } from './services/ratelimit/limite
 import { rulesFromConfig } from './services/ratelimit/rules.ts'
 import { checkKeyEncryptionKey } from './services/secrets/key-check.ts'
 import { createSetupService, type SetupService } from './services/setup/setup-token.ts'
+import { type WebhooksContext, webhookSettings } from './services/webhooks/context.ts'
 import { createSmtpTransport } from './smtp/client/transport.ts'
 import { type BlobStore, createBlobStore } from './store/blobs/blob-store.ts'
 import type { FileOps } from './store/blobs/file-ops.ts'
@@ -346,6 +348,30 @@ export function createOutboundContext(
   }
 }
 
+/** The webhooks context (events API, endpoints, the sender): HTTP goes through the connect guard. */
+export function createWebhooksContext(
+  config: Config,
+  deps: Pick<WebhooksContext, 'store' | 'blobs' | 'clock' | 'publicUrl'> & {
+    log: Logger
+    secrets: ServerSecrets
+    resolver: Resolver
+    connectGuard: ConnectGuard
+  },
+): WebhooksContext {
+  const { connectGuard } = deps
+  return {
+    store: deps.store,
+    blobs: deps.blobs,
+    clock: deps.clock,
+    log: deps.log.child({ mod: 'webhooks' }),
+    keyEncryptionKey: deps.secrets.keyEncryptionKey,
+    post: createHttpPost({ resolver: deps.resolver, connectGuard, ca: extraCa(config.outbound.tls_ca_file) }),
+    allows: (ip) => connectGuard.allows(ip),
+    publicUrl: deps.publicUrl,
+    settings: webhookSettings(config),
+  }
+}
+
 /** The PEM of outbound.tls_ca_file, read once at start; null when the key is not set. */
 function extraCa(file: string | null): string | null {
   if (!file) return null
@@ -479,6 +505,16 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
     const forwarding = createForwarding(outbound)
     delivery.forwarding = forwarding
     outbound.local.forwarding = forwarding
+    const webhooks = createWebhooksContext(config, {
+      store,
+      blobs,
+      clock,
+      log,
+      secrets,
+      resolver,
+      connectGuard,
+      publicUrl: () => publicUrl,
+    })
     registerJobs(jobs, { config, store, blobs, bus, clock, domains, limiter, throttle: accounts.throttle })
     for (const job of opts.jobs ?? []) jobs.register(job)
     const setupToken = await setup.issueToken()
@@ -518,7 +554,7 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
       domains,
       delivery,
       outbound,
-      http: { health, setup, accounts, domains, limiter, rules, jobs, blobs, outbound },
+      http: { health, setup, accounts, domains, limiter, rules, jobs, blobs, outbound, webhooks },
       mailPorts,
       listeners: () => listeners,
       notes,

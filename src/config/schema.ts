@@ -437,6 +437,50 @@ export const schema = {
   },
   events: {
     poll_ms: int(100, 'How often a SQLite process checks for changes written by other processes.', 5),
+    retention_days: int(
+      30,
+      'How many days events are kept (GET /v1/events); the events-prune job deletes older ones.',
+      1,
+      3650,
+    ),
+  },
+  webhooks: {
+    poll_ms: int(100, 'How often the webhook sender looks for due deliveries.', 5, 60_000),
+    concurrency: int(32, 'Webhook requests one process has in flight at once.', 1, 256),
+    timeout_ms: int(
+      10_000,
+      'Time allowed for one webhook request (DNS, connect, TLS and the whole response).',
+      100,
+      120_000,
+    ),
+    lease_seconds: int(
+      60,
+      'How long a process holds a delivery it is attempting before another may take it over (longer than timeout_ms).',
+      1,
+    ),
+    retry_base_ms: int(
+      5_000,
+      'Delay before the first retry of a failed delivery; each further retry waits twice as long (at most six hours).',
+      1,
+    ),
+    retry_hours: int(72, 'How long a delivery is retried before it is given up as failed.', 1, 720),
+    disable_after_hours: int(
+      72,
+      'An endpoint whose every attempt has failed for this long is disabled (an event and a mail to the org admins).',
+      1,
+      720,
+    ),
+    disable_after_failures: int(
+      0,
+      'Also disable an endpoint after this many failed attempts in a row (0: only the time rule).',
+      0,
+    ),
+    secret_grace_hours: int(
+      24,
+      'After a secret rotation, how long the previous secret keeps signing beside the new one.',
+      0,
+      720,
+    ),
   },
   feed: {
     poll_ms: int(

@@ -426,6 +426,10 @@ export interface EventTable {
   actor: string | null
   ip: string | null
   payload: Generated<string>
+  /** The mailbox the event is about (inbound mail, mailbox changes), for mailbox-scoped reads. */
+  mailbox_id: string | null
+  /** The outbound recipient (lower case) of a per-recipient event. */
+  recipient: string | null
   created_at: number
 }
 
@@ -451,6 +455,74 @@ export interface TrackedLinkTable {
   idx: number
   org_id: string
   url: string
+}
+
+export type WebhookStatus = 'pending' | 'active' | 'disabled'
+
+/** An org's webhook endpoint. */
+export interface WebhookTable {
+  id: string
+  org_id: string
+  url: string
+  description: Generated<string>
+  /** JSON array of event types (or `<noun>.*` prefixes); empty: every type. */
+  event_types: Generated<string>
+  /** pending: awaiting the verification challenge; active: gets traffic; disabled. */
+  status: WebhookStatus
+  /** The signing secret (whsec_...) sealed with the key-encryption key. */
+  secret_enc: string
+  /** The secret before the last rotation: still signs until old_secret_until. */
+  old_secret_enc: string | null
+  old_secret_until: number | null
+  /** SHA-256 of the outstanding verification challenge. */
+  challenge_hash: string | null
+  challenge_expires_at: number | null
+  verified_at: number | null
+  /** When the current run of failed attempts began (null after a success). */
+  failing_since: number | null
+  consecutive_failures: Generated<number>
+  disabled_at: number | null
+  disabled_reason: string | null
+  created_at: number
+  updated_at: number
+}
+
+export type WebhookDeliveryStatus = 'pending' | 'succeeded' | 'failed'
+
+/** The outbox: one message for one endpoint (an event, or a test), with its retry state. */
+export interface WebhookDeliveryTable {
+  id: string
+  org_id: string
+  webhook_id: string
+  /** The event delivered; null for a test delivery. */
+  event_id: string | null
+  event_type: string
+  /** The JSON body, built at the first attempt and sent unchanged on every retry. */
+  body: string | null
+  status: WebhookDeliveryStatus
+  attempts: Generated<number>
+  next_attempt_at: number
+  lease_owner: string | null
+  lease_until: number | null
+  last_status_code: number | null
+  last_error: string | null
+  delivered_at: number | null
+  created_at: number
+  updated_at: number
+}
+
+/** One HTTP attempt of a delivery (the delivery log). */
+export interface WebhookAttemptTable {
+  id: string
+  org_id: string
+  delivery_id: string
+  attempt: number
+  status_code: number | null
+  latency_ms: number
+  /** At most 1 KB of the response body. */
+  response_excerpt: Generated<string>
+  error: string | null
+  at: number
 }
 
 export interface BlobTable {
@@ -646,6 +718,9 @@ export interface Database {
   draft_attachments: DraftAttachmentTable
   tracked_messages: TrackedMessageTable
   tracked_links: TrackedLinkTable
+  webhooks: WebhookTable
+  webhook_deliveries: WebhookDeliveryTable
+  webhook_attempts: WebhookAttemptTable
 }
 
 export type Org = Selectable<OrgTable>
@@ -664,3 +739,6 @@ export type OutboundRecipient = Selectable<OutboundRecipientTable>
 export type Suppression = Selectable<SuppressionTable>
 export type Attachment = Selectable<AttachmentTable>
 export type Draft = Selectable<DraftTable>
+export type Webhook = Selectable<WebhookTable>
+export type WebhookDelivery = Selectable<WebhookDeliveryTable>
+export type WebhookAttempt = Selectable<WebhookAttemptTable>

@@ -21,6 +21,7 @@ export type EventSubject =
   | 'api_key'
   | 'app_password'
   | 'alias_warmup'
+  | 'webhook'
 
 interface EventDoc {
   subject: EventSubject
@@ -122,6 +123,28 @@ export const EVENT_TYPES = {
   'api_key.revoked': { subject: 'api_key', doc: 'An API key was revoked.' },
   'app_password.created': { subject: 'app_password', doc: 'An app password for a mail client was made.' },
   'app_password.revoked': { subject: 'app_password', doc: 'An app password was revoked.' },
+  // Webhooks (services/webhooks).
+  'webhook.created': {
+    subject: 'webhook',
+    doc: 'An endpoint was added (pending until it answers its challenge).',
+  },
+  'webhook.updated': {
+    subject: 'webhook',
+    doc: 'Its URL, event types, description or enabled state changed.',
+  },
+  'webhook.deleted': { subject: 'webhook', doc: 'An endpoint was removed with its delivery log.' },
+  'webhook.verified': {
+    subject: 'webhook',
+    doc: 'The endpoint answered its verification challenge; it gets traffic.',
+  },
+  'webhook.secret_rotated': {
+    subject: 'webhook',
+    doc: 'A new signing secret was made; the old one signs too until payload.old_secret_until.',
+  },
+  'webhook.disabled': {
+    subject: 'webhook',
+    doc: 'Turned off: by an admin, or after persistent failure (payload.reason); the admins were mailed.',
+  },
 } as const satisfies Record<string, EventDoc>
 
 export type EventType = keyof typeof EVENT_TYPES

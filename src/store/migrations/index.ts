@@ -14,6 +14,7 @@ import * as draftsAttachments from './0009-drafts-attachments.ts'
 import * as dsn from './0011-dsn.ts'
 import * as tracking from './0012-tracking.ts'
 import * as warmupTestmode from './0014-warmup-testmode.ts'
+import * as webhooks from './0015-webhooks.ts'
 
 export const migrations: Record<string, Migration> = {
   '0001-init': init,
@@ -28,4 +29,5 @@ export const migrations: Record<string, Migration> = {
   '0011-dsn': dsn,
   '0012-tracking': tracking,
   '0014-warmup-testmode': warmupTestmode,
+  '0015-webhooks': webhooks,
 }
