@@ -97,7 +97,7 @@ export async function fileMessage(
       .insertInto('message_keywords')
       .values(m.keywords.map((keyword) => ({ message_id: id, keyword, org_id: m.org_id })))
       .execute()
-  await addToFolder(tx, folder, id, now)
+  await addToFolder(tx, folder, id, now, { fresh: true, addBytes: m.blob.size })
   const addressesText = [parsed.from, ...parsed.to, ...parsed.cc]
     .filter((a) => a !== null)
     .map((a) => `${a.name} ${a.address}`)
@@ -107,11 +107,6 @@ export async function fileMessage(
     addresses: addressesText,
     body: parsed.text,
   })
-  await tx
-    .updateTable('mailboxes')
-    .set((eb) => ({ used_bytes: eb('used_bytes', '+', m.blob.size) }))
-    .where('id', '=', m.mailbox_id)
-    .execute()
   await writeEvent(tx, now, {
     org_id: m.org_id,
     type: m.event.type,

@@ -19,10 +19,14 @@ export const DRAFT = '\\Draft'
 export const DELETED = '\\Deleted'
 
 /** Takes the mailbox's next MODSEQ. */
-export async function nextModseq(tx: Tx, mailboxId: string): Promise<number> {
+export async function nextModseq(tx: Tx, mailboxId: string, addBytes = 0): Promise<number> {
   const r = await tx
     .updateTable('mailboxes')
-    .set({ modseq: sql`modseq + 1` })
+    .set(
+      addBytes
+        ? { modseq: sql`modseq + 1`, used_bytes: sql`used_bytes + ${addBytes}` }
+        : { modseq: sql`modseq + 1` },
+    )
     .where('id', '=', mailboxId)
     .returning('modseq')
     .executeTakeFirstOrThrow()
@@ -40,25 +44,37 @@ async function raiseHighest(tx: Tx, folderId: string, modseq: number, now: numbe
     .execute()
 }
 
-/** Adds a message to a folder with a new UID; returns the existing membership when already there. */
+/**
+ * Adds a message to a folder with a new UID; returns the existing membership when already there.
+ * `fresh`: the message was just made in this transaction, so it cannot be there yet (one read
+ * fewer). `addBytes`: also adds to the mailbox's used bytes in the same statement (delivery).
+ */
 export async function addToFolder(
   tx: Tx,
   folder: { id: string; mailbox_id: string; org_id: string },
   messageId: string,
   now: number,
+  opts: { fresh?: boolean; addBytes?: number } = {},
 ): Promise<{ uid: number; modseq: number; added: boolean }> {
-  const existing = await tx
-    .selectFrom('folder_messages')
-    .select(['uid', 'modseq'])
-    .where('folder_id', '=', folder.id)
-    .where('message_id', '=', messageId)
-    .executeTakeFirst()
-  if (existing) return { uid: Number(existing.uid), modseq: Number(existing.modseq), added: false }
+  if (!opts.fresh) {
+    const existing = await tx
+      .selectFrom('folder_messages')
+      .select(['uid', 'modseq'])
+      .where('folder_id', '=', folder.id)
+      .where('message_id', '=', messageId)
+      .executeTakeFirst()
+    if (existing) return { uid: Number(existing.uid), modseq: Number(existing.modseq), added: false }
+  }
   // Lock order for every change: the mailbox row (its MODSEQ counter) first, then the folder row.
-  const modseq = await nextModseq(tx, folder.mailbox_id)
+  const modseq = await nextModseq(tx, folder.mailbox_id, opts.addBytes ?? 0)
+  // The UID and the folder's HIGHESTMODSEQ in one statement (both land at commit).
   const next = await tx
     .updateTable('folders')
-    .set({ uidnext: sql`uidnext + 1` })
+    .set({
+      uidnext: sql`uidnext + 1`,
+      highestmodseq: sql`CASE WHEN highestmodseq < ${modseq} THEN ${modseq} ELSE highestmodseq END`,
+      updated_at: now,
+    })
     .where('id', '=', folder.id)
     .returning('uidnext')
     .executeTakeFirstOrThrow()
@@ -74,7 +90,6 @@ export async function addToFolder(
       created_at: now,
     })
     .execute()
-  await raiseHighest(tx, folder.id, modseq, now)
   return { uid, modseq, added: true }
 }
 
