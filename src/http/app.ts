@@ -11,6 +11,7 @@ import { registerOpenApi } from './plugins/openapi.ts'
 import { notFoundProblem, sendProblem, toProblem } from './problem.ts'
 import { adminJobRoutes } from './routes/admin-jobs.ts'
 import { aliasRoutes } from './routes/aliases.ts'
+import { analyticsRoutes } from './routes/analytics.ts'
 import { apiKeyRoutes } from './routes/api-keys.ts'
 import { attachmentRoutes } from './routes/attachments.ts'
 import { authRoutes } from './routes/auth.ts'
@@ -89,6 +90,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     draftRoutes,
     queueRoutes,
     suppressionRoutes,
+    analyticsRoutes,
   ])
     await routes(app, deps)
   for (const plugin of deps.plugins ?? []) await app.register(plugin)

@@ -41,6 +41,10 @@ export const EVENT_TYPES = {
   'email.cancelled': email('Cancelled before it was sent.'),
   'email.suppressed': email('A recipient was skipped because the address is suppressed.'),
   'email.filed': email('A copy was filed in the sender’s Sent folder.'),
+  // Engagement (services/tracking): payload.recipient, as the lifecycle events.
+  'email.opened': email('A recipient opened it (the open pixel was fetched).'),
+  'email.clicked': email('A recipient followed a tracked link (payload.url).'),
+  'email.unsubscribed': email('A recipient unsubscribed (List-Unsubscribe, RFC 8058); now suppressed.'),
   'queue.paused': { subject: 'org', doc: 'The organisation’s outbound queue was paused by an admin.' },
   'queue.resumed': { subject: 'org', doc: 'The organisation’s outbound queue was resumed.' },
   // Inbound mail (services/delivery).

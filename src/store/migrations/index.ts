@@ -12,6 +12,7 @@ import * as spamSignals from './0007-spam-signals.ts'
 import * as mtaSts from './0008-mta-sts.ts'
 import * as draftsAttachments from './0009-drafts-attachments.ts'
 import * as dsn from './0011-dsn.ts'
+import * as analytics from './0013-analytics.ts'
 
 export const migrations: Record<string, Migration> = {
   '0001-init': init,
@@ -24,4 +25,5 @@ export const migrations: Record<string, Migration> = {
   '0008-mta-sts': mtaSts,
   '0009-drafts-attachments': draftsAttachments,
   '0011-dsn': dsn,
+  '0013-analytics': analytics,
 }

@@ -1,0 +1,180 @@
+// Deliverability summaries and time series over analytics_hourly, plus the live tail: the
+// events past the fold's cursor, tallied on the fly with the same code the fold uses, so an
+// answer counts every event committed so far, folded or not.
+// Invariants: rows are read only for the scope's org (scope.ts) and tag row set ('' unless a
+// tag is asked for or the series is grouped by tag); a summary is the sum of its hours, a
+// series' points sum to the same totals as the summary over the same range.
+
+import { sql } from 'kysely'
+import type { Store } from '../../store/db.ts'
+import { timeOfId } from '../../store/ids.ts'
+import type { Clock } from '../../time/clock.ts'
+import type { Tx } from '../messages/context.ts'
+import { addCounts, COUNTED_TYPES, COUNTERS, type Counts, ratesOf, zeroCounts } from './counters.ts'
+import { readCursor } from './fold.ts'
+import type { AnalyticsScope } from './scope.ts'
+import { HOUR_MS, type RollupDelta, tallyEvents } from './tally.ts'
+
+export interface AnalyticsContext {
+  store: Store
+  clock: Clock
+}
+
+export type GroupBy = 'none' | 'sending_domain' | 'recipient_domain' | 'tag'
+
+interface Bucketed extends Counts {
+  hour: number
+  group: string
+}
+
+/** Rollup rows of the scope, summed per hour and group (tag rows only for group 'tag'). */
+async function rollupRows(db: Tx, s: AnalyticsScope, group: GroupBy): Promise<Bucketed[]> {
+  if (s.mailbox_ids !== null && s.mailbox_ids.length === 0) return []
+  const groupCol = group === 'none' ? null : group
+  let q = db
+    .selectFrom('analytics_hourly')
+    .select('hour')
+    .select(groupCol ? sql<string>`${sql.ref(groupCol)}`.as('grp') : sql<string>`''`.as('grp'))
+    .select(COUNTERS.map((c) => sql<number>`sum(${sql.ref(c)})`.as(c)))
+    .where('org_id', '=', s.org_id)
+    .where('hour', '>=', s.from)
+    .where('hour', '<', s.to)
+  if (s.tag !== null) q = q.where('tag', '=', s.tag)
+  else q = group === 'tag' ? q.where('tag', '>', '') : q.where('tag', '=', '')
+  if (s.mailbox_ids !== null) q = q.where('mailbox_id', 'in', s.mailbox_ids)
+  if (s.sending_domain !== null) q = q.where('sending_domain', '=', s.sending_domain)
+  if (s.recipient_domain !== null) q = q.where('recipient_domain', '=', s.recipient_domain)
+  q = q.groupBy('hour')
+  if (groupCol) q = q.groupBy(groupCol)
+  const rows = await q.execute()
+  return rows.map((r) => {
+    const out = { hour: Number(r.hour), group: String(r.grp), ...zeroCounts() }
+    for (const c of COUNTERS) out[c] = Number((r as Record<string, unknown>)[c] ?? 0)
+    return out
+  })
+}
+
+const matches = (s: AnalyticsScope, group: GroupBy, d: RollupDelta) =>
+  d.org_id === s.org_id &&
+  d.hour >= s.from &&
+  d.hour < s.to &&
+  (s.tag !== null ? d.tag === s.tag : group === 'tag' ? d.tag !== '' : d.tag === '') &&
+  (s.mailbox_ids === null || s.mailbox_ids.includes(d.mailbox_id)) &&
+  (s.sending_domain === null || d.sending_domain === s.sending_domain) &&
+  (s.recipient_domain === null || d.recipient_domain === s.recipient_domain)
+
+/** The scope's events not folded yet, tallied as the fold would. */
+async function tailRows(db: Tx, s: AnalyticsScope, group: GroupBy): Promise<Bucketed[]> {
+  const cursor = await readCursor(db)
+  const since = Math.max(s.from, cursor ? timeOfId(cursor) : 0)
+  if (since >= s.to) return []
+  const events = await db
+    .selectFrom('events')
+    .select(['id', 'org_id', 'type', 'subject_id', 'payload', 'created_at'])
+    .where('org_id', '=', s.org_id)
+    .where('created_at', '>=', since)
+    .where('created_at', '<', s.to)
+    .where('id', '>', cursor)
+    .where('type', 'in', [...COUNTED_TYPES])
+    .execute()
+  if (events.length === 0) return []
+  const out: Bucketed[] = []
+  for (const d of (await tallyEvents(db, events)).values())
+    if (matches(s, group, d)) {
+      const row: Bucketed = { hour: d.hour, group: group === 'none' ? '' : d[group], ...zeroCounts() }
+      for (const c of COUNTERS) row[c] = d[c]
+      out.push(row)
+    }
+  return out
+}
+
+async function allRows(ctx: AnalyticsContext, s: AnalyticsScope, group: GroupBy): Promise<Bucketed[]> {
+  // One snapshot for the rollups, the cursor and the tail: a fold committing between them
+  // would otherwise count its batch twice or not at all. (SQLite transactions hold the write
+  // lock, so no fold commits meanwhile; PostgreSQL needs REPEATABLE READ for one snapshot.)
+  const t = ctx.store.db.transaction()
+  return (ctx.store.dialect === 'postgres' ? t.setIsolationLevel('repeatable read') : t).execute(
+    async (tx) => [...(await rollupRows(tx, s, group)), ...(await tailRows(tx, s, group))],
+  )
+}
+
+export interface Summary {
+  object: 'deliverability_summary'
+  from: string
+  to: string
+  counts: Counts & { bounced: number }
+  rates: ReturnType<typeof ratesOf>
+}
+
+const withTotal = (c: Counts) => ({ ...c, bounced: c.bounced_hard + c.bounced_soft })
+
+export async function deliverabilitySummary(ctx: AnalyticsContext, s: AnalyticsScope): Promise<Summary> {
+  const total = zeroCounts()
+  for (const r of await allRows(ctx, s, 'none')) addCounts(total, r)
+  return {
+    object: 'deliverability_summary',
+    from: new Date(s.from).toISOString(),
+    to: new Date(s.to).toISOString(),
+    counts: withTotal(total),
+    rates: ratesOf(total),
+  }
+}
+
+export interface SeriesPoint extends Counts {
+  start: string
+}
+
+export interface Series {
+  /** The domain or tag of this series; null when not grouped. */
+  group: string | null
+  totals: Counts & { bounced: number }
+  rates: ReturnType<typeof ratesOf>
+  points: SeriesPoint[]
+}
+
+export interface Timeseries {
+  object: 'deliverability_timeseries'
+  interval: 'hour' | 'day'
+  group_by: GroupBy
+  from: string
+  to: string
+  series: Series[]
+}
+
+export async function deliverabilityTimeseries(
+  ctx: AnalyticsContext,
+  s: AnalyticsScope,
+  o: { interval: 'hour' | 'day'; group_by: GroupBy; limit: number },
+): Promise<Timeseries> {
+  const step = o.interval === 'day' ? 24 * HOUR_MS : HOUR_MS
+  const groups = new Map<string, Map<number, Counts>>()
+  for (const r of await allRows(ctx, s, o.group_by)) {
+    const g = groups.get(r.group) ?? new Map<number, Counts>()
+    const at = Math.floor(r.hour / step) * step
+    g.set(at, addCounts(g.get(at) ?? zeroCounts(), r))
+    groups.set(r.group, g)
+  }
+  if (o.group_by === 'none' && groups.size === 0) groups.set('', new Map())
+  const series = [...groups].map(([group, points]) => {
+    const totals = zeroCounts()
+    for (const c of points.values()) addCounts(totals, c)
+    const list: SeriesPoint[] = []
+    for (let t = s.from; t < s.to; t += step)
+      list.push({ start: new Date(t).toISOString(), ...(points.get(t) ?? zeroCounts()) })
+    return {
+      group: o.group_by === 'none' ? null : group,
+      totals: withTotal(totals),
+      rates: ratesOf(totals),
+      points: list,
+    }
+  })
+  series.sort((a, b) => b.totals.sent - a.totals.sent || (a.group ?? '').localeCompare(b.group ?? ''))
+  return {
+    object: 'deliverability_timeseries',
+    interval: o.interval,
+    group_by: o.group_by,
+    from: new Date(s.from).toISOString(),
+    to: new Date(s.to).toISOString(),
+    series: series.slice(0, o.limit),
+  }
+}

@@ -1,0 +1,57 @@
+// 0013: deliverability analytics. `analytics_hourly` holds one row of counters per org, hour,
+// tag, sending domain, recipient domain and mailbox, folded from the events table by the
+// analytics job (services/analytics/fold.ts); `analytics_cursor` holds the id of the last
+// event folded, updated in the same transaction as the counters, so each event is counted
+// once. Tag '' is the row every event is counted in; each tag of a message adds a row of its
+// own, so totals never double count tagged mail. The key starts with org and tag so a summary
+// reads one contiguous range.
+
+import type { Kysely } from 'kysely'
+
+const COUNTER_COLUMNS = [
+  'sent',
+  'delivered',
+  'deferred',
+  'bounced_hard',
+  'bounced_soft',
+  'complained',
+  'opened',
+  'clicked',
+  'unsubscribed',
+  'suppressed',
+] as const
+
+export async function up(db: Kysely<unknown>): Promise<void> {
+  const s = db.schema
+  let t = s
+    .createTable('analytics_hourly')
+    .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id').onDelete('cascade'))
+    .addColumn('tag', 'text', (c) => c.notNull())
+    .addColumn('hour', 'bigint', (c) => c.notNull())
+    .addColumn('sending_domain', 'text', (c) => c.notNull())
+    .addColumn('recipient_domain', 'text', (c) => c.notNull())
+    .addColumn('mailbox_id', 'text', (c) => c.notNull())
+  for (const col of COUNTER_COLUMNS) t = t.addColumn(col, 'bigint', (c) => c.notNull().defaultTo(0))
+  await t
+    .addPrimaryKeyConstraint('analytics_hourly_pk', [
+      'org_id',
+      'tag',
+      'hour',
+      'sending_domain',
+      'recipient_domain',
+      'mailbox_id',
+    ])
+    .execute()
+  await s
+    .createTable('analytics_cursor')
+    .addColumn('name', 'text', (c) => c.primaryKey())
+    .addColumn('last_id', 'text', (c) => c.notNull())
+    .addColumn('folded', 'bigint', (c) => c.notNull().defaultTo(0))
+    .addColumn('updated_at', 'bigint', (c) => c.notNull())
+    .execute()
+}
+
+export async function down(db: Kysely<unknown>): Promise<void> {
+  await db.schema.dropTable('analytics_cursor').execute()
+  await db.schema.dropTable('analytics_hourly').execute()
+}
