@@ -204,7 +204,15 @@ for (const dialect of DIALECTS) {
     const ctx = () => ({ store: t.store, clock: manualClock(START + SPAN) })
 
     async function checkAll(label: string) {
-      const cases = [
+      type Case = {
+        org: string
+        sending?: string
+        rdomain?: string
+        tag?: string
+        from?: number
+        to?: number
+      }
+      const cases: Case[] = [
         ...orgs.map((org) => ({ org })),
         { org: orgs[0] as string, sending: 'a.example' },
         { org: orgs[0] as string, sending: 'gone.example' },

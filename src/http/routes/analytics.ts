@@ -3,11 +3,12 @@
 // report, all answered by services/analytics from the hourly rollups plus the events not
 // folded yet.
 
+import type { FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
 import { deliverabilitySummary, deliverabilityTimeseries } from '../../services/analytics/query.ts'
 import { recentOutcomes } from '../../services/analytics/recent.ts'
 import { deliverabilityReport } from '../../services/analytics/report.ts'
-import { DAY_MS, resolveScope } from '../../services/analytics/scope.ts'
+import { type AnalyticsQuery, DAY_MS, resolveScope } from '../../services/analytics/scope.ts'
 import { ServiceError } from '../../services/errors.ts'
 import { principalOf } from '../plugins/auth.ts'
 import { list } from '../schemas/accounts.ts'
@@ -35,8 +36,29 @@ Test-mode traffic (events with \`test: true\`) never counts. Filters: \`domain\`
 yours); \`recipient_domain\` the recipient's; \`tag\` a send tag as \`name:value\`; \`mailbox\` the sending mailbox.
 `.trim()
 
+/**
+ * A range or filter the schema cannot express (to before from, a tag without a value) is a bad
+ * query string like any other: 400 VALIDATION_FAILED with the field, as the schema's own errors.
+ */
+function asQueryError(err: unknown): unknown {
+  if (!(err instanceof ServiceError) || err.kind !== 'invalid' || err.code === 'INVALID_CURSOR') return err
+  return Object.assign(new Error(err.message), {
+    statusCode: 400,
+    validationContext: 'querystring',
+    validation: (err.details ?? []).map((d) => ({
+      instancePath: `/${d.field.replace(/^querystring\./, '')}`,
+      message: d.message,
+      params: {},
+    })),
+  })
+}
+
 export const analyticsRoutes: RoutePlugin = async (app, deps) => {
   const ctx = { store: deps.services.outbound.store, clock: deps.services.outbound.clock }
+  const scopeOf = (req: FastifyRequest, q: AnalyticsQuery, step?: number) =>
+    resolveScope(ctx.store.db, principalOf(req), q, ctx.clock.now(), step).catch((err) => {
+      throw asQueryError(err)
+    })
   const tags = ['analytics']
   const Filters = Type.Object(AnalyticsFilters)
 
@@ -52,11 +74,7 @@ export const analyticsRoutes: RoutePlugin = async (app, deps) => {
         response: { 200: Summary, ...errorResponses },
       },
     },
-    async (req) =>
-      deliverabilitySummary(
-        ctx,
-        await resolveScope(ctx.store.db, principalOf(req), req.query, ctx.clock.now()),
-      ),
+    async (req) => deliverabilitySummary(ctx, await scopeOf(req, req.query)),
   )
 
   app.get(
@@ -95,11 +113,13 @@ message with two tags is in both). Series are ordered by sent, the first \`limit
     async (req) => {
       const interval = req.query.interval ?? 'day'
       const step = interval === 'day' ? DAY_MS : DAY_MS / 24
-      const s = await resolveScope(ctx.store.db, principalOf(req), req.query, ctx.clock.now(), step)
+      const s = await scopeOf(req, req.query, step)
       if ((s.to - s.from) / step > 1000)
-        throw new ServiceError('invalid', 'RANGE_TOO_LARGE', `At most 1,000 ${interval}s per series.`, {
-          details: [{ field: 'querystring.from', message: `the range holds more than 1,000 ${interval}s` }],
-        })
+        throw asQueryError(
+          new ServiceError('invalid', 'RANGE_TOO_LARGE', `At most 1,000 ${interval}s per series.`, {
+            details: [{ field: 'querystring.from', message: `the range holds more than 1,000 ${interval}s` }],
+          }),
+        )
       return deliverabilityTimeseries(ctx, s, {
         interval,
         group_by: req.query.group_by ?? 'none',
@@ -128,7 +148,7 @@ message with two tags is in both). Series are ordered by sent, the first \`limit
       },
     },
     async (req) => {
-      const s = await resolveScope(ctx.store.db, principalOf(req), req.query, ctx.clock.now())
+      const s = await scopeOf(req, req.query)
       return recentOutcomes(ctx, s, {
         ...(req.query.type ? { types: req.query.type as never } : {}),
         ...(req.query.limit ? { limit: req.query.limit } : {}),
@@ -152,10 +172,6 @@ ${DEFINITIONS}`,
         response: { 200: Report, ...errorResponses },
       },
     },
-    async (req) =>
-      deliverabilityReport(
-        ctx,
-        await resolveScope(ctx.store.db, principalOf(req), req.query, ctx.clock.now()),
-      ),
+    async (req) => deliverabilityReport(ctx, await scopeOf(req, req.query)),
   )
 }
