@@ -314,5 +314,34 @@ for (const dialect of DIALECTS) {
         assert.equal(x.totals.delivered, one.counts.delivered, `tag ${x.group}`)
       }
     })
+
+    it('folds an event only once it is settleMs old, and the summary counts it either way', async () => {
+      const org = orgs[1] as string
+      const msg = events.find((e) => e.org === org && e.msg)?.msg as FixtureMessage
+      // After the cursor the first test left (folds ran at START + SPAN + 1h).
+      const at = START + SPAN + 2 * HOUR + 60_000
+      const s = scopeOf({ org_id: org, to: START + SPAN + 3 * HOUR })
+      const before = (await deliverabilitySummary(ctx(), s)).counts.delivered
+      await addEvent(t.store.db, {
+        org_id: org,
+        type: 'email.delivered',
+        at,
+        email_id: msg.id,
+        payload: { recipient: msg.recipients[0]?.address },
+      })
+      assert.equal((await foldOnce(t.store, at + 4_000, { settleMs: 5_000 })).events, 0, 'too fresh to fold')
+      assert.equal(
+        (await deliverabilitySummary(ctx(), s)).counts.delivered,
+        before + 1,
+        'counted from the tail',
+      )
+      assert.equal((await foldOnce(t.store, at + 5_000, { settleMs: 5_000 })).events, 1, 'settled: folded')
+      assert.equal(
+        (await deliverabilitySummary(ctx(), s)).counts.delivered,
+        before + 1,
+        'counted once, folded',
+      )
+      assert.equal((await foldOnce(t.store, at + 60_000, { settleMs: 5_000 })).events, 0)
+    })
   })
 }
