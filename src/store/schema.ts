@@ -410,7 +410,7 @@ export interface AnalyticsHourlyTable {
   hour: number
   /** The domain the mail was sent from ('' when unknown). */
   sending_domain: string
-  /** The recipient's domain ('' for events about no one recipient). */
+  /** The recipient's domain ('' for events about no one recipient); '*' counts every domain. */
   recipient_domain: string
   /** The sending mailbox ('' for sends made with an org-wide key). */
   mailbox_id: string

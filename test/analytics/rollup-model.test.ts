@@ -307,6 +307,21 @@ for (const dialect of DIALECTS) {
           assert.equal(x.totals.bounced_hard, one.counts.bounced_hard, `${group_by} ${x.group}`)
         }
       }
+      // Only the first `limit` groups by sent come back, with their full counts.
+      const all = await deliverabilityTimeseries(ctx(), s, {
+        interval: 'day',
+        group_by: 'recipient_domain',
+        limit: 50,
+      })
+      const top = await deliverabilityTimeseries(ctx(), s, {
+        interval: 'hour',
+        group_by: 'recipient_domain',
+        limit: 2,
+      })
+      assert.deepEqual(
+        top.series.map((x) => [x.group, x.totals.sent, x.totals.delivered]),
+        all.series.slice(0, 2).map((x) => [x.group, x.totals.sent, x.totals.delivered]),
+      )
       const tags = await deliverabilityTimeseries(ctx(), s, { interval: 'day', group_by: 'tag', limit: 50 })
       for (const x of tags.series) {
         assert.match(x.group ?? '', /^(camp|kind):/)

@@ -1,8 +1,9 @@
 // Deliverability summaries and time series over analytics_hourly, plus the live tail: the
 // events past the fold's cursor, tallied on the fly with the same code the fold uses, so an
 // answer counts every event committed so far, folded or not.
-// Invariants: rows are read only for the scope's org (scope.ts) and tag row set ('' unless a
-// tag is asked for or the series is grouped by tag); a summary is the sum of its hours, a
+// Invariants: rows are read only for the scope's org (scope.ts), one tag row set ('' unless a
+// tag is asked for or the series is grouped by tag) and one recipient-domain row set (the
+// ALL_DOMAINS rows unless one domain is asked for or the series is grouped by domain); a summary is the sum of its hours, a
 // series' points sum to the same totals as the summary over the same range.
 
 import { sql } from 'kysely'
@@ -13,7 +14,7 @@ import type { Tx } from '../messages/context.ts'
 import { addCounts, COUNTED_TYPES, COUNTERS, type Counts, ratesOf, zeroCounts } from './counters.ts'
 import { readCursor } from './fold.ts'
 import type { AnalyticsScope } from './scope.ts'
-import { HOUR_MS, type RollupDelta, tallyEvents } from './tally.ts'
+import { ALL_DOMAINS, HOUR_MS, type RollupDelta, tallyEvents } from './tally.ts'
 
 export interface AnalyticsContext {
   store: Store
@@ -27,15 +28,10 @@ interface Bucketed extends Counts {
   group: string
 }
 
-/** Rollup rows of the scope, summed per hour and group (tag rows only for group 'tag'). */
-async function rollupRows(db: Tx, s: AnalyticsScope, group: GroupBy): Promise<Bucketed[]> {
-  if (s.mailbox_ids !== null && s.mailbox_ids.length === 0) return []
-  const groupCol = group === 'none' ? null : group
+/** The scope's rollup rows (tag rows only for group 'tag', domain rows only for its group). */
+function scopedRows(db: Tx, s: AnalyticsScope, group: GroupBy) {
   let q = db
     .selectFrom('analytics_hourly')
-    .select('hour')
-    .select(groupCol ? sql<string>`${sql.ref(groupCol)}`.as('grp') : sql<string>`''`.as('grp'))
-    .select(COUNTERS.map((c) => sql<number>`sum(${sql.ref(c)})`.as(c)))
     .where('org_id', '=', s.org_id)
     .where('hour', '>=', s.from)
     .where('hour', '<', s.to)
@@ -44,6 +40,20 @@ async function rollupRows(db: Tx, s: AnalyticsScope, group: GroupBy): Promise<Bu
   if (s.mailbox_ids !== null) q = q.where('mailbox_id', 'in', s.mailbox_ids)
   if (s.sending_domain !== null) q = q.where('sending_domain', '=', s.sending_domain)
   if (s.recipient_domain !== null) q = q.where('recipient_domain', '=', s.recipient_domain)
+  else q = q.where('recipient_domain', group === 'recipient_domain' ? '!=' : '=', ALL_DOMAINS)
+  return q
+}
+
+/** Rollup rows of the scope, summed per hour and group; only `only` groups when given. */
+async function rollupRows(db: Tx, s: AnalyticsScope, group: GroupBy, only?: string[]): Promise<Bucketed[]> {
+  if (s.mailbox_ids !== null && s.mailbox_ids.length === 0) return []
+  if (only !== undefined && only.length === 0) return []
+  const groupCol = group === 'none' ? null : group
+  let q = scopedRows(db, s, group)
+    .select('hour')
+    .select(groupCol ? sql<string>`${sql.ref(groupCol)}`.as('grp') : sql<string>`''`.as('grp'))
+    .select(COUNTERS.map((c) => sql<number>`sum(${sql.ref(c)})`.as(c)))
+  if (groupCol && only) q = q.where(groupCol, 'in', only)
   q = q.groupBy('hour')
   if (groupCol) q = q.groupBy(groupCol)
   const rows = await q.execute()
@@ -61,7 +71,11 @@ const matches = (s: AnalyticsScope, group: GroupBy, d: RollupDelta) =>
   (s.tag !== null ? d.tag === s.tag : group === 'tag' ? d.tag !== '' : d.tag === '') &&
   (s.mailbox_ids === null || s.mailbox_ids.includes(d.mailbox_id)) &&
   (s.sending_domain === null || d.sending_domain === s.sending_domain) &&
-  (s.recipient_domain === null || d.recipient_domain === s.recipient_domain)
+  (s.recipient_domain !== null
+    ? d.recipient_domain === s.recipient_domain
+    : group === 'recipient_domain'
+      ? d.recipient_domain !== ALL_DOMAINS
+      : d.recipient_domain === ALL_DOMAINS)
 
 /** The scope's events not folded yet, tallied as the fold would. */
 async function tailRows(db: Tx, s: AnalyticsScope, group: GroupBy): Promise<Bucketed[]> {
@@ -88,13 +102,49 @@ async function tailRows(db: Tx, s: AnalyticsScope, group: GroupBy): Promise<Buck
   return out
 }
 
-async function allRows(ctx: AnalyticsContext, s: AnalyticsScope, group: GroupBy): Promise<Bucketed[]> {
+/**
+ * The groups with most mail sent: the rollups' leaders plus the tail's groups, ranked by
+ * their sum. (A group outside the rollups' first limit + 50 that the tail lifts into the
+ * first `limit` is the only way this differs from ranking everything.)
+ */
+async function topGroups(db: Tx, s: AnalyticsScope, group: GroupBy, limit: number, tail: Bucketed[]) {
+  const sent = new Map<string, number>()
+  if (s.mailbox_ids === null || s.mailbox_ids.length > 0) {
+    const rows = await scopedRows(db, s, group)
+      .select(sql<string>`${sql.ref(group)}`.as('grp'))
+      .select(sql<number>`sum(sent)`.as('sent'))
+      .groupBy(group as 'tag')
+      .orderBy('sent', 'desc')
+      .orderBy('grp')
+      .limit(limit + 50)
+      .execute()
+    for (const r of rows) sent.set(String(r.grp), Number(r.sent))
+  }
+  for (const r of tail) sent.set(r.group, (sent.get(r.group) ?? 0) + r.sent)
+  return [...sent]
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .slice(0, limit)
+    .map(([g]) => g)
+}
+
+/** Hourly rows of the scope (the first `limit` groups by sent), rollups and tail alike. */
+async function allRows(
+  ctx: AnalyticsContext,
+  s: AnalyticsScope,
+  group: GroupBy,
+  limit = 0,
+): Promise<Bucketed[]> {
   // One snapshot for the rollups, the cursor and the tail: a fold committing between them
   // would otherwise count its batch twice or not at all. (SQLite transactions hold the write
   // lock, so no fold commits meanwhile; PostgreSQL needs REPEATABLE READ for one snapshot.)
   const t = ctx.store.db.transaction()
   return (ctx.store.dialect === 'postgres' ? t.setIsolationLevel('repeatable read') : t).execute(
-    async (tx) => [...(await rollupRows(tx, s, group)), ...(await tailRows(tx, s, group))],
+    async (tx) => {
+      const tail = await tailRows(tx, s, group)
+      if (group === 'none') return [...(await rollupRows(tx, s, group)), ...tail]
+      const only = await topGroups(tx, s, group, limit, tail)
+      return [...(await rollupRows(tx, s, group, only)), ...tail.filter((r) => only.includes(r.group))]
+    },
   )
 }
 
@@ -148,7 +198,7 @@ export async function deliverabilityTimeseries(
 ): Promise<Timeseries> {
   const step = o.interval === 'day' ? 24 * HOUR_MS : HOUR_MS
   const groups = new Map<string, Map<number, Counts>>()
-  for (const r of await allRows(ctx, s, o.group_by)) {
+  for (const r of await allRows(ctx, s, o.group_by, o.limit)) {
     const g = groups.get(r.group) ?? new Map<number, Counts>()
     const at = Math.floor(r.hour / step) * step
     g.set(at, addCounts(g.get(at) ?? zeroCounts(), r))

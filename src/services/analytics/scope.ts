@@ -69,6 +69,8 @@ export async function resolveScope(
 
   const sending_domain = q.domain === undefined ? null : (await findDomain(db, p.org_id, q.domain)).name
   const recipient_domain = q.recipient_domain === undefined ? null : q.recipient_domain.trim().toLowerCase()
+  if (recipient_domain !== null && !/^[^\s@*]+$/.test(recipient_domain))
+    throw invalid('recipient_domain', 'INVALID_DOMAIN', 'recipient_domain is a domain name')
   if (q.tag !== undefined && !/^[^:]+:.*$/.test(q.tag))
     throw invalid('tag', 'INVALID_TAG', 'tag is name:value, as given in the send request’s tags')
   return { org_id: p.org_id, mailbox_ids, sending_domain, recipient_domain, tag: q.tag ?? null, from, to }

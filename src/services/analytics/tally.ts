@@ -3,7 +3,9 @@
 // the outbound message the event is about. The fold job (fold.ts) adds the deltas to
 // analytics_hourly; a summary adds the deltas of the events not folded yet (the live tail).
 // Invariants: every event adds to the tag '' row once, and once more to the row of each of
-// its message's tags; dimensions come from the event's own org only (a message of another
+// its message's tags; each of those adds go to its recipient domain's row and to the
+// ALL_DOMAINS row, so a query not about one recipient domain reads a few rows per hour
+// however many domains the org mails; dimensions come from the event's own org only (a message of another
 // org never lends its domain or tags); the sending domain is the message's domain name, or
 // the domain of its envelope sender when the domain is gone.
 
@@ -11,6 +13,8 @@ import type { Tx } from '../messages/context.ts'
 import { type Counter, type Counts, counterOf, zeroCounts } from './counters.ts'
 
 export const HOUR_MS = 3_600_000
+/** The recipient_domain of the rows that count every recipient domain ('*' is no domain name). */
+export const ALL_DOMAINS = '*'
 
 export interface EventRow {
   id: string
@@ -151,7 +155,10 @@ export async function tallyEvents(db: Tx, events: readonly EventRow[]): Promise<
         ? [...(sent.get(`${org} ${email}`) ?? new Map<string, number>())]
         : [[domainOf(p.recipient), 1] as [string, number]]
     for (const tag of ['', ...(d?.tags ?? [])])
-      for (const [recipient_domain, n] of byDomain) add({ ...base, tag, recipient_domain }, c, n)
+      for (const [recipient_domain, n] of byDomain) {
+        add({ ...base, tag, recipient_domain }, c, n)
+        add({ ...base, tag, recipient_domain: ALL_DOMAINS }, c, n)
+      }
   }
   return out
 }

@@ -3,8 +3,10 @@
 // analytics job (services/analytics/fold.ts); `analytics_cursor` holds the id of the last
 // event folded, updated in the same transaction as the counters, so each event is counted
 // once. Tag '' is the row every event is counted in; each tag of a message adds a row of its
-// own, so totals never double count tagged mail. The key starts with org and tag so a summary
-// reads one contiguous range.
+// own, so totals never double count tagged mail; likewise recipient domain '*' counts every
+// recipient domain, so a summary reads a few rows per hour however many domains the org
+// mails. The key starts with org, tag and recipient domain so a summary reads one contiguous
+// range.
 
 import type { Kysely } from 'kysely'
 
@@ -36,11 +38,17 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addPrimaryKeyConstraint('analytics_hourly_pk', [
       'org_id',
       'tag',
+      'recipient_domain',
       'hour',
       'sending_domain',
-      'recipient_domain',
       'mailbox_id',
     ])
+    .execute()
+  // Series grouped by recipient domain read every domain's rows of a time range.
+  await s
+    .createIndex('analytics_hourly_time')
+    .on('analytics_hourly')
+    .columns(['org_id', 'tag', 'hour'])
     .execute()
   await s
     .createTable('analytics_cursor')
