@@ -324,7 +324,7 @@ export async function run(args: string[]): Promise<void> {
 
     let t0 = performance.now()
     const filled = await fillRollups(store, org, end - 24 * HOUR, total - real)
-    await fillRollups(store, other, end - 24 * HOUR, Math.min(1_000_000, total / 10))
+    await fillRollups(store, other, end - 24 * HOUR, Math.min(200_000, total / 50))
     console.log(`  fill: ${((performance.now() - t0) / 1000).toFixed(1)} s`)
 
     t0 = performance.now()

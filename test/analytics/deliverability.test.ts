@@ -14,7 +14,7 @@ import type { Api } from '../helpers/api.ts'
 import { DIALECTS } from '../helpers/dialects.ts'
 import { type DnsServer, startDnsServer } from '../helpers/dns-server.ts'
 import { mxPort, type Sender, startSender, waitForEmail } from '../outbound/helpers.ts'
-import { assertProblem } from '../security/orgs.ts'
+import { assertProblem, inviteAndClaim } from '../security/orgs.ts'
 import { fakeHandler, startSmtp, type TestSmtp } from '../smtp/helpers.ts'
 
 const REMOTE = 'remote.example'
@@ -393,6 +393,30 @@ for (const dialect of DIALECTS) {
         assert.equal(anon.status, 401, `${path} without credentials`)
         assert.equal((await read.get(path)).status, 200)
       }
+    })
+
+    // Last: the invitations go out through the queue and would add to the org's counts.
+    it('shows a member only the mailboxes granted to them', async () => {
+      const granted = await inviteAndClaim(a.server, a.api, 'member-1@a.example', 'member')
+      const plain = await inviteAndClaim(a.server, a.api, 'member-2@a.example', 'member')
+      const g = await a.api.post(`/v1/mailboxes/${mailboxId}/grants`, { user_id: granted.userId })
+      assert.ok(g.status === 200 || g.status === 201, g.text)
+      const mine = await counts(granted.api)
+      assert.deepEqual([mine.sent, mine.delivered, mine.suppressed, mine.complained], [1, 1, 1, 0])
+      const none = await counts(plain.api)
+      assert.equal(
+        Object.values(none).reduce((n, x) => n + x, 0),
+        0,
+        JSON.stringify(none),
+      )
+      assertProblem(
+        await plain.api.get(`${SUMMARY}?mailbox=${mailboxId}`),
+        404,
+        'MAILBOX_NOT_FOUND',
+        'ungranted mailbox',
+      )
+      const recent = await plain.api.get('/v1/analytics/deliverability/recent')
+      assert.deepEqual(recent.body.data, [])
     })
   })
 }
