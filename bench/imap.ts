@@ -6,7 +6,8 @@
 // - idle: N sessions (--sessions, 1000) log in, SELECT INBOX and IDLE; reports the server's RSS
 //   before and after, and the cost per session (the issue's bar: 1,000 sessions under 100 MB).
 // - commands: C clients (--clients, 10) loop over a mix of NOOP, FETCH 1:20 (FLAGS UID),
-//   UID SEARCH UNSEEN, STORE +FLAGS \Seen, FETCH BODY.PEEK[] of one message and STATUS, on an
+//   UID SEARCH UNSEEN, STORE +FLAGS \Seen, FETCH BODY.PEEK[] of one message, STATUS, FETCH of
+//   the headers (FROM TO SUBJECT DATE) of 10 messages and SELECT INBOX, on an
 //   INBOX of M messages (--messages, 10000, appended first over IMAP: APPENDs/s are reported
 //   too), for S seconds (--seconds, 10); reports commands/s and p50/p99 latency.
 // --dialect sqlite|postgres (sqlite; postgres needs POSTERN_DATABASE_URL or
@@ -83,6 +84,19 @@ function dovecotTarget(): Target {
   return { name: 'dovecot', host: '127.0.0.1', port: 10143, user: 'test1', pass: 'bench', pid, users }
 }
 
+/** A command that has not answered in 30 s is a hang: say which, instead of waiting forever. */
+async function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer in 30 s to ${what}`)), 30_000)
+  })
+  try {
+    return await Promise.race([p, limit])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 async function idleRun(t: Target, sessions: number) {
   const before = rssMiB(t.pid)
   const clients: BenchImap[] = []
@@ -144,7 +158,7 @@ async function commandsRun(t: Target, clients: number, messages: number, seconds
       await poster.append('INBOX', message(messages + k++))
       const done = performance.now()
       for (;;) {
-        const line = await idler.nextLine()
+        const line = await withTimeout(idler.nextLine(), `${t.name}: IDLE waiting for EXISTS`)
         if (/^\* \d+ EXISTS/.test(line)) break
       }
       notify.push(performance.now() - done)
@@ -166,12 +180,15 @@ async function commandsRun(t: Target, clients: number, messages: number, seconds
         () => `STORE ${1 + (i % messages)} +FLAGS (\\Seen)`,
         () => `FETCH ${1 + ((i * 7) % messages)} BODY.PEEK[]`,
         () => 'STATUS INBOX (MESSAGES UNSEEN)',
+        () =>
+          `FETCH ${1 + ((i * 13) % (messages - 10))}:${10 + ((i * 13) % (messages - 10))} (UID BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE)])`,
+        () => 'SELECT INBOX',
       ]
       while (Date.now() < until) {
         const cmd = (mix[i % mix.length] as () => string)()
         const s = performance.now()
         try {
-          await c.cmd(cmd)
+          await withTimeout(c.cmd(cmd), `${t.name}: ${cmd}`)
           count++
           const ms = performance.now() - s
           lat.push(ms)
@@ -179,12 +196,13 @@ async function commandsRun(t: Target, clients: number, messages: number, seconds
             cmd
               .split(' ')
               .slice(0, cmd.startsWith('UID') ? 2 : 1)
-              .join(' ') + (cmd.includes('BODY') ? ' BODY' : '')
+              .join(' ') + (cmd.includes('HEADER.FIELDS') ? ' HEADERS' : cmd.includes('BODY') ? ' BODY' : '')
           const l = perCommand.get(verb) ?? []
           l.push(ms)
           perCommand.set(verb, l)
-        } catch {
+        } catch (err) {
           errors++
+          if (errors <= 3) console.error(`  error: ${(err as Error).message}`)
         }
         i++
       }

@@ -31,6 +31,7 @@ import { searchRoutes } from './routes/search.ts'
 import { setupRoutes } from './routes/setup.ts'
 import { suppressionRoutes } from './routes/suppressions.ts'
 import { threadRoutes } from './routes/threads.ts'
+import { warmupRoutes } from './routes/warmups.ts'
 import type { App, AppDeps } from './types.ts'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
@@ -91,6 +92,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     queueRoutes,
     suppressionRoutes,
     analyticsRoutes,
+    warmupRoutes,
   ])
     await routes(app, deps)
   for (const plugin of deps.plugins ?? []) await app.register(plugin)

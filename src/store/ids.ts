@@ -27,6 +27,7 @@ export type IdPrefix =
   | 'sig'
   | 'att'
   | 'drf'
+  | 'wup'
 
 // Monotonic within a process (as ULID's monotonic mode, per millisecond value): an id made
 // for a millisecond that recently had one takes that one's random part plus one, so ids of

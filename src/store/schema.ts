@@ -76,6 +76,8 @@ export interface ApiKeyTable {
   expires_at: number | null
   last_used_at: number | null
   revoked_at: number | null
+  /** A test key (test mode): its mail is composed, signed and stored, never sent (0/1). */
+  test: Generated<Bool>
 }
 
 export interface DomainTable {
@@ -298,6 +300,32 @@ export interface OutboundMessageTable {
   smtputf8: Generated<Bool>
   /** Where delivery status notifications go (a mail client's envelope sender); null: none are mailed. */
   dsn_to: string | null
+  /** Sent with a test key: outcomes are simulated, nothing reaches the network, no cap counts it (0/1). */
+  test: Generated<Bool>
+  created_at: number
+  updated_at: number
+}
+
+/** A warm-up ramp of one sender address: daily recipient caps growing over `schedule.length` days. */
+export interface AliasWarmupTable {
+  id: string
+  org_id: string
+  /** The sender (From) address, canonical lower case. */
+  address: string
+  /** The alias the ramp was made for, when it was made through one. */
+  alias_id: string | null
+  /** Public handle of the ramp (an identifier, not a credential). */
+  token: string
+  /** 'default' (the built-in curve) or 'custom' (a list given by the caller). */
+  curve: 'default' | 'custom'
+  /** JSON array of positive integers: the cap of day 1, day 2, ... */
+  schedule: string
+  /** Start of day 1 (epoch ms); day n starts (n-1) * 24 h later. */
+  started_at: number
+  /** The 0-based day that `used` counts; another day means nothing used yet. */
+  used_day: Generated<number>
+  /** Recipients handed to delivery on day `used_day`. */
+  used: Generated<number>
   created_at: number
   updated_at: number
 }
@@ -606,6 +634,7 @@ export interface Database {
   expunged: ExpungedTable
   spam_signals: SpamSignalTable
   outbound_messages: OutboundMessageTable
+  alias_warmups: AliasWarmupTable
   outbound_recipients: OutboundRecipientTable
   outbound_trace: OutboundTraceTable
   suppressions: SuppressionTable
@@ -641,6 +670,7 @@ export type Mailbox = Selectable<MailboxTable>
 export type Alias = Selectable<AliasTable>
 export type Folder = Selectable<FolderTable>
 export type OutboundMessage = Selectable<OutboundMessageTable>
+export type AliasWarmup = Selectable<AliasWarmupTable>
 export type OutboundRecipient = Selectable<OutboundRecipientTable>
 export type Suppression = Selectable<SuppressionTable>
 export type Attachment = Selectable<AttachmentTable>

@@ -195,6 +195,14 @@ for (const dialect of DIALECTS) {
         assert.match(await cli('alias', 'list', '--json'), /"team@cli\.example"/)
         const key = JSON.parse(await cli('key', 'create', '--scope', 'read', '--name', 'ro', '--json'))
         assert.equal((await new Api(s.url).withKey(key.key).get('/v1/aliases')).status, 200)
+        assert.equal(key.test, false)
+        const testKey = JSON.parse(await cli('key', 'create', '--scope', 'send', '--test', '--json'))
+        assert.match(testKey.key, /^pst_test_/)
+        assert.equal(testKey.test, true)
+        assert.match(
+          await cli('key', 'create', '--scope', 'read', '--test'),
+          /key: pst_test_\S+ .*\n.*test mode/,
+        )
         const until = Date.now() + 5000
         while (Date.now() < until && !seen.some((e) => e.topic === 'alias.changed'))
           await new Promise((r) => setTimeout(r, 20))

@@ -110,5 +110,61 @@ for (const dialect of DIALECTS) {
         await f.close()
       }
     })
+
+    it('answers SELECT, STATUS and STORE from many sessions at once (no refresh waits on another)', async () => {
+      // A refresh inside SELECT's transaction once waited for a STATUS refresh that was queued
+      // behind that same transaction for SQLite's one connection: both hung for good.
+      const f = await imapFixture(dialect)
+      const sessions: RawImap[] = []
+      try {
+        const loader = (await RawImap.open(f.imapPort)).c
+        sessions.push(loader)
+        await loader.login(f.ann.address)
+        for (let i = 0; i < 20; i++) {
+          const m = `Subject: c${i}\r\n\r\nbody ${i}\r\n`
+          loader.write(`a${i} APPEND INBOX {${Buffer.byteLength(m)}+}\r\n${m}\r\n`)
+          await loader.until(`a${i}`)
+        }
+        for (let k = 0; k < 10; k++) {
+          const c = (await RawImap.open(f.imapPort)).c
+          sessions.push(c)
+          await c.login(f.ann.address)
+          await c.cmd('s', 'SELECT INBOX')
+        }
+        const mix = (k: number, i: number) =>
+          [
+            `STORE ${1 + ((k + i) % 20)} +FLAGS (\\Seen)`,
+            'STATUS INBOX (MESSAGES UNSEEN)',
+            'SELECT INBOX',
+            'UID SEARCH UNSEEN',
+            `FETCH ${1 + (i % 10)}:${10 + (i % 10)} (UID BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)])`,
+            `FETCH ${1 + (k % 20)} BODY.PEEK[]`,
+          ][(k + i) % 6] as string
+        let appended = 0
+        const appending = (async () => {
+          for (let i = 0; i < 30; i++) {
+            const m = `Subject: late${i}\r\n\r\nbody\r\n`
+            loader.write(`l${i} APPEND INBOX {${Buffer.byteLength(m)}+}\r\n${m}\r\n`)
+            await loader.until(`l${i}`)
+            appended++
+          }
+        })()
+        await Promise.all(
+          sessions.slice(1).map(async (c, k) => {
+            for (let i = 0; i < 120; i++) {
+              const r = await c.cmd(`m${i}`, mix(k, i))
+              assert.match(r, new RegExp(`^m${i} OK`, 'm'), mix(k, i))
+            }
+          }),
+        )
+        await appending
+        assert.equal(appended, 30)
+        const st = await loader.cmd('z', 'STATUS INBOX (MESSAGES)')
+        assert.match(st, /MESSAGES 50/)
+      } finally {
+        for (const c of sessions) c.close()
+        await f.close()
+      }
+    })
   })
 }

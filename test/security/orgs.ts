@@ -53,6 +53,9 @@ export interface Org {
   /** An upload made with the mailbox key, and a draft of the mailbox carrying it. */
   attachmentId: string
   draftId: string
+  /** The warm-up ramp of the alias (made by POST /v1/aliases/{id}/warmup-token) and its token. */
+  warmupId: string
+  warmupToken: string
 }
 
 /**
@@ -162,6 +165,12 @@ export async function createOrg(s: TestServer, tag: string, via: 'setup' | 'sign
     'save a draft',
   ).body
 
+  const warmup = expectStatus(
+    await api.post(`/v1/aliases/${alias.id}/warmup-token`),
+    201,
+    'start a warm-up ramp for the alias',
+  ).body
+
   const sessions = expectStatus(await api.get('/v1/me/sessions'), 200, 'list sessions').body
   const current = (sessions.data as { id: string; current: boolean }[]).find((x) => x.current)
   assert.ok(current, `no current session in ${JSON.stringify(sessions)}`)
@@ -195,6 +204,8 @@ export async function createOrg(s: TestServer, tag: string, via: 'setup' | 'sign
     suppressedAddress,
     attachmentId: uploaded.body.id,
     draftId: draft.id,
+    warmupId: warmup.id,
+    warmupToken: warmup.token,
   }
 }
 

@@ -87,6 +87,11 @@ const TARGETS: Record<string, Target> = {
     bodies: { PATCH: { subject: 'Taken', to: 'thief@evil.example' } },
   },
   '/v1/drafts/{id}/send': { params: { id: (b) => b.draftId } },
+  '/v1/alias-warmups/{id}': {
+    params: { id: (b) => b.warmupId },
+    bodies: { PATCH: { schedule: [1], restart: true } },
+  },
+  '/v1/aliases/{id}/warmup-token': { params: { id: (b) => b.aliasId } },
 }
 
 /** Ids in request bodies that must not reach B's objects either. */
@@ -126,6 +131,18 @@ const BODY_REFERENCES: { method: string; path: string; body: (b: Org, a: Org) =>
     path: '/v1/drafts',
     body: (b) => ({ mailbox: b.mailboxId, subject: 'stolen' }),
     code: 'MAILBOX_NOT_FOUND',
+  },
+  {
+    method: 'POST',
+    path: '/v1/alias-warmups',
+    body: (b) => ({ alias_id: b.aliasId, schedule: [1] }),
+    code: 'ALIAS_NOT_FOUND',
+  },
+  {
+    method: 'POST',
+    path: '/v1/alias-warmups',
+    body: (b) => ({ address: `new@${b.domainName}`, schedule: [1] }),
+    code: 'DOMAIN_NOT_FOUND',
   },
 ]
 
@@ -172,6 +189,8 @@ function markersOf(b: Org): Record<string, string> {
     'suppressed address': b.suppressedAddress,
     'attachment id': b.attachmentId,
     'draft id': b.draftId,
+    'warm-up id': b.warmupId,
+    'warm-up token': b.warmupToken,
   }
 }
 
@@ -188,6 +207,8 @@ const VISIBLE_TO_B = [
   'owner email',
   'invited email',
   'draft id',
+  'warm-up id',
+  'warm-up token',
 ]
 
 /** The clients of an org that may call a route with this scope: owner session, and admin key where keys may. */
@@ -213,6 +234,7 @@ async function snapshotOf(b: Org) {
     sessions: strip(await data(b.api, '/v1/me/sessions'), 'last_seen_at'),
     appPasswords: strip(await data(b.api, '/v1/me/app-passwords'), 'last_used_at'),
     drafts: await data(b.api, '/v1/drafts'),
+    warmups: await data(key, '/v1/alias-warmups'),
     attachment: expectStatus(
       await b.api.withKey(b.mailboxKey).get(`/v1/attachments/${b.attachmentId}`),
       200,
@@ -351,6 +373,21 @@ for (const dialect of DIALECTS) {
         const report = expectStatus(await api.get(ANALYTICS_ROUTES[3] as string), 200, 'A report')
         assert.ok(!report.text.includes(`${b.tag}-partner.example`), `A's report names B's recipient domain`)
       }
+    })
+
+    it('finds no warm-up ramp of another org by its token either', async () => {
+      for (const [who, api] of callersFor(a, 'admin'))
+        for (const [method, body] of [
+          ['GET', undefined],
+          ['PATCH', { restart: true }],
+          ['DELETE', undefined],
+        ] as const) {
+          const res = await api.req(method, `/v1/alias-warmups/${b.warmupToken}`, body)
+          assertProblem(res, 404, 'WARMUP_NOT_FOUND', `${method} B's ramp by token as ${who}`)
+        }
+      const own = await b.api.withKey(b.adminKey).get(`/v1/alias-warmups/${b.warmupToken}`)
+      expectStatus(own, 200, 'B reads its own ramp by token')
+      assert.equal(own.body.id, b.warmupId)
     })
 
     it("shows none of another org's ids or addresses in any parameterless GET", async () => {

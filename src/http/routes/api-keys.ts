@@ -40,6 +40,12 @@ export const apiKeyRoutes: RoutePlugin = async (app, deps) => {
             scope: KeyScope,
             mailbox_id: Type.Optional(Type.String({ maxLength: 100 })),
             expires_at: Type.Optional(Type.String({ format: 'date-time' })),
+            test: Type.Optional(
+              Type.Boolean({
+                description:
+                  'A test key (pst_test_...): mail sent with it is composed, signed and stored but never sent; outcomes are simulated',
+              }),
+            ),
           },
           { additionalProperties: false },
         ),

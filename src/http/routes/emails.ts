@@ -1,6 +1,7 @@
 // The sending API: send one message or a batch (Idempotency-Key honoured), a dry run, the
 // outbound list and one email with per-recipient state and events, its delivery trace,
-// reschedule and cancel. Sending needs scope send; reading needs read.
+// reschedule and cancel. Sending needs scope send; reading needs read. Test keys send test mail
+// and see only test mail; other callers see test mail with ?test=true (views.ts).
 
 import type { FastifyRequest } from 'fastify'
 import { Type } from 'typebox'
@@ -28,6 +29,15 @@ const IdParam = Type.Object({
 const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(
     Type.String({ maxLength: 256, description: 'Same key and body within 24 h returns the first result' }),
+  ),
+})
+
+const TestQuery = Type.Object({
+  test: Type.Optional(
+    Type.Boolean({
+      description:
+        'Test mail (sent with test keys) instead of live mail; a test key always sees test mail only',
+    }),
   ),
 })
 
@@ -119,6 +129,7 @@ export const emailRoutes: RoutePlugin = async (app, deps) => {
           before: Type.Optional(Type.String({ format: 'date-time' })),
           limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200 })),
           cursor: Type.Optional(Type.String({ maxLength: 200 })),
+          test: TestQuery.properties.test,
         }),
         response: { 200: list(EmailSummary), ...errorResponses },
       },
@@ -137,10 +148,11 @@ export const emailRoutes: RoutePlugin = async (app, deps) => {
         tags,
         summary: 'One email with each recipient’s state and the events so far',
         params: IdParam,
+        querystring: TestQuery,
         response: { 200: Email, ...errorResponses },
       },
     },
-    async (req) => getEmail(ctx, principalOf(req), req.params.id),
+    async (req) => getEmail(ctx, principalOf(req), req.params.id, req.query.test === true),
   )
 
   app.get(
@@ -151,10 +163,11 @@ export const emailRoutes: RoutePlugin = async (app, deps) => {
         tags,
         summary: 'Every delivery step: queued, DNS answers, connections, TLS, SMTP replies, final state',
         params: IdParam,
+        querystring: TestQuery,
         response: { 200: Trace, ...errorResponses },
       },
     },
-    async (req) => emailTrace(ctx, principalOf(req), req.params.id),
+    async (req) => emailTrace(ctx, principalOf(req), req.params.id, req.query.test === true),
   )
 
   app.patch(

@@ -60,6 +60,7 @@ export const ApiKey = Type.Object({
   expires_at: TimeOrNull,
   last_used_at: TimeOrNull,
   revoked_at: TimeOrNull,
+  test: Type.Boolean({ description: 'A test-mode key: its mail is simulated, never sent' }),
 })
 
 export const Org = Type.Object({

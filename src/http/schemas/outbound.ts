@@ -122,6 +122,7 @@ const summaryFields = {
   first_attempt_at: TimeOrNull,
   next_attempt_at: TimeOrNull,
   finished_at: TimeOrNull,
+  test: Type.Boolean({ description: 'Sent with a test key: simulated, never sent to the network' }),
 }
 
 export const EmailSummary = Type.Object(summaryFields)

@@ -4,6 +4,7 @@
 // revoked and expired keys, keys of a deleted org, keys whose creator is disabled, and admin
 // keys whose creator lost the admin role authenticate as nothing.
 
+import type { Selectable } from 'kysely'
 import type { Store } from '../../store/db.ts'
 import { newId } from '../../store/ids.ts'
 import type { ApiKeyTable } from '../../store/schema.ts'
@@ -26,6 +27,7 @@ export interface ApiKeyView {
   expires_at: number | null
   last_used_at: number | null
   revoked_at: number | null
+  test: boolean
 }
 
 export interface CreateKeyInput {
@@ -33,7 +35,12 @@ export interface CreateKeyInput {
   scope: KeyScope
   mailbox_id?: string | null
   expires_at?: number | null
+  /** A test-mode key. */
+  test?: boolean
 }
+
+/** Live keys start `pst_`, test keys `pst_test_`, so people (and secret scanners) tell them apart. */
+export const TEST_KEY_PREFIX = 'pst_test'
 
 export interface ApiKeyService {
   create(
@@ -46,7 +53,7 @@ export interface ApiKeyService {
   revoke(actor: Principal, id: string, ip: string | null): Promise<void>
 }
 
-const view = (r: ApiKeyTable): ApiKeyView => ({
+const view = (r: Selectable<ApiKeyTable>): ApiKeyView => ({
   id: r.id,
   name: r.name,
   prefix: r.prefix,
@@ -57,6 +64,7 @@ const view = (r: ApiKeyTable): ApiKeyView => ({
   expires_at: r.expires_at,
   last_used_at: r.last_used_at,
   revoked_at: r.revoked_at,
+  test: Number(r.test) === 1,
 })
 
 export function createApiKeyService(deps: { store: Store; clock: Clock }): ApiKeyService {
@@ -93,12 +101,13 @@ export function createApiKeyService(deps: { store: Store; clock: Clock }): ApiKe
         throw new ServiceError('invalid', 'EXPIRY_IN_PAST', 'expires_at must be in the future.', {
           details: [{ field: 'expires_at', message: 'must be in the future' }],
         })
-      const key = newSecret('pst', 30)
-      const row: ApiKeyTable = {
+      const test = input.test === true
+      const key = newSecret(test ? TEST_KEY_PREFIX : 'pst', 30)
+      const row: Selectable<ApiKeyTable> = {
         id: newId('key', now),
         org_id: actor.org_id,
         name: input.name,
-        prefix: key.slice(0, 12),
+        prefix: key.slice(0, test ? 17 : 12),
         key_hash: sha256Hex(key),
         scope: input.scope,
         mailbox_id: mailboxId,
@@ -107,6 +116,7 @@ export function createApiKeyService(deps: { store: Store; clock: Clock }): ApiKe
         expires_at: input.expires_at ?? null,
         last_used_at: null,
         revoked_at: null,
+        test: test ? 1 : 0,
       }
       await db.transaction().execute(async (tx) => {
         await tx.insertInto('api_keys').values(row).execute()
@@ -116,7 +126,13 @@ export function createApiKeyService(deps: { store: Store; clock: Clock }): ApiKe
           actor: actorId(actor),
           ip,
           subject_id: row.id,
-          payload: { name: row.name, scope: row.scope, mailbox_id: row.mailbox_id, prefix: row.prefix },
+          payload: {
+            name: row.name,
+            scope: row.scope,
+            mailbox_id: row.mailbox_id,
+            prefix: row.prefix,
+            ...(test ? { test: true } : {}),
+          },
         })
       })
       return { key, view: view(row) }
@@ -138,6 +154,7 @@ export function createApiKeyService(deps: { store: Store; clock: Clock }): ApiKe
           'k.expires_at',
           'k.revoked_at',
           'k.last_used_at',
+          'k.test',
           'o.deleted_at',
           'u.role as creator_role',
           'u.disabled as creator_disabled',
@@ -161,6 +178,7 @@ export function createApiKeyService(deps: { store: Store; clock: Clock }): ApiKe
         key_id: row.id,
         key_scope: row.scope,
         mailbox_id: row.mailbox_id,
+        ...(Number(row.test) === 1 ? { test: true } : {}),
       }
     },
 

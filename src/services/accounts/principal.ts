@@ -20,6 +20,8 @@ export interface Principal {
   key_scope: KeyScope | null
   /** Set for mailbox-scoped keys: the only mailbox they reach. */
   mailbox_id: string | null
+  /** A test key (test mode): its sends are simulated and it sees only test mail. Never set for sessions. */
+  test?: boolean
   /** True when the principal's org operates the installation (the org made at setup); set
    * by the authenticator only for routes that need it. */
   operator?: boolean

@@ -6,6 +6,8 @@
 // - Names are `<noun>.<past participle or state>`, lower snake case after the dot.
 // - Change-bus topics (changes.ts) are a different, internal set: they tell processes to
 //   refresh caches and sessions, never reach users, and never share a name with an event.
+// - Events of test traffic (mail sent with a test key, services/outbound/test-mode.ts) carry
+//   `payload.test = true`; analytics leave them out, webhooks and the feed deliver them.
 
 /** What the event's subject_id names. */
 export type EventSubject =
@@ -18,6 +20,7 @@ export type EventSubject =
   | 'user'
   | 'api_key'
   | 'app_password'
+  | 'alias_warmup'
 
 interface EventDoc {
   subject: EventSubject
@@ -30,7 +33,9 @@ export const EVENT_TYPES = {
   // Outbound mail (services/outbound): one per state change of a message or a recipient.
   'email.queued': email('Accepted by the send API (or SMTP submission) and stored in the queue.'),
   'email.rescheduled': email('Its scheduled time was changed.'),
-  'email.held': email('Held back by the organisation’s sending cap until the window resets.'),
+  'email.held': email(
+    'Held back by the organisation’s sending cap or the sender’s warm-up ramp until the window resets.',
+  ),
   'email.sent': email('Every recipient has a final outcome and at least one was delivered.'),
   'email.delivered': email('A recipient’s server accepted it (payload.recipient).'),
   'email.deferred': email('A recipient’s server answered 4xx; it will be retried.'),
@@ -79,6 +84,20 @@ export const EVENT_TYPES = {
   'alias.created': { subject: 'alias', doc: 'An alias was made.' },
   'alias.updated': { subject: 'alias', doc: 'Its targets or settings changed.' },
   'alias.deleted': { subject: 'alias', doc: 'An alias was removed.' },
+  // Warm-up ramps of sender addresses (services/warmup).
+  'warmup.created': {
+    subject: 'alias_warmup',
+    doc: 'A warm-up ramp was started for a sender address (payload.address, payload.days).',
+  },
+  'warmup.updated': { subject: 'alias_warmup', doc: 'Its schedule changed or it was restarted at day 1.' },
+  'warmup.token_rotated': {
+    subject: 'alias_warmup',
+    doc: 'The ramp got a new token; the old one stops naming it.',
+  },
+  'warmup.deleted': {
+    subject: 'alias_warmup',
+    doc: 'The ramp was removed; the address sends without its caps.',
+  },
   // The organisation, its people and their credentials (security events an admin should see).
   'setup.completed': { subject: 'org', doc: 'The first owner and organisation were created.' },
   'org.updated': { subject: 'org', doc: 'Renamed or its settings changed.' },

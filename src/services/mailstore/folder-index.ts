@@ -10,6 +10,9 @@
 //   folder-ops.ts), so a change made by any process is picked up on the next use.
 // - Applying a change is idempotent (state is overwritten, not accumulated), so a change read
 //   twice (committed between the folder read and the changes read) does no harm.
+// - Refreshes outside a transaction share one read per folder; one inside a transaction reads
+//   on its own (waiting could deadlock on SQLite's one connection), and a refresh that read an
+//   older state than one already applied is dropped.
 // - A new UIDVALIDITY rebuilds the folder's index from scratch.
 // - Memory is bounded: least recently used folders are dropped beyond MAX_ENTRIES messages.
 
@@ -177,6 +180,10 @@ async function bringUp(db: Tx, a: MailAccountRef, f: FolderInfo, old: FolderInde
       .where('org_id', '=', a.org_id)
       .where('modseq', '>', since)
       .execute()
+    // Several refreshes can read at once (see indexOf). From here to the return nothing awaits,
+    // so applying is atomic; one that read an older state than a refresh already applied must
+    // not apply it (it would bring back expunged messages and older flags).
+    if (ix.modseq > f.highestmodseq) return ix
     for (const g of gone) ix.remove(Number(g.uid))
   }
   for (const r of rows)
@@ -197,13 +204,16 @@ async function indexOf(db: Tx, a: MailAccountRef, f: FolderInfo): Promise<Folder
     touch(f.id, have)
     return have
   }
-  const running = inflight.get(f.id)
+  // A caller inside a transaction never waits for another caller's refresh: on SQLite that
+  // refresh may be queued behind this very transaction for the one connection (a deadlock seen
+  // as SELECT and STATUS hanging under concurrent load). It reads within its own transaction.
+  const running = db.isTransaction ? undefined : inflight.get(f.id)
   if (running) {
     const ix = await running
     if (ix.current(f)) return ix
   }
   const p = bringUp(db, a, f, folders.get(f.id))
-  inflight.set(f.id, p)
+  if (!db.isTransaction) inflight.set(f.id, p)
   try {
     const ix = await p
     touch(f.id, ix)

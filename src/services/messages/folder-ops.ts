@@ -54,6 +54,8 @@ export async function addToFolder(
     .where('message_id', '=', messageId)
     .executeTakeFirst()
   if (existing) return { uid: Number(existing.uid), modseq: Number(existing.modseq), added: false }
+  // Lock order for every change: the mailbox row (its MODSEQ counter) first, then the folder row.
+  const modseq = await nextModseq(tx, folder.mailbox_id)
   const next = await tx
     .updateTable('folders')
     .set({ uidnext: sql`uidnext + 1` })
@@ -61,7 +63,6 @@ export async function addToFolder(
     .returning('uidnext')
     .executeTakeFirstOrThrow()
   const uid = Number(next.uidnext) - 1
-  const modseq = await nextModseq(tx, folder.mailbox_id)
   await tx
     .insertInto('folder_messages')
     .values({
@@ -121,18 +122,32 @@ export async function setKeywords(
   const add = [...new Set(change.add ?? [])].filter((k) => !current.has(k))
   const remove = [...new Set(change.remove ?? [])].filter((k) => current.has(k))
   if (add.length === 0 && remove.length === 0) return false
-  if (add.length)
-    await tx
-      .insertInto('message_keywords')
-      .values(add.map((keyword) => ({ message_id: message.id, keyword, org_id: message.org_id })))
-      .execute()
-  if (remove.length)
-    await tx
-      .deleteFrom('message_keywords')
-      .where('message_id', '=', message.id)
-      .where('keyword', 'in', remove)
-      .execute()
+  // The mailbox row first (the lock order of addToFolder), so two STOREs or a STORE and an
+  // APPEND on one mailbox queue instead of deadlocking on PostgreSQL.
   const modseq = await nextModseq(tx, message.mailbox_id)
+  // Another session may change the same message at once (read committed on PostgreSQL): the
+  // insert skips keywords it added meanwhile and only rows really written or deleted count.
+  let changed = 0
+  if (add.length)
+    changed += (
+      await tx
+        .insertInto('message_keywords')
+        .values(add.map((keyword) => ({ message_id: message.id, keyword, org_id: message.org_id })))
+        .onConflict((oc) => oc.columns(['message_id', 'keyword']).doNothing())
+        .returning('keyword')
+        .execute()
+    ).length
+  if (remove.length)
+    changed += Number(
+      (
+        await tx
+          .deleteFrom('message_keywords')
+          .where('message_id', '=', message.id)
+          .where('keyword', 'in', remove)
+          .executeTakeFirst()
+      ).numDeletedRows,
+    )
+  if (changed === 0) return false
   const memberships = await tx
     .selectFrom('folder_messages')
     .select('folder_id')

@@ -9,6 +9,8 @@
 //   loses nothing, and the worker will deliver it. A staged message that is not recorded is
 //   discarded by whoever staged it (discardStaged).
 // - Suppressed recipients are recorded with state `suppressed` and never reach the worker.
+// - Test mail (r.test) is signed, stored and filed exactly as live mail; only its row's flag
+//   and its events' payload.test differ, and the worker simulates its delivery.
 // - A copy for the sender's Sent folder, when asked for and the mailbox's save_sent_copy is on,
 //   is filed in the same transaction.
 
@@ -67,6 +69,8 @@ export interface EnqueueRequest {
   ignoreSuppressions?: boolean
   /** A mail client's DSN request (RFC 3461) and SMTPUTF8 flag; notices are mailed to `to`. */
   dsn?: { ret: 'FULL' | 'HDRS' | null; envid: string | null; smtputf8: boolean; to: string } | null
+  /** Sent with a test key: stored like live mail, delivery simulated (test-mode.ts). */
+  test?: boolean
 }
 
 export interface Enqueued {
@@ -208,6 +212,7 @@ export async function recordOutbound(
       dsn_envid: r.dsn?.envid ?? null,
       smtputf8: r.dsn?.smtputf8 ? 1 : 0,
       dsn_to: r.dsn?.to ?? null,
+      test: r.test ? 1 : 0,
       created_at: now,
       updated_at: now,
     })
@@ -248,6 +253,7 @@ export async function recordOutbound(
     outbound_id: id,
     type: 'queued',
     actor: r.actor,
+    test: r.test === true,
     data: {
       from: r.from_header,
       subject: r.subject.slice(0, 200),
@@ -261,6 +267,7 @@ export async function recordOutbound(
       outbound_id: id,
       type: 'suppressed',
       actor: r.actor,
+      test: r.test === true,
       recipient: address,
     })
   const copy =
@@ -291,7 +298,12 @@ export async function recordOutbound(
           type: 'email.filed',
           actor: r.actor,
           ip: null,
-          payload: { mailbox_id: r.sent_copy_mailbox, folder: 'sent', email_id: id },
+          payload: {
+            mailbox_id: r.sent_copy_mailbox,
+            folder: 'sent',
+            email_id: id,
+            ...(r.test ? { test: true } : {}),
+          },
         },
       },
     )

@@ -2,7 +2,8 @@
 // `email.<state>` event row (DESIGN.md: events are rows; webhooks and analytics read them)
 // plus a change-bus note; the trace is the finer record of one message's delivery (DNS
 // answers, connections, TLS, each SMTP reply) behind GET /v1/emails/{id}/trace.
-// Invariant: neither carries a secret (no AUTH credentials, no message bodies).
+// Invariants: neither carries a secret (no AUTH credentials, no message bodies); every event
+// of a test message carries payload.test = true.
 
 import type { ChangeBus } from '../../store/change-bus.ts'
 import { newId } from '../../store/ids.ts'
@@ -37,9 +38,16 @@ export async function emailEvent(
     actor?: string
     recipient?: string | null
     data?: Record<string, unknown>
+    /** The message is test traffic (its `test` column): the payload says so (test-mode.ts). */
+    test?: boolean | number
   },
 ): Promise<void> {
-  const payload = { email_id: e.outbound_id, ...(e.recipient ? { recipient: e.recipient } : {}), ...e.data }
+  const payload = {
+    email_id: e.outbound_id,
+    ...(e.recipient ? { recipient: e.recipient } : {}),
+    ...e.data,
+    ...(Number(e.test) === 1 || e.test === true ? { test: true } : {}),
+  }
   await writeEvent(tx, now, {
     org_id: e.org_id,
     type: `email.${e.type}`,

@@ -60,6 +60,7 @@ export async function cancelEmail(
       outbound_id: m.id,
       type: 'cancelled',
       actor: p.key_id ?? p.user_id ?? 'unknown',
+      test: m.test,
       data: { recipients: pending.map((x) => x.address) },
     })
     return true
@@ -124,6 +125,7 @@ export async function rescheduleEmail(
       outbound_id: m.id,
       type: 'rescheduled',
       actor: p.key_id ?? p.user_id ?? 'unknown',
+      test: m.test,
       data: { at: new Date(when).toISOString() },
     })
     return true

@@ -6,6 +6,8 @@
 // - The From address is on a verified, active domain of the caller's org; a mailbox-scoped
 //   key (and a member's session) sends only as its mailbox or an alias reaching it.
 // - Nothing with CR or LF reaches a header (compose.ts), and attachments are bytes only.
+// - A test key's mail (p.test) takes the same path and is flagged; an Idempotency-Key used by a
+//   test key and a live key never replays the other's send (the mode is part of the request).
 // - A request is all or nothing: any invalid message refuses the whole batch before anything
 //   is queued.
 
@@ -25,6 +27,7 @@ import { type EnqueueRecipient, type EnqueueRequest, enqueue } from './enqueue.t
 import { withIdempotency } from './idempotency.ts'
 import { peekCapacity } from './limits.ts'
 import { suppressedAmong } from './suppressions.ts'
+import { SIMULATOR_MTA, TEST_DOMAIN } from './test-mode.ts'
 
 /** An attachment given inline (base64) or by the id of an upload (POST /v1/attachments). */
 export type SendAttachment =
@@ -350,6 +353,7 @@ async function composeAndEnqueue(ctx: OutboundContext, p: Principal, m: Prepared
     sent_copy_mailbox: m.sentCopy,
     ...(m.alsoInTransaction ? { alsoInTransaction: m.alsoInTransaction } : {}),
     actor: p.key_id ?? p.user_id ?? 'unknown',
+    ...(p.test ? { test: true } : {}),
   })
 }
 
@@ -370,6 +374,8 @@ async function checkLimits(
         ])
       : await ctx.limiter.hit(r.send_key, p.key_id ?? '', n)
   if (!d.allowed) throw rateLimitedError(d, 'messages sent')
+  // Test mail never counts against the org's caps (test-mode.ts); the key's own rate still holds.
+  if (p.test) return
   const cap = await peekCapacity(ctx, p.org_id, recipients)
   if (!cap.ok) {
     const wait = Math.max(1, Math.ceil((cap.resetAt - ctx.clock.now()) / 1000))
@@ -396,7 +402,8 @@ export async function sendEmail(
   input: SendInput,
   meta: SendMeta,
 ): Promise<{ status: number; body: SendResult; replayed: boolean }> {
-  return withIdempotency(ctx, p.org_id, meta.idempotencyKey, { kind: 'send', input }, async () => {
+  const request = p.test ? { kind: 'send', test: true, input } : { kind: 'send', input }
+  return withIdempotency(ctx, p.org_id, meta.idempotencyKey, request, async () => {
     const m = await prepare(ctx, p, input, '')
     await checkLimits(ctx, p, meta, 1, countRecipients(m))
     const r = await composeAndEnqueue(ctx, p, m, 'api')
@@ -414,7 +421,8 @@ export async function sendBatch(
   if (inputs.length === 0) throw invalid('body', 'give at least one message')
   if (inputs.length > ctx.settings.maxBatch)
     throw invalid('body', `at most ${ctx.settings.maxBatch} messages per batch`)
-  return withIdempotency(ctx, p.org_id, meta.idempotencyKey, { kind: 'batch', inputs }, async () => {
+  const request = p.test ? { kind: 'batch', test: true, inputs } : { kind: 'batch', inputs }
+  return withIdempotency(ctx, p.org_id, meta.idempotencyKey, request, async () => {
     const prepared: Prepared[] = []
     for (const [i, input] of inputs.entries()) prepared.push(await prepare(ctx, p, input, `[${i}]`))
     await checkLimits(
@@ -505,10 +513,15 @@ export async function validateEmail(
   }
   const all = [...m.to, ...m.cc, ...m.bcc].map((a) => a.address)
   const suppressed = await suppressedAmong(ctx.store.db, p.org_id, all)
-  const byDomain = new Map<string, Awaited<ReturnType<typeof resolveDestination>> | 'local'>()
+  const byDomain = new Map<string, Awaited<ReturnType<typeof resolveDestination>> | 'local' | 'simulated'>()
   for (const address of all) {
     const d = (address.split('@').pop() as string).toLowerCase()
     if (byDomain.has(d)) continue
+    // A test key's magic recipients are simulated (test-mode.ts): the domain needs no mail server.
+    if (p.test && d === TEST_DOMAIN) {
+      byDomain.set(d, 'simulated')
+      continue
+    }
     const hosted = await hostedDomain(ctx.store, d)
     byDomain.set(
       d,
@@ -526,6 +539,13 @@ export async function validateEmail(
     const dest = byDomain.get((address.split('@').pop() as string).toLowerCase())
     if (suppressed.has(address.toLowerCase()))
       return { address, status: 'suppressed' as const, detail: 'on the suppression list', mx: [] }
+    if (dest === 'simulated')
+      return {
+        address,
+        status: 'ok' as const,
+        detail: 'test mode: the outcome is simulated, nothing is sent',
+        mx: [SIMULATOR_MTA],
+      }
     if (dest === 'local' || dest === undefined)
       return { address, status: 'local' as const, detail: null, mx: [] }
     if (dest.kind === 'ok')

@@ -2,7 +2,10 @@
 // list with filters, and the trace. Owns who sees which sends: org-wide keys and admins see
 // the org's; a mailbox key sees its mailbox's; a member sees the sends they made or made
 // from mailboxes they reach.
-// Invariant: every query is scoped by org, then narrowed by the principal.
+// Test mode (test-mode.ts) splits what each caller sees, as Stripe's and Resend's test keys
+// do: a test key sees only test mail; everyone else sees live mail, or test mail instead when
+// they ask for it (`test: true`, the API's `?test=true`).
+// Invariant: every query is scoped by org, then narrowed by the principal and the mode.
 
 import type { OutboundMessage, OutboundRecipient } from '../../store/schema.ts'
 import type { Principal } from '../accounts/principal.ts'
@@ -49,6 +52,8 @@ export interface EmailSummary {
   first_attempt_at: string | null
   next_attempt_at: string | null
   finished_at: string | null
+  /** Sent with a test key: simulated, never sent. */
+  test: boolean
 }
 
 export interface EmailView extends EmailSummary {
@@ -90,6 +95,7 @@ export function emailSummary(m: OutboundMessage): EmailSummary {
         ? null
         : iso(m.next_attempt_at),
     finished_at: iso(m.finished_at),
+    test: Number(m.test) === 1,
   }
 }
 
@@ -106,9 +112,16 @@ export const recipientView = (r: OutboundRecipient): RecipientView => ({
   next_attempt_at: r.state === 'queued' || r.state === 'deferred' ? iso(r.next_attempt_at) : null,
 })
 
-/** Narrows an outbound_messages query to what `p` may see. */
-function visible(db: Tx, p: Principal) {
-  let q = db.selectFrom('outbound_messages').selectAll().where('org_id', '=', p.org_id)
+/** Which mail `p` sees: a test key only test mail; others live mail, or test mail when they ask. */
+export const seesTestMail = (p: Principal, askedForTest = false): boolean => p.test === true || askedForTest
+
+/** Narrows an outbound_messages query to what `p` may see (in the mode asked for). */
+function visible(db: Tx, p: Principal, askedForTest = false) {
+  let q = db
+    .selectFrom('outbound_messages')
+    .selectAll()
+    .where('org_id', '=', p.org_id)
+    .where('test', '=', seesTestMail(p, askedForTest) ? 1 : 0)
   const restricted = p.kind === 'key' ? p.key_scope === 'mailbox' : p.role === 'member'
   if (restricted)
     q = q.where((eb) =>
@@ -120,9 +133,21 @@ function visible(db: Tx, p: Principal) {
   return q
 }
 
-export async function findEmail(db: Tx, p: Principal, id: string): Promise<OutboundMessage> {
-  const m = await visible(db, p).where('id', '=', id).executeTakeFirst()
-  if (!m) throw new ServiceError('not_found', 'EMAIL_NOT_FOUND', `No email ${id} in this organisation.`)
+export async function findEmail(
+  db: Tx,
+  p: Principal,
+  id: string,
+  askedForTest = false,
+): Promise<OutboundMessage> {
+  const m = await visible(db, p, askedForTest).where('id', '=', id).executeTakeFirst()
+  if (!m)
+    throw new ServiceError(
+      'not_found',
+      'EMAIL_NOT_FOUND',
+      seesTestMail(p, askedForTest)
+        ? `No test email ${id} in this organisation${p.test ? ' (a test key sees only test mail)' : ''}.`
+        : `No email ${id} in this organisation (test mail is listed with ?test=true).`,
+    )
   return m
 }
 
@@ -140,9 +165,10 @@ export async function getEmail(
   ctx: Pick<OutboundContext, 'store'>,
   p: Principal,
   id: string,
+  askedForTest = false,
 ): Promise<EmailView> {
   const db = ctx.store.db
-  const m = await findEmail(db, p, id)
+  const m = await findEmail(db, p, id, askedForTest)
   const recipients = await recipientsOf(db, m)
   const events = await db
     .selectFrom('events')
@@ -178,6 +204,8 @@ export interface EmailFilters {
   before?: string
   limit?: number
   cursor?: string
+  /** List test mail instead of live mail (a test key always lists test mail). */
+  test?: boolean
 }
 
 export async function listEmails(
@@ -187,7 +215,7 @@ export async function listEmails(
 ): Promise<{ data: EmailSummary[]; next_cursor: string | null }> {
   const db = ctx.store.db
   const limit = Math.min(Math.max(f.limit ?? 50, 1), 200)
-  let q = visible(db, p)
+  let q = visible(db, p, f.test === true)
   if (f.status?.length) q = q.where('status', 'in', f.status)
   if (f.recipient)
     q = q.where('id', 'in', (eb) =>
@@ -245,9 +273,10 @@ export async function emailTrace(
   ctx: Pick<OutboundContext, 'store'>,
   p: Principal,
   id: string,
+  askedForTest = false,
 ): Promise<TraceView> {
   const db = ctx.store.db
-  const m = await findEmail(db, p, id)
+  const m = await findEmail(db, p, id, askedForTest)
   const rows = await db
     .selectFrom('outbound_trace')
     .selectAll()

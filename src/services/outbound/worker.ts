@@ -1,9 +1,11 @@
 // The queue worker: claims due messages (leases shared by every process), runs one delivery
 // attempt for each, and records what happened: recipient states, retries on the backoff
 // schedule, bounces, suppressions, the delay notice, expiry, holds over the org cap, events
-// and the trace. main.ts starts one per process with the `workers` role. For mail clients'
-// messages it also marks the delivery status notifications owed (dsn-policy.ts) with each
-// outcome, and has notices.ts queue them after the attempt and on every poll.
+// and the trace; holds over a sender's warm-up ramp (services/warmup); test mail's simulated
+// outcomes (test-mode.ts) instead of a delivery. main.ts starts one per process with the
+// `workers` role. For mail clients' messages it also marks the delivery status notifications
+// owed (dsn-policy.ts) with each outcome, and has notices.ts queue them after the attempt and
+// on every poll.
 // Invariants:
 // - A message is worked on by one worker at a time (its lease); a crashed worker's lease
 //   expires and the message is retried. Recipients in a final state are never sent again.
@@ -14,6 +16,7 @@ import { randomBytes } from 'node:crypto'
 import { claimOutbound } from '../../store/outbound-lease.ts'
 import type { OutboundMessage, OutboundRecipient } from '../../store/schema.ts'
 import type { Tx } from '../messages/context.ts'
+import { releaseWarmup, reserveWarmup, WARMUP_HOLD_PREFIX, type WarmupGrant } from '../warmup/reserve.ts'
 import type { OutboundContext } from './context.ts'
 import { deliverGroup, type Outcome } from './deliver.ts'
 import { successNotice, wantsNotice } from './dsn-policy.ts'
@@ -22,6 +25,7 @@ import { reserveCapacity } from './limits.ts'
 import { sendNotices } from './notices.ts'
 import { type ConnectionPool, createConnectionPool } from './pool.ts'
 import { suppress } from './suppressions.ts'
+import { type SimulatedOutcome, simulateDelivery } from './test-mode.ts'
 
 export interface QueueWorker {
   start(): void
@@ -167,7 +171,8 @@ async function attempt(ctx: OutboundContext, pool: ConnectionPool, id: string, o
   const recipients = (
     await db.selectFrom('outbound_recipients').selectAll().where('outbound_id', '=', id).execute()
   ).filter((r) => isPending(r.state))
-  const due = recipients.filter((r) => r.next_attempt_at === null || Number(r.next_attempt_at) <= now)
+  const test = Number(m.test) === 1
+  let due = recipients.filter((r) => r.next_attempt_at === null || Number(r.next_attempt_at) <= now)
   if (recipients.length === 0) return finish(ctx, m, now)
   if (m.expires_at !== null && now >= Number(m.expires_at)) return expire(ctx, m, recipients, now)
   if (due.length === 0) {
@@ -177,13 +182,37 @@ async function attempt(ctx: OutboundContext, pool: ConnectionPool, id: string, o
 
   // The caps count recipients once, at their first attempt; retries do not count again. Mail
   // Postern itself sends (codes, resets, invitations) is not the tenant's sending: an org at
-  // its cap must still get its password reset.
-  const firstTries = m.origin === 'system' ? 0 : due.filter((r) => Number(r.attempts) === 0).length
+  // its cap must still get its password reset. Test mail counts against nothing.
+  // The sender's warm-up ramp goes first and may grant only some recipients today: the rest
+  // wait for the next day (the message is held once those granted are done).
+  let warm: WarmupGrant | null = null
+  const warmable = !test && (m.origin === 'api' || m.origin === 'batch' || m.origin === 'submission')
+  const fresh = due.filter((r) => Number(r.attempts) === 0)
+  if (warmable && fresh.length) {
+    warm = await reserveWarmup(ctx, m.org_id, m.from_header, fresh.length)
+    if (warm.granted === 0)
+      return hold(
+        ctx,
+        m,
+        warm.until ?? now + 1000,
+        warm.ramp
+          ? `${WARMUP_HOLD_PREFIX} of ${warm.ramp.cap} recipients for this sender (day ${warm.ramp.day} of ${warm.ramp.days})`
+          : 'the warm-up counter is busy; trying again in a moment',
+        warm.ramp ? { warmup_id: warm.ramp.id, day: warm.ramp.day, cap: warm.ramp.cap } : {},
+      )
+    if (warm.granted < fresh.length) {
+      const later = new Set(fresh.slice(warm.granted).map((r) => r.id))
+      due = due.filter((r) => !later.has(r.id))
+    }
+  }
+  const firstTries = m.origin === 'system' || test ? 0 : due.filter((r) => Number(r.attempts) === 0).length
   const cap = firstTries
     ? await reserveCapacity(ctx, m.org_id, firstTries)
     : { ok: true as const, window: null, cap: 0, resetAt: 0 }
-  if (!cap.ok)
+  if (!cap.ok) {
+    if (warm?.ramp) await releaseWarmup(ctx, warm.ramp.id, warm.ramp.dayIndex, warm.granted)
     return hold(ctx, m, cap.resetAt, `over the organisation's ${cap.window}ly cap of ${cap.cap} recipients`)
+  }
 
   const attemptNo = Number(m.attempts) + 1
   // The attempt's start (status, attempt count, the `sent` event) is written with the first
@@ -204,10 +233,14 @@ async function attempt(ctx: OutboundContext, pool: ConnectionPool, id: string, o
       .where('id', '=', id)
       .execute()
     if (m.first_attempt_at === null)
-      await emailEvent(tx, ctx.bus, at, { org_id: m.org_id, outbound_id: id, type: 'sent' })
+      await emailEvent(tx, ctx.bus, at, { org_id: m.org_id, outbound_id: id, type: 'sent', test: m.test })
   }
 
-  const raw = await ctx.blobs.get(m.org_id, m.blob_sha256 as string)
+  // Test mail is never sent: its outcomes are simulated (test-mode.ts) and its bytes not read.
+  const raw = test ? Buffer.alloc(0) : await ctx.blobs.get(m.org_id, m.blob_sha256 as string)
+  const deliver: typeof deliverGroup = test
+    ? async (_ctx, _pool, msg, _domain, list) => simulateDelivery(list, msg.attempt, ctx.clock.now())
+    : deliverGroup
   const byDomain = new Map<string, OutboundRecipient[]>()
   for (const r of due) {
     const list = byDomain.get(r.domain) ?? []
@@ -223,7 +256,7 @@ async function attempt(ctx: OutboundContext, pool: ConnectionPool, id: string, o
   let marked = 0
   await Promise.all(
     [...byDomain].map(async ([domain, list]) => {
-      const result = await deliverGroup(
+      const result = await deliver(
         ctx,
         pool,
         {
@@ -290,7 +323,7 @@ async function record(
   ctx: OutboundContext,
   m: OutboundMessage,
   attemptNo: number,
-  outcomes: Outcome[],
+  outcomes: (Outcome | SimulatedOutcome)[],
   trace: TraceRow[],
   first: (tx: Tx, now: number) => Promise<void>,
   then: (tx: Tx, deferred: OutboundRecipient[], now: number) => Promise<number>,
@@ -328,7 +361,17 @@ async function record(
           type: 'delivered',
           recipient: r.address,
           data: { code: o.code, response: o.message.slice(0, 300), mta: o.mta },
+          test: m.test,
         })
+        if ('complaint' in o && o.complaint)
+          await emailEvent(tx, ctx.bus, now, {
+            org_id: m.org_id,
+            outbound_id: m.id,
+            type: 'complained',
+            recipient: r.address,
+            data: { feedback_type: 'abuse', user_agent: null, reporting_mta: o.mta, source: 'simulated' },
+            test: m.test,
+          })
       } else if (o.code >= 500) {
         const notice = m.dsn_to !== null && wantsNotice(r.dsn_notify, 'failure')
         if (notice) marked++
@@ -339,6 +382,7 @@ async function record(
           message: o.message,
           now,
           notice,
+          test: Number(m.test) === 1,
         })
       } else {
         const next = now + retryDelay(ctx.settings.retryMs, attempts)
@@ -357,6 +401,7 @@ async function record(
             attempt: attemptNo,
             next_attempt_at: new Date(next).toISOString(),
           },
+          test: m.test,
         })
       }
     }
@@ -384,6 +429,8 @@ export async function bounceRecipient(
     source?: 'smtp' | 'dsn'
     /** Owe the sender a failure notice (notices.ts mails it). */
     notice?: boolean
+    /** Test mail (test-mode.ts): the event says so, and the address is not suppressed. */
+    test?: boolean
   },
 ): Promise<void> {
   const set: Partial<OutboundRecipient> = {
@@ -411,8 +458,9 @@ export async function bounceRecipient(
       hard,
       source: o.source ?? 'smtp',
     },
+    test: o.test === true,
   })
-  if (hard)
+  if (hard && !o.test)
     await suppress(tx, o.now, {
       org_id: m.org_id,
       address: r.address,
@@ -453,6 +501,7 @@ async function finishTx(tx: Tx, ctx: OutboundContext, m: OutboundMessage, now: n
         outbound_id: m.id,
         type: 'failed',
         data: { reason: 'no recipient accepted the message' },
+        test: m.test,
       })
     if (m.system_mail_id)
       await tx
@@ -514,11 +563,18 @@ async function rescheduleTx(
         pending: pending.map((r) => ({ recipient: r.address, last_response: r.last_response })),
         next_attempt_at: new Date(next).toISOString(),
       },
+      test: m.test,
     })
   return marked
 }
 
-async function hold(ctx: OutboundContext, m: OutboundMessage, until: number, reason: string): Promise<void> {
+async function hold(
+  ctx: OutboundContext,
+  m: OutboundMessage,
+  until: number,
+  reason: string,
+  data: Record<string, unknown> = {},
+): Promise<void> {
   const now = ctx.clock.now()
   await ctx.committer.run(async (tx) => {
     await tx
@@ -538,7 +594,7 @@ async function hold(ctx: OutboundContext, m: OutboundMessage, until: number, rea
         org_id: m.org_id,
         outbound_id: m.id,
         type: 'held',
-        data: { reason, until: new Date(until).toISOString() },
+        data: { reason, until: new Date(until).toISOString(), ...data },
       })
   })
 }
@@ -569,6 +625,7 @@ async function expire(
         type: 'failed',
         recipient: r.address,
         data: { reason: 'expired', last_response: r.last_response },
+        test: m.test,
       })
     }
   })

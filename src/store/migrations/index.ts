@@ -13,6 +13,7 @@ import * as mtaSts from './0008-mta-sts.ts'
 import * as draftsAttachments from './0009-drafts-attachments.ts'
 import * as dsn from './0011-dsn.ts'
 import * as analytics from './0013-analytics.ts'
+import * as warmupTestmode from './0014-warmup-testmode.ts'
 
 export const migrations: Record<string, Migration> = {
   '0001-init': init,
@@ -26,4 +27,5 @@ export const migrations: Record<string, Migration> = {
   '0009-drafts-attachments': draftsAttachments,
   '0011-dsn': dsn,
   '0013-analytics': analytics,
+  '0014-warmup-testmode': warmupTestmode,
 }
