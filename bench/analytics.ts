@@ -358,6 +358,7 @@ export async function run(args: string[]): Promise<void> {
       sending_domain: null,
       recipient_domain: null,
       tag: null,
+      test: false,
       from: Math.floor(end / HOUR) * HOUR - DAYS * 24 * HOUR,
       to: Math.ceil(end / HOUR) * HOUR + HOUR,
       ...s,

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test'
 import nodemailer from 'nodemailer'
 import { writeEvent } from '../../src/services/events/write.ts'
 import type { RcptTo } from '../../src/smtp/handler.ts'
-import type { Api } from '../helpers/api.ts'
+import type { Api, ApiResponse } from '../helpers/api.ts'
 import { DIALECTS } from '../helpers/dialects.ts'
 import { type DnsServer, startDnsServer } from '../helpers/dns-server.ts'
 import { mxPort, type Sender, startSender, waitForEmail } from '../outbound/helpers.ts'
@@ -77,6 +77,8 @@ for (const dialect of DIALECTS) {
     let mailboxId: string
     let spring: string
     let fall: string
+    let testRead: Api
+    let testEmail: string
 
     before(async () => {
       dns = await startDnsServer({})
@@ -146,6 +148,22 @@ for (const dialect of DIALECTS) {
         x.events.some((e: { type: string }) => e.type === 'email.complained'),
       )
 
+      // Test mode: a test key's send is simulated; its events carry test: true.
+      const ts = await a.api.post('/v1/api-keys', { name: 'ci', scope: 'send', test: true })
+      assert.equal(ts.status, 201, ts.text)
+      const tr = await a.api.post('/v1/api-keys', { name: 'ci read', scope: 'read', test: true })
+      testRead = a.api.withKey(tr.body.key)
+      const t1 = await a.api.withKey(ts.body.key).post('/v1/emails', {
+        from: 'news@a.example',
+        to: ['delivered@postern.test', 'bounced@postern.test'],
+        subject: 'Test mode',
+        text: 'Hello',
+        tags: { camp: 'spring' },
+      })
+      assert.equal(t1.status, 202, t1.text)
+      testEmail = t1.body.id
+      await waitForEmail(testRead, testEmail, (x) => x.status === 'failed' || x.status === 'sent')
+
       // Engagement (the tracking module writes these) and test-mode traffic (never counted).
       const db = a.server.postern.store.db
       const org = (await a.api.get('/v1/org')).body.id as string
@@ -166,8 +184,9 @@ for (const dialect of DIALECTS) {
       await ev('email.opened', spring, { recipient: `ok-2@${OTHER}` })
       await ev('email.clicked', spring, { recipient: `ok-2@${OTHER}`, url: 'https://a.example/sale' })
       await ev('email.unsubscribed', fall, { recipient: `ok-3@${REMOTE}` })
-      await ev('email.delivered', spring, { recipient: `ok-9@${REMOTE}`, test: true })
-      await ev('email.opened', spring, { recipient: `ok-9@${REMOTE}`, test: true })
+      // Engagement with the test send is test traffic too.
+      await ev('email.opened', testEmail, { recipient: 'delivered@postern.test', test: true })
+      await ev('email.clicked', testEmail, { recipient: 'delivered@postern.test', test: true })
     })
     after(async () => {
       await a?.server.close()
@@ -304,7 +323,7 @@ for (const dialect of DIALECTS) {
       const seen: string[] = []
       let cursor: string | null = null
       do {
-        const page: { status: number; text: string; body: any } = await read.get(
+        const page: ApiResponse = await read.get(
           `/v1/analytics/deliverability/recent?limit=2${cursor ? `&cursor=${cursor}` : ''}`,
         )
         assert.equal(page.status, 200, page.text)
@@ -393,6 +412,44 @@ for (const dialect of DIALECTS) {
         assert.equal(anon.status, 401, `${path} without credentials`)
         assert.equal((await read.get(path)).status, 200)
       }
+    })
+
+    it('keeps test-mode traffic out of live analytics and shows it to test keys', async () => {
+      // Live numbers (the first test) already leave the test send out; the test view has it.
+      const want = { sent: 2, delivered: 1, bounced_hard: 1, opened: 1, clicked: 1 }
+      for (const [who, api, q] of [
+        ['a test read key', testRead, ''],
+        ['a live key asking for test=true', read, '?test=true'],
+      ] as const) {
+        const c = await counts(api, q)
+        assert.deepEqual(
+          {
+            sent: c.sent,
+            delivered: c.delivered,
+            bounced_hard: c.bounced_hard,
+            opened: c.opened,
+            clicked: c.clicked,
+          },
+          want,
+          who,
+        )
+        const tagged = await counts(api, `${q ? `${q}&` : '?'}tag=camp:spring`)
+        assert.equal(tagged.sent, 2, `${who}, by tag`)
+        const r = await api.get(`/v1/analytics/deliverability/recent${q}`)
+        assert.ok(r.body.data.length >= 2, r.text)
+        assert.ok(
+          r.body.data.every((x: { email_id: string }) => x.email_id === testEmail),
+          `${who}: ${r.text}`,
+        )
+      }
+      assert.deepEqual(await counts(read), all, 'live numbers unchanged')
+      const live = await read.get('/v1/analytics/deliverability/recent?limit=200')
+      assert.ok(!live.text.includes(testEmail), 'live outcomes do not list the test send')
+      const series = await testRead.get('/v1/analytics/deliverability/timeseries?group_by=recipient_domain')
+      assert.deepEqual(
+        series.body.series.map((x: { group: string; totals: { sent: number } }) => [x.group, x.totals.sent]),
+        [['postern.test', 2]],
+      )
     })
 
     // Last: the invitations go out through the queue and would add to the org's counts.

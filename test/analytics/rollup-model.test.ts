@@ -197,6 +197,7 @@ for (const dialect of DIALECTS) {
       sending_domain: null,
       recipient_domain: null,
       tag: null,
+      test: false,
       from: START,
       to: START + SPAN,
       ...s,

@@ -69,6 +69,11 @@ export const AnalyticsFilters = {
       description: 'Only sends carrying this tag, as `name:value`',
     }),
   ),
+  test: Type.Optional(
+    Type.Boolean({
+      description: 'Test-mode traffic instead of live (a test key always gets test traffic only)',
+    }),
+  ),
 }
 
 export const Summary = Type.Object({

@@ -2,7 +2,8 @@
 // that feed them, and the one function that maps an event to its counter. The fold job, the
 // live tail of a summary and the tests' reference count all go through `counterOf`, so a
 // definition changes in one place.
-// Invariants: an event whose payload carries `test: true` (test-mode traffic) counts nowhere;
+// Invariants: an event whose payload carries `test: true` (test-mode traffic) counts nowhere
+// in live analytics, and only test events count in the test view a test key gets;
 // `email.sent` counts once per recipient the message was sent to (the caller expands it),
 // every other counted event once.
 
@@ -53,9 +54,9 @@ export function addCounts(into: Counts, more: Counts): Counts {
   return into
 }
 
-/** The counter an event adds one to, or null when it counts nowhere. */
-export function counterOf(type: string, payload: Record<string, unknown>): Counter | null {
-  if (payload.test === true) return null
+/** The counter an event adds one to, or null when it counts nowhere (`test`: the test view). */
+export function counterOf(type: string, payload: Record<string, unknown>, test = false): Counter | null {
+  if ((payload.test === true) !== test) return null
   switch (type) {
     case 'email.sent':
       return 'sent'

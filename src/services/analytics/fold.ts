@@ -57,7 +57,7 @@ export async function addDeltas(tx: Tx, deltas: Iterable<RollupDelta>): Promise<
       .values(rows.slice(i, i + UPSERT_CHUNK))
       .onConflict((oc) =>
         oc
-          .columns(['org_id', 'tag', 'recipient_domain', 'hour', 'sending_domain', 'mailbox_id'])
+          .columns(['org_id', 'recipient_domain', 'tag', 'hour', 'sending_domain', 'mailbox_id'])
           .doUpdateSet(
             Object.fromEntries(
               COUNTERS.map((c) => [

@@ -3,7 +3,7 @@
 // above all), read straight from the events table.
 // Invariants: org-scoped, narrowed to the mailboxes the scope allows (through the message the
 // event is about); test-mode events (payload `"test":true`) are left out, as analytics leaves
-// them out everywhere; pages are cursor pages, newest first, stable under new inserts.
+// them out everywhere, except from the test view (scope.ts), which lists only them; pages are cursor pages, newest first, stable under new inserts.
 
 import { sql } from 'kysely'
 import { decodeCursor, encodeCursor, type Page } from '../messages/cursor.ts'
@@ -86,7 +86,7 @@ export async function recentOutcomes(
     .where('e.type', 'in', types)
     .where('e.created_at', '>=', s.from)
     .where('e.created_at', '<', s.to)
-    .where('e.payload', 'not like', '%"test":true%')
+    .where('e.payload', s.test ? 'like' : 'not like', '%"test":true%')
   // The failed event about the whole message repeats its recipients' outcomes.
   q = q.where((eb) => eb.or([eb('e.type', '!=', 'email.failed'), eb('e.payload', 'like', '%"recipient":%')]))
   if (s.mailbox_ids !== null || s.sending_domain !== null || s.tag !== null) {

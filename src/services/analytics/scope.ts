@@ -5,13 +5,15 @@
 // session sees only the mailboxes it reaches (sends made with org-wide keys have no mailbox
 // and are shown only to org-wide callers); a filter naming another org's mailbox or domain is
 // a 404, never an empty answer that would confirm nothing; ranges are whole UTC hours (or days
-// for a daily series): `from` rounds down, `to` rounds up.
+// for a daily series): `from` rounds down, `to` rounds up. A test key sees test-mode traffic
+// only (as it sees only test mail); other callers see it when they ask (`test=true`).
 
 import type { Principal } from '../accounts/principal.ts'
 import { findDomain } from '../domains/domains.ts'
 import { ServiceError } from '../errors.ts'
 import { findReadableMailbox, reachableMailboxIds } from '../messages/access.ts'
 import type { Tx } from '../messages/context.ts'
+import { seesTestMail } from '../outbound/views.ts'
 import { HOUR_MS } from './tally.ts'
 
 export const DAY_MS = 24 * HOUR_MS
@@ -24,6 +26,8 @@ export interface AnalyticsQuery {
   domain?: string
   recipient_domain?: string
   tag?: string
+  /** Ask for test-mode traffic instead of live (a test key always gets it). */
+  test?: boolean
 }
 
 export interface AnalyticsScope {
@@ -34,6 +38,8 @@ export interface AnalyticsScope {
   recipient_domain: string | null
   /** `name:value`, or null for all mail. */
   tag: string | null
+  /** Test-mode traffic instead of live: counted from the events, never from rollups. */
+  test: boolean
   /** Epoch ms, aligned to `step`; to is exclusive. */
   from: number
   to: number
@@ -73,5 +79,14 @@ export async function resolveScope(
     throw invalid('recipient_domain', 'INVALID_DOMAIN', 'recipient_domain is a domain name')
   if (q.tag !== undefined && !/^[^:]+:.*$/.test(q.tag))
     throw invalid('tag', 'INVALID_TAG', 'tag is name:value, as given in the send request’s tags')
-  return { org_id: p.org_id, mailbox_ids, sending_domain, recipient_domain, tag: q.tag ?? null, from, to }
+  return {
+    org_id: p.org_id,
+    mailbox_ids,
+    sending_domain,
+    recipient_domain,
+    tag: q.tag ?? null,
+    test: seesTestMail(p, q.test === true),
+    from,
+    to,
+  }
 }

@@ -113,13 +113,18 @@ async function sentDomains(db: Tx, ids: string[]): Promise<Map<string, Map<strin
 const keyOf = (k: RollupKey) =>
   `${k.org_id}\u0000${k.tag}\u0000${k.hour}\u0000${k.sending_domain}\u0000${k.recipient_domain}\u0000${k.mailbox_id}`
 
-/** The rollup deltas of `events` (any types, any orgs; uncounted ones are skipped). */
-export async function tallyEvents(db: Tx, events: readonly EventRow[]): Promise<Map<string, RollupDelta>> {
+/** The rollup deltas of `events` (any types, any orgs; uncounted ones are skipped); `test`
+ * tallies test-mode events instead of live ones. */
+export async function tallyEvents(
+  db: Tx,
+  events: readonly EventRow[],
+  test = false,
+): Promise<Map<string, RollupDelta>> {
   const counted: { e: EventRow; c: Counter; p: Record<string, unknown>; email: string | null }[] = []
   for (const e of events) {
     if (e.org_id === null) continue
     const p = parsePayload(e.payload)
-    const c = counterOf(e.type, p)
+    const c = counterOf(e.type, p, test)
     if (c === null) continue
     const email =
       typeof p.email_id === 'string' ? p.email_id : e.subject_id?.startsWith('eml_') ? e.subject_id : null

@@ -5,8 +5,9 @@
 // once. Tag '' is the row every event is counted in; each tag of a message adds a row of its
 // own, so totals never double count tagged mail; likewise recipient domain '*' counts every
 // recipient domain, so a summary reads a few rows per hour however many domains the org
-// mails. The key starts with org, tag and recipient domain so a summary reads one contiguous
-// range.
+// mails. The key starts with org, recipient domain and tag, so a summary, a summary of one
+// recipient domain and a series per tag each read one contiguous range; the (org, tag, hour)
+// index serves series per recipient domain.
 
 import type { Kysely } from 'kysely'
 
@@ -37,8 +38,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await t
     .addPrimaryKeyConstraint('analytics_hourly_pk', [
       'org_id',
-      'tag',
       'recipient_domain',
+      'tag',
       'hour',
       'sending_domain',
       'mailbox_id',
