@@ -32,8 +32,12 @@ Rates (null when the denominator is 0, 4 decimals): delivery_rate = delivered / 
 bounced / sent (hard_ and soft_bounce_rate alike); deferral_rate = deferred / sent; complaint_rate,
 open_rate, click_rate and unsubscribe_rate are over delivered; click_to_open_rate = clicked / opened.
 
-Test-mode traffic (events with \`test: true\`) never counts. Filters: \`domain\` is the sending domain (one of
-yours); \`recipient_domain\` the recipient's; \`tag\` a send tag as \`name:value\`; \`mailbox\` the sending mailbox.
+Test-mode traffic (events with \`test: true\`) never counts in live numbers; a test key sees only test
+traffic, and other callers see it instead of live with \`test=true\` (counted from the events, never rolled up).
+
+Filters: \`domain\` is the sending domain (one of yours); \`recipient_domain\` the recipient's; \`tag\` a send
+tag as \`name:value\`; \`mailbox\` the sending mailbox (a mailbox key or a member sees only the mailboxes it
+reaches). Counts cover the events written so far: the hourly rollups plus the events not folded yet.
 `.trim()
 
 /**
