@@ -22,7 +22,7 @@ import pg from 'pg'
 import { loadConfig } from '../src/config/load.ts'
 import { openMigratedStore } from '../src/main.ts'
 import { COUNTERS, type Counts, zeroCounts } from '../src/services/analytics/counters.ts'
-import { foldAll } from '../src/services/analytics/fold.ts'
+import { foldAll, withDayRows } from '../src/services/analytics/fold.ts'
 import { deliverabilitySummary, deliverabilityTimeseries } from '../src/services/analytics/query.ts'
 import type { AnalyticsScope } from '../src/services/analytics/scope.ts'
 import { ALL_DOMAINS, type RollupDelta } from '../src/services/analytics/tally.ts'
@@ -136,7 +136,8 @@ async function fillRollups(store: Store, org: string, end: number, events: numbe
         represented += COUNTERS.reduce((n, k) => n + c[k], 0)
         const key = {
           org_id: org,
-          hour,
+          grain: 'hour' as const,
+          start: hour,
           sending_domain,
           recipient_domain: RECIPIENT[i] as string,
           mailbox_id: '',
@@ -151,19 +152,21 @@ async function fillRollups(store: Store, org: string, end: number, events: numbe
         addAll({ ...key, tag, ...tagged })
       }
     deltas.push(...all.values())
-    // Each (hour, key) is new here, so plain inserts make what the fold's upserts would.
     pending.push(...deltas)
+    // A whole UTC day at a time: its hour rows and the day rows that sum them, each new here,
+    // so plain inserts make what the fold's upserts would.
     if (h % 24 === 23 || h === hours - 1) {
+      const day = withDayRows(pending)
       await store.db.transaction().execute(async (tx) => {
-        for (let i = 0; i < pending.length; i += 1000)
+        for (let i = 0; i < day.length; i += 1000)
           await tx
-            .insertInto('analytics_hourly')
-            .values(pending.slice(i, i + 1000))
+            .insertInto('analytics_counts')
+            .values(day.slice(i, i + 1000))
             .execute()
       })
+      rows += day.length
       pending = []
     }
-    rows += deltas.length
   }
   console.log(
     `  rollup rows added for ${represented.toLocaleString()} events over ${DAYS} days: ${rows.toLocaleString()}`,
@@ -344,7 +347,7 @@ export async function run(args: string[]): Promise<void> {
     // Table statistics, as autovacuum (PostgreSQL) or a periodic ANALYZE (SQLite) keep them.
     await sql`analyze`.execute(store.db)
     const rollupRows = await store.db
-      .selectFrom('analytics_hourly')
+      .selectFrom('analytics_counts')
       .select((eb) => eb.fn.countAll<number>().as('n'))
       .executeTakeFirstOrThrow()
     console.log(

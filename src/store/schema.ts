@@ -430,12 +430,14 @@ export interface EventTable {
 }
 
 /** Deliverability counters per org, hour, tag and domains (migration 0013; services/analytics). */
-export interface AnalyticsHourlyTable {
+export interface AnalyticsCountsTable {
   org_id: string
   /** '' for the row every event counts in; `name=value` for each tag of the message. */
   tag: string
-  /** Start of the UTC hour, epoch milliseconds. */
-  hour: number
+  /** 'hour' or 'day': how long the row's bucket is. */
+  grain: 'hour' | 'day'
+  /** Start of the UTC hour or day, epoch milliseconds. */
+  start: number
   /** The domain the mail was sent from ('' when unknown). */
   sending_domain: string
   /** The recipient's domain ('' for events about no one recipient); '*' counts every domain. */
@@ -642,7 +644,7 @@ export interface Database {
   idempotency_keys: IdempotencyKeyTable
   queue_pauses: QueuePauseTable
   events: EventTable
-  analytics_hourly: AnalyticsHourlyTable
+  analytics_counts: AnalyticsCountsTable
   analytics_cursor: AnalyticsCursorTable
   blobs: BlobTable
   blob_data: BlobDataTable

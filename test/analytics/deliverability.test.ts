@@ -220,11 +220,11 @@ for (const dialect of DIALECTS) {
       assert.equal(r.body.rates.soft_bounce_rate, 0)
       assert.ok(Date.parse(r.body.from) < Date.parse(r.body.to))
 
-      const before = await a.server.postern.store.db.selectFrom('analytics_hourly').select('org_id').execute()
+      const before = await a.server.postern.store.db.selectFrom('analytics_counts').select('org_id').execute()
       assert.equal(before.length, 0, 'nothing folded yet: the summary came from the live tail')
       const run = await a.api.post('/v1/admin/jobs/analytics-fold/run')
       assert.equal(run.status, 200, run.text)
-      const rows = await a.server.postern.store.db.selectFrom('analytics_hourly').select('org_id').execute()
+      const rows = await a.server.postern.store.db.selectFrom('analytics_counts').select('org_id').execute()
       assert.ok(rows.length > 0, 'the fold wrote rollups')
       assert.deepEqual(await counts(read), all, 'the same after folding')
     })

@@ -221,6 +221,9 @@ for (const dialect of DIALECTS) {
         { org: orgs[0] as string, tag: 'camp:spring' },
         { org: orgs[1] as string, tag: 'kind:news', rdomain: 'corp.test' },
         { org: orgs[0] as string, from: START + 7 * HOUR, to: START + 30 * HOUR },
+        // Hours, a whole day (read from day rows once folded), hours again.
+        { org: orgs[0] as string, from: START + 5 * HOUR, to: START + 51 * HOUR, tag: 'camp:fall' },
+        { org: orgs[1] as string, from: START + 5 * HOUR, to: START + 51 * HOUR, rdomain: 'yahoo.test' },
       ]
       for (const c of cases) {
         const from = c.from ?? START

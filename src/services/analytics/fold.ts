@@ -1,5 +1,5 @@
 // The analytics fold: a job that reads the events table in id order from a cursor and adds
-// what it finds to analytics_hourly, in one transaction with the cursor's advance.
+// what it finds to analytics_counts, in one transaction with the cursor's advance.
 //
 // Why a job and not an upsert in the event writer's transaction: events come from every
 // service (the queue worker, DSN and ARF handling, tracking, test mode), most of them in the
@@ -17,8 +17,8 @@
 // commits), so the fold stops `settleMs` behind the clock: an event is folded only once every
 // transaction that could still commit an earlier id has had that long. Summaries add the
 // events past the cursor directly (query.ts), so they are exact and current all the same.
-// Invariant: the counters in analytics_hourly are exactly tallyEvents() of the events with
-// id <= analytics_cursor.last_id.
+// Invariant: the hour rows of analytics_counts are exactly tallyEvents() of the events with
+// id <= analytics_cursor.last_id, and each day row is the sum of its day's hour rows.
 
 import { sql } from 'kysely'
 import type { Store } from '../../store/db.ts'
@@ -26,7 +26,9 @@ import { lastIdAt } from '../../store/ids.ts'
 import type { JobDef } from '../jobs/runner.ts'
 import type { Tx } from '../messages/context.ts'
 import { COUNTED_TYPES, COUNTERS } from './counters.ts'
-import { type EventRow, type RollupDelta, tallyEvents } from './tally.ts'
+import { type EventRow, HOUR_MS, keyOf, type RollupDelta, tallyEvents } from './tally.ts'
+
+const DAY_MS = 24 * HOUR_MS
 
 export const CURSOR_NAME = 'hourly'
 
@@ -48,21 +50,37 @@ export interface FoldResult {
 
 const UPSERT_CHUNK = 200
 
-/** Adds deltas to analytics_hourly (insert, or add to the existing row). */
+/** Hour deltas plus the day deltas that sum them (the day rows of analytics_counts). */
+export function withDayRows(deltas: Iterable<RollupDelta>): RollupDelta[] {
+  const out: RollupDelta[] = []
+  const days = new Map<string, RollupDelta>()
+  for (const d of deltas) {
+    out.push(d)
+    if (d.grain !== 'hour') continue
+    const day = { ...d, grain: 'day' as const, start: Math.floor(d.start / DAY_MS) * DAY_MS }
+    const key = keyOf(day)
+    const row = days.get(key)
+    if (row) for (const c of COUNTERS) row[c] += d[c]
+    else days.set(key, day)
+  }
+  return [...out, ...days.values()]
+}
+
+/** Adds hour deltas, and their day sums, to analytics_counts (insert, or add to the row). */
 export async function addDeltas(tx: Tx, deltas: Iterable<RollupDelta>): Promise<number> {
-  const rows = [...deltas]
+  const rows = withDayRows(deltas)
   for (let i = 0; i < rows.length; i += UPSERT_CHUNK)
     await tx
-      .insertInto('analytics_hourly')
+      .insertInto('analytics_counts')
       .values(rows.slice(i, i + UPSERT_CHUNK))
       .onConflict((oc) =>
         oc
-          .columns(['org_id', 'recipient_domain', 'tag', 'hour', 'sending_domain', 'mailbox_id'])
+          .columns(['org_id', 'recipient_domain', 'tag', 'grain', 'start', 'sending_domain', 'mailbox_id'])
           .doUpdateSet(
             Object.fromEntries(
               COUNTERS.map((c) => [
                 c,
-                sql`${sql.ref(`analytics_hourly.${c}`)} + ${sql.ref(`excluded.${c}`)}`,
+                sql`${sql.ref(`analytics_counts.${c}`)} + ${sql.ref(`excluded.${c}`)}`,
               ]),
             ),
           ),

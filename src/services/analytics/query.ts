@@ -1,4 +1,4 @@
-// Deliverability summaries and time series over analytics_hourly, plus the live tail: the
+// Deliverability summaries and time series over analytics_counts, plus the live tail: the
 // events past the fold's cursor, tallied on the fly with the same code the fold uses, so an
 // answer counts every event committed so far, folded or not.
 // Invariants: rows are read only for the scope's org (scope.ts), one tag row set ('' unless a
@@ -16,6 +16,8 @@ import { readCursor } from './fold.ts'
 import type { AnalyticsScope } from './scope.ts'
 import { ALL_DOMAINS, HOUR_MS, type RollupDelta, tallyEvents } from './tally.ts'
 
+const DAY_MS = 24 * HOUR_MS
+
 export interface AnalyticsContext {
   store: Store
   clock: Clock
@@ -24,17 +26,41 @@ export interface AnalyticsContext {
 export type GroupBy = 'none' | 'sending_domain' | 'recipient_domain' | 'tag'
 
 interface Bucketed extends Counts {
-  hour: number
+  /** Start of the bucket: an hour, or a day when read from day rows. */
+  start: number
   group: string
 }
 
+interface Part {
+  grain: 'hour' | 'day'
+  from: number
+  to: number
+}
+
+/** The scope's range as the rows to read: whole days from day rows (unless hours are wanted), the rest from hour rows. */
+function partsOf(s: AnalyticsScope, fine: boolean): Part[] {
+  const d0 = Math.ceil(s.from / DAY_MS) * DAY_MS
+  const d1 = Math.floor(s.to / DAY_MS) * DAY_MS
+  if (fine || d0 >= d1) return [{ grain: 'hour', from: s.from, to: s.to }]
+  const out: Part[] = [{ grain: 'day', from: d0, to: d1 }]
+  if (s.from < d0) out.push({ grain: 'hour', from: s.from, to: d0 })
+  if (d1 < s.to) out.push({ grain: 'hour', from: d1, to: s.to })
+  return out
+}
+
 /** The scope's rollup rows (tag rows only for group 'tag', domain rows only for its group). */
-function scopedRows(db: Tx, s: AnalyticsScope, group: GroupBy) {
+function scopedRows(db: Tx, s: AnalyticsScope, group: GroupBy, fine: boolean) {
+  const parts = partsOf(s, fine)
   let q = db
-    .selectFrom('analytics_hourly')
+    .selectFrom('analytics_counts')
     .where('org_id', '=', s.org_id)
-    .where('hour', '>=', s.from)
-    .where('hour', '<', s.to)
+    .where((eb) =>
+      eb.or(
+        parts.map((p) =>
+          eb.and([eb('grain', '=', p.grain), eb('start', '>=', p.from), eb('start', '<', p.to)]),
+        ),
+      ),
+    )
   if (s.tag !== null) q = q.where('tag', '=', s.tag)
   else q = group === 'tag' ? q.where('tag', '>', '') : q.where('tag', '=', '')
   if (s.mailbox_ids !== null) q = q.where('mailbox_id', 'in', s.mailbox_ids)
@@ -44,21 +70,26 @@ function scopedRows(db: Tx, s: AnalyticsScope, group: GroupBy) {
   return q
 }
 
-/** Rollup rows of the scope, summed per hour and group; only `only` groups when given. */
-async function rollupRows(db: Tx, s: AnalyticsScope, group: GroupBy, only?: string[]): Promise<Bucketed[]> {
+/** Rollup rows of the scope summed per bucket and group (hour buckets when `fine`); only `only` groups when given. */
+async function rollupRows(
+  db: Tx,
+  s: AnalyticsScope,
+  group: GroupBy,
+  o: { fine: boolean; only?: string[] },
+): Promise<Bucketed[]> {
   if (s.mailbox_ids !== null && s.mailbox_ids.length === 0) return []
-  if (only !== undefined && only.length === 0) return []
+  if (o.only !== undefined && o.only.length === 0) return []
   const groupCol = group === 'none' ? null : group
-  let q = scopedRows(db, s, group)
-    .select('hour')
+  let q = scopedRows(db, s, group, o.fine)
+    .select('start')
     .select(groupCol ? sql<string>`${sql.ref(groupCol)}`.as('grp') : sql<string>`''`.as('grp'))
     .select(COUNTERS.map((c) => sql<number>`sum(${sql.ref(c)})`.as(c)))
-  if (groupCol && only) q = q.where(groupCol, 'in', only)
-  q = q.groupBy('hour')
+  if (groupCol && o.only) q = q.where(groupCol, 'in', o.only)
+  q = q.groupBy('start')
   if (groupCol) q = q.groupBy(groupCol)
   const rows = await q.execute()
   return rows.map((r) => {
-    const out = { hour: Number(r.hour), group: String(r.grp), ...zeroCounts() }
+    const out = { start: Number(r.start), group: String(r.grp), ...zeroCounts() }
     for (const c of COUNTERS) out[c] = Number((r as Record<string, unknown>)[c] ?? 0)
     return out
   })
@@ -66,8 +97,8 @@ async function rollupRows(db: Tx, s: AnalyticsScope, group: GroupBy, only?: stri
 
 const matches = (s: AnalyticsScope, group: GroupBy, d: RollupDelta) =>
   d.org_id === s.org_id &&
-  d.hour >= s.from &&
-  d.hour < s.to &&
+  d.start >= s.from &&
+  d.start < s.to &&
   (s.tag !== null ? d.tag === s.tag : group === 'tag' ? d.tag !== '' : d.tag === '') &&
   (s.mailbox_ids === null || s.mailbox_ids.includes(d.mailbox_id)) &&
   (s.sending_domain === null || d.sending_domain === s.sending_domain) &&
@@ -97,7 +128,7 @@ async function tailRows(db: Tx, s: AnalyticsScope, group: GroupBy): Promise<Buck
   const out: Bucketed[] = []
   for (const d of (await tallyEvents(db, events, s.test)).values())
     if (matches(s, group, d)) {
-      const row: Bucketed = { hour: d.hour, group: group === 'none' ? '' : d[group], ...zeroCounts() }
+      const row: Bucketed = { start: d.start, group: group === 'none' ? '' : d[group], ...zeroCounts() }
       for (const c of COUNTERS) row[c] = d[c]
       out.push(row)
     }
@@ -112,7 +143,7 @@ async function tailRows(db: Tx, s: AnalyticsScope, group: GroupBy): Promise<Buck
 async function topGroups(db: Tx, s: AnalyticsScope, group: GroupBy, limit: number, tail: Bucketed[]) {
   const sent = new Map<string, number>()
   if (!s.test && (s.mailbox_ids === null || s.mailbox_ids.length > 0)) {
-    const rows = await scopedRows(db, s, group)
+    const rows = await scopedRows(db, s, group, false)
       .select(sql<string>`${sql.ref(group)}`.as('grp'))
       .select(sql<number>`sum(sent)`.as('sent'))
       .groupBy(group as 'tag')
@@ -134,8 +165,9 @@ async function allRows(
   ctx: AnalyticsContext,
   s: AnalyticsScope,
   group: GroupBy,
-  limit = 0,
+  o: { fine: boolean; limit?: number },
 ): Promise<Bucketed[]> {
+  const limit = o.limit ?? 0
   // One snapshot for the rollups, the cursor and the tail: a fold committing between them
   // would otherwise count its batch twice or not at all. (SQLite transactions hold the write
   // lock, so no fold commits meanwhile; PostgreSQL needs REPEATABLE READ for one snapshot.)
@@ -147,9 +179,12 @@ async function allRows(
         const only = new Set(await topGroups(tx, s, group, limit || 1, tail))
         return group === 'none' ? tail : tail.filter((r) => only.has(r.group))
       }
-      if (group === 'none') return [...(await rollupRows(tx, s, group)), ...tail]
+      if (group === 'none') return [...(await rollupRows(tx, s, group, { fine: o.fine })), ...tail]
       const only = await topGroups(tx, s, group, limit, tail)
-      return [...(await rollupRows(tx, s, group, only)), ...tail.filter((r) => only.includes(r.group))]
+      return [
+        ...(await rollupRows(tx, s, group, { fine: o.fine, only })),
+        ...tail.filter((r) => only.includes(r.group)),
+      ]
     },
   )
 }
@@ -166,7 +201,7 @@ const withTotal = (c: Counts) => ({ ...c, bounced: c.bounced_hard + c.bounced_so
 
 export async function deliverabilitySummary(ctx: AnalyticsContext, s: AnalyticsScope): Promise<Summary> {
   const total = zeroCounts()
-  for (const r of await allRows(ctx, s, 'none')) addCounts(total, r)
+  for (const r of await allRows(ctx, s, 'none', { fine: false })) addCounts(total, r)
   return {
     object: 'deliverability_summary',
     from: new Date(s.from).toISOString(),
@@ -204,9 +239,9 @@ export async function deliverabilityTimeseries(
 ): Promise<Timeseries> {
   const step = o.interval === 'day' ? 24 * HOUR_MS : HOUR_MS
   const groups = new Map<string, Map<number, Counts>>()
-  for (const r of await allRows(ctx, s, o.group_by, o.limit)) {
+  for (const r of await allRows(ctx, s, o.group_by, { fine: o.interval === 'hour', limit: o.limit })) {
     const g = groups.get(r.group) ?? new Map<number, Counts>()
-    const at = Math.floor(r.hour / step) * step
+    const at = Math.floor(r.start / step) * step
     g.set(at, addCounts(g.get(at) ?? zeroCounts(), r))
     groups.set(r.group, g)
   }

@@ -1,7 +1,7 @@
 // Turns event rows into rollup deltas: for each counted event (counters.ts), the hour, the
 // sending domain, the recipient domain, the sending mailbox and the message's tags, read from
 // the outbound message the event is about. The fold job (fold.ts) adds the deltas to
-// analytics_hourly; a summary adds the deltas of the events not folded yet (the live tail).
+// analytics_counts; a summary adds the deltas of the events not folded yet (the live tail).
 // Invariants: every event adds to the tag '' row once, and once more to the row of each of
 // its message's tags; each of those adds go to its recipient domain's row and to the
 // ALL_DOMAINS row, so a query not about one recipient domain reads a few rows per hour
@@ -28,7 +28,10 @@ export interface EventRow {
 export interface RollupKey {
   org_id: string
   tag: string
-  hour: number
+  /** Events tally into hour buckets; the fold adds day buckets (fold.ts). */
+  grain: 'hour' | 'day'
+  /** Start of the bucket, epoch ms. */
+  start: number
   sending_domain: string
   recipient_domain: string
   mailbox_id: string
@@ -110,8 +113,8 @@ async function sentDomains(db: Tx, ids: string[]): Promise<Map<string, Map<strin
   return out
 }
 
-const keyOf = (k: RollupKey) =>
-  `${k.org_id}\u0000${k.tag}\u0000${k.hour}\u0000${k.sending_domain}\u0000${k.recipient_domain}\u0000${k.mailbox_id}`
+export const keyOf = (k: RollupKey) =>
+  `${k.org_id}\u0000${k.tag}\u0000${k.grain}\u0000${k.start}\u0000${k.sending_domain}\u0000${k.recipient_domain}\u0000${k.mailbox_id}`
 
 /** The rollup deltas of `events` (any types, any orgs; uncounted ones are skipped); `test`
  * tallies test-mode events instead of live ones. */
@@ -151,7 +154,8 @@ export async function tallyEvents(
     const d = found && found.org_id === org ? found : undefined
     const base = {
       org_id: org,
-      hour: Math.floor(Number(e.created_at) / HOUR_MS) * HOUR_MS,
+      grain: 'hour' as const,
+      start: Math.floor(Number(e.created_at) / HOUR_MS) * HOUR_MS,
       sending_domain: d?.sending_domain ?? '',
       mailbox_id: d?.mailbox_id ?? '',
     }
