@@ -164,7 +164,7 @@ export function analyticsFoldJob(d: {
 }): JobDef {
   return {
     name: 'analytics-fold',
-    description: 'Adds new outbound events to the hourly deliverability counters (analytics).',
+    description: 'Adds new outbound events to the hourly and daily deliverability counters (analytics).',
     intervalMs: d.intervalMs,
     firstRunDelayMs: d.intervalMs,
     run: async (ctx) => foldAll(d.store, d.now(), { settleMs: d.settleMs, signal: ctx.signal }),
