@@ -216,13 +216,13 @@ function print(rows: Row[], postfix: PostfixRun | null, notes: string[]): void {
     )
   console.log('')
   console.log(
-    'inside Postern           put p50/p99 ms   commit p50/p99 ms  batch mean/max  dns lookups/msg mean ms  loop delay p99/max ms  CPU user+sys s',
+    'inside Postern           put p50/p99 ms   commit p50/p99 ms  batch mean/max  dns lookups/msg mean ms  loop delay p99/max ms  CPU user+sys s  statements/msg',
   )
   for (const r of rows) {
     const i = r.inside
     const dnsPerMsg = r.expected ? round2(i.dns_lookup_ms.n / r.expected) : 0
     console.log(
-      `${r.run.padEnd(22)} ${pad(`${i.blob_put_ms.p50}/${i.blob_put_ms.p99}`, 16)} ${pad(`${i.commit_ms.p50}/${i.commit_ms.p99}`, 19)} ${pad(`${i.commit_mean_batch}/${i.commit_max_batch}`, 15)} ${pad(`${dnsPerMsg} ${i.dns_lookup_ms.mean}`, 24)} ${pad(`${i.event_loop_delay_ms.p99}/${i.event_loop_delay_ms.max}`, 22)} ${pad(`${i.cpu_user_s}+${i.cpu_sys_s}`, 15)}`,
+      `${r.run.padEnd(22)} ${pad(`${i.blob_put_ms.p50}/${i.blob_put_ms.p99}`, 16)} ${pad(`${i.commit_ms.p50}/${i.commit_ms.p99}`, 19)} ${pad(`${i.commit_mean_batch}/${i.commit_max_batch}`, 15)} ${pad(`${dnsPerMsg} ${i.dns_lookup_ms.mean}`, 24)} ${pad(`${i.event_loop_delay_ms.p99}/${i.event_loop_delay_ms.max}`, 22)} ${pad(`${i.cpu_user_s}+${i.cpu_sys_s}`, 15)} ${pad(r.expected ? round2(i.statements / r.expected) : 0, 14)}`,
     )
   }
   console.log('')

@@ -14,6 +14,7 @@ import type { Resolver } from './dns/resolver.ts'
 import { createResolver } from './dns/system-resolver.ts'
 import { createLogger, type Logger } from './log/logger.ts'
 import { type ConnectGuard, createConnectGuard } from './net/connect-guard.ts'
+import { createHttpPost } from './net/http-post.ts'
 import { createHttpsGet } from './net/https-get.ts'
 import { printBanner } from './roles/banner.ts'
 import { type RunningComponents, startComponents } from './roles/component.ts'
@@ -31,6 +32,7 @@ import { createGroupCommitter } from './services/delivery/group-commit.ts'
 import type { DeliveryContext } from './services/delivery/inbound.ts'
 import { type ComponentHealth, createHealthService, type ListenerInfo } from './services/health/health.ts'
 import { createJobRunner, type JobDef, type JobRunner } from './services/jobs/runner.ts'
+import { createVerifiedLogins } from './services/mail-login/verified-cache.ts'
 import type { MailboxesContext } from './services/mailboxes/mailboxes.ts'
 import { type OutboundContext, outboundSettings } from './services/outbound/context.ts'
 import { createForwarding } from './services/outbound/forward.ts'
@@ -40,6 +42,7 @@ import { createRateLimiter, type RateLimiter } from './services/ratelimit/limite
 import { rulesFromConfig } from './services/ratelimit/rules.ts'
 import { checkKeyEncryptionKey } from './services/secrets/key-check.ts'
 import { createSetupService, type SetupService } from './services/setup/setup-token.ts'
+import { type WebhooksContext, webhookSettings } from './services/webhooks/context.ts'
 import { createSmtpTransport } from './smtp/client/transport.ts'
 import { type BlobStore, createBlobStore } from './store/blobs/blob-store.ts'
 import type { FileOps } from './store/blobs/file-ops.ts'
@@ -219,6 +222,10 @@ export function createAccounts(
     }),
     keys: createApiKeyService({ store, clock }),
     throttle: createAuthThrottle({ store, clock, settings: authThrottleSettings(config) }),
+    mailLogins: createVerifiedLogins({
+      ttlMs: config.auth.mail_login_cache_seconds * 1000,
+      now: () => clock.now(),
+    }),
     keyEncryptionKey: secrets.keyEncryptionKey,
     settings: { signup: config.auth.signup, hostname: config.hostname as string, publicUrl },
   }
@@ -338,6 +345,30 @@ export function createOutboundContext(
     allows: (ip) => connectGuard.allows(ip),
     local: { ...delivery, settings: { ...delivery.settings, verifyAuth: false } },
     settings: outboundSettings(config, config.hostname as string),
+  }
+}
+
+/** The webhooks context (events API, endpoints, the sender): HTTP goes through the connect guard. */
+export function createWebhooksContext(
+  config: Config,
+  deps: Pick<WebhooksContext, 'store' | 'blobs' | 'clock' | 'publicUrl'> & {
+    log: Logger
+    secrets: ServerSecrets
+    resolver: Resolver
+    connectGuard: ConnectGuard
+  },
+): WebhooksContext {
+  const { connectGuard } = deps
+  return {
+    store: deps.store,
+    blobs: deps.blobs,
+    clock: deps.clock,
+    log: deps.log.child({ mod: 'webhooks' }),
+    keyEncryptionKey: deps.secrets.keyEncryptionKey,
+    post: createHttpPost({ resolver: deps.resolver, connectGuard, ca: extraCa(config.outbound.tls_ca_file) }),
+    allows: (ip) => connectGuard.allows(ip),
+    publicUrl: deps.publicUrl,
+    settings: webhookSettings(config),
   }
 }
 
@@ -466,9 +497,24 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
     })
     // Forwarding leaves through the queue: the MX's delivery context and the queue's own local
     // delivery (mail sent here to an alias that forwards out) both get it.
+    outbound.tracking = {
+      secret: derivedKey(secrets, 'postern tracking v1'),
+      baseUrl: () => config.tracking.base_url ?? publicUrl,
+      prefetchWindowMs: config.tracking.prefetch_window_ms,
+    }
     const forwarding = createForwarding(outbound)
     delivery.forwarding = forwarding
     outbound.local.forwarding = forwarding
+    const webhooks = createWebhooksContext(config, {
+      store,
+      blobs,
+      clock,
+      log,
+      secrets,
+      resolver,
+      connectGuard,
+      publicUrl: () => publicUrl,
+    })
     registerJobs(jobs, { config, store, blobs, bus, clock, domains, limiter, throttle: accounts.throttle })
     for (const job of opts.jobs ?? []) jobs.register(job)
     const setupToken = await setup.issueToken()
@@ -508,7 +554,7 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
       domains,
       delivery,
       outbound,
-      http: { health, setup, accounts, domains, limiter, rules, jobs, blobs, outbound },
+      http: { health, setup, accounts, domains, limiter, rules, jobs, blobs, outbound, webhooks },
       mailPorts,
       listeners: () => listeners,
       notes,

@@ -59,6 +59,8 @@ export interface InsideFigures {
   commit_jobs: number
   commit_mean_batch: number
   commit_max_batch: number
+  /** Database statements run (every kind: delivery, the queue, jobs) during the run. */
+  statements: number
   event_loop_delay_ms: { p50: number; p99: number; max: number }
   cpu_user_s: number
   cpu_sys_s: number
@@ -295,7 +297,9 @@ function instrument(postern: Postern): Inside {
   const loop = monitorEventLoopDelay({ resolution })
   let cpu = process.cpuUsage()
   let base = { batches: 0, jobs: 0 }
+  let statements0 = postern.store.statements.count
   const reset = () => {
+    statements0 = postern.store.statements.count
     putMs.length = 0
     commitMs.length = 0
     dnsMs.length = 0
@@ -327,6 +331,7 @@ function instrument(postern: Postern): Inside {
         commit_jobs: jobs,
         commit_mean_batch: batches ? round2(jobs / batches) : 0,
         commit_max_batch: s.maxBatch,
+        statements: postern.store.statements.count - statements0,
         event_loop_delay_ms: {
           p50: ms(loop.percentile(50)),
           p99: ms(loop.percentile(99)),

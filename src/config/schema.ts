@@ -254,6 +254,12 @@ export const schema = {
     argon2_memory_kib: int(19_456, 'Argon2id memory cost for passwords people choose, in KiB.', 8, 4_194_304),
     argon2_time_cost: int(2, 'Argon2id iterations.', 1, 100),
     argon2_parallelism: int(1, 'Argon2id lanes.', 1, 16),
+    mail_login_cache_seconds: int(
+      900,
+      'How long a mail client password that verified is remembered (a keyed hash, in memory), so reconnecting IMAP and SMTP clients skip Argon2id; 0 turns it off.',
+      0,
+      86_400,
+    ),
     min_password_length: int(10, 'Shortest password a person may choose.', 8, 1024),
     slowdown_after: int(
       3,
@@ -295,6 +301,10 @@ export const schema = {
     forward_alias: rate(
       '100/1h',
       'Messages one alias forwards to outside addresses; over it the MX answers 451 4.7.1 at RCPT.',
+    ),
+    tracking_message: rate(
+      '200/1h',
+      'Opens and clicks recorded per tracked message; more are still answered, not recorded.',
     ),
   },
   domains: {
@@ -439,6 +449,87 @@ export const schema = {
   },
   events: {
     poll_ms: int(100, 'How often a SQLite process checks for changes written by other processes.', 5),
+    retention_days: int(
+      30,
+      'How many days events are kept (GET /v1/events); the events-prune job deletes older ones.',
+      1,
+      3650,
+    ),
+  },
+  webhooks: {
+    poll_ms: int(100, 'How often the webhook sender looks for due deliveries.', 5, 60_000),
+    concurrency: int(32, 'Webhook requests one process has in flight at once.', 1, 256),
+    timeout_ms: int(
+      10_000,
+      'Time allowed for one webhook request (DNS, connect, TLS and the whole response).',
+      100,
+      120_000,
+    ),
+    lease_seconds: int(
+      60,
+      'How long a process holds a delivery it is attempting before another may take it over (longer than timeout_ms).',
+      1,
+    ),
+    retry_base_ms: int(
+      5_000,
+      'Delay before the first retry of a failed delivery; each further retry waits twice as long (at most six hours).',
+      1,
+    ),
+    retry_hours: int(72, 'How long a delivery is retried before it is given up as failed.', 1, 720),
+    disable_after_hours: int(
+      72,
+      'An endpoint whose every attempt has failed for this long is disabled (an event and a mail to the org admins).',
+      1,
+      720,
+    ),
+    disable_after_failures: int(
+      0,
+      'Also disable an endpoint after this many failed attempts in a row (0: only the time rule).',
+      0,
+    ),
+    secret_grace_hours: int(
+      24,
+      'After a secret rotation, how long the previous secret keeps signing beside the new one.',
+      0,
+      720,
+    ),
+  },
+  feed: {
+    poll_ms: int(
+      500,
+      'How often the live feed (GET /v1/ws) reads new events when no change note woke it earlier.',
+      10,
+    ),
+    lookback_ms: int(
+      3000,
+      'How far back the live feed re-reads events, to catch ones whose transaction committed late.',
+      0,
+    ),
+    heartbeat_seconds: int(
+      30,
+      'Seconds between pings on a live-feed socket; credentials are re-checked at each one.',
+      1,
+    ),
+    max_buffered_bytes: int(
+      1_048_576,
+      'Bytes a live-feed socket may have unsent before it is closed as a slow consumer (code 4429).',
+      1024,
+    ),
+  },
+  tracking: {
+    base_url: {
+      ...optStr(
+        'Base URL of the open pixel, click and unsubscribe links in tracked mail; use https (RFC 8058 one-click needs it).',
+        { derived: 'public_url' },
+      ),
+      pattern: /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/i,
+      patternDoc: 'an http(s) URL without query or fragment, e.g. https://t.example.com',
+    },
+    prefetch_window_ms: int(
+      2000,
+      'An open or click this soon after delivery is flagged bot: prefetch (scanners, previews).',
+      0,
+    ),
   },
   shutdown: {
     grace_ms: int(10_000, 'How long shutdown waits for in-flight work before closing connections.', 0),

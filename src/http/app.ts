@@ -20,6 +20,8 @@ import { configRoutes } from './routes/config.ts'
 import { domainRoutes } from './routes/domains.ts'
 import { draftRoutes } from './routes/drafts.ts'
 import { emailRoutes } from './routes/emails.ts'
+import { eventRoutes } from './routes/events.ts'
+import { feedRoutes } from './routes/feed.ts'
 import { folderRoutes } from './routes/folders.ts'
 import { healthRoutes } from './routes/health.ts'
 import { mailboxRoutes } from './routes/mailboxes.ts'
@@ -31,7 +33,9 @@ import { searchRoutes } from './routes/search.ts'
 import { setupRoutes } from './routes/setup.ts'
 import { suppressionRoutes } from './routes/suppressions.ts'
 import { threadRoutes } from './routes/threads.ts'
+import { trackingRoutes } from './routes/tracking.ts'
 import { warmupRoutes } from './routes/warmups.ts'
+import { webhookRoutes } from './routes/webhooks.ts'
 import type { App, AppDeps } from './types.ts'
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
@@ -93,6 +97,10 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     suppressionRoutes,
     analyticsRoutes,
     warmupRoutes,
+    feedRoutes,
+    trackingRoutes,
+    eventRoutes,
+    webhookRoutes,
   ])
     await routes(app, deps)
   for (const plugin of deps.plugins ?? []) await app.register(plugin)

@@ -20,6 +20,7 @@ import type { OutboundContext } from '../services/outbound/context.ts'
 import type { RateLimiter } from '../services/ratelimit/limiter.ts'
 import type { RateLimitRule, RateLimitRuleName } from '../services/ratelimit/rules.ts'
 import type { SetupService } from '../services/setup/setup-token.ts'
+import type { WebhooksContext } from '../services/webhooks/context.ts'
 
 export type App = FastifyInstance<
   RawServerDefault,
@@ -43,6 +44,8 @@ export interface AppServices {
   blobs: BlobStore
   /** Sending, the queue and suppressions. */
   outbound: OutboundContext
+  /** Events API and webhooks. */
+  webhooks: WebhooksContext
 }
 
 export interface AppDeps {

@@ -26,7 +26,7 @@ import {
 import type { Resolver } from '../dns/resolver.ts'
 import { type ConnectGuard, ConnectRefusedError } from './connect-guard.ts'
 
-export type HttpsGetErrorCode = 'DNS' | 'CONNECT' | 'TLS' | 'TIMEOUT' | 'TOO_LARGE' | 'PROTOCOL'
+export type HttpsGetErrorCode = 'DNS' | 'CONNECT' | 'REFUSED' | 'TLS' | 'TIMEOUT' | 'TOO_LARGE' | 'PROTOCOL'
 
 export class HttpsGetError extends Error {
   readonly code: HttpsGetErrorCode
@@ -144,7 +144,8 @@ export function createHttpsGet(deps: HttpsGetDeps): HttpsGet {
   }
 }
 
-async function addresses(resolver: HttpsGetDeps['resolver'], host: string): Promise<string[]> {
+/** The addresses of a host name through Postern's resolver (A first, then AAAA). */
+export async function addresses(resolver: HttpsGetDeps['resolver'], host: string): Promise<string[]> {
   const errors: string[] = []
   for (const lookup of [() => resolver.resolve4(host), () => resolver.resolve6(host)]) {
     try {
@@ -157,7 +158,8 @@ async function addresses(resolver: HttpsGetDeps['resolver'], host: string): Prom
   throw new HttpsGetError('DNS', `${host} has no address${errors.length ? ` (${errors.join('; ')})` : ''}`)
 }
 
-function handshake(
+/** TLS over a connected socket, verifying the certificate names `host` (checkDnsId). */
+export function handshake(
   plain: Socket,
   host: string,
   ca: string[] | undefined,

@@ -1,5 +1,6 @@
 // The http role: the Fastify app (API, docs, well-known files) on http.host:http.port and, when
-// https.enabled, the same routes over TLS with the certificate service's SNI certificates.
+// https.enabled, the same routes (and WebSocket upgrades) over TLS with the certificate
+// service's SNI certificates.
 
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
@@ -52,6 +53,8 @@ function httpsComponent(ctx: RoleContext, appOf: () => App | null): Component {
       if (!app) throw new Error('the https listener needs the http component started first')
       const { tls, config } = ctx
       const s = createHttpsServer({ ...tls.serverOptions() }, (req, res) => app.routing(req, res))
+      // WebSocket upgrades (GET /v1/ws) go to the app's upgrade handler, as on the http listener.
+      s.on('upgrade', (req, socket, head) => app.server.emit('upgrade', req, socket, head))
       server = s
       tls.attach(s) // clients without SNI get reloaded certificates too
       await new Promise<void>((resolve, reject) => {

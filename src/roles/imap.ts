@@ -31,6 +31,7 @@ function imapComponent(ctx: RoleContext): Component {
           clock,
           hasher: ctx.accounts.hasher,
           throttle: ctx.accounts.throttle,
+          verified: ctx.accounts.mailLogins,
           settings: { mailboxPasswordWith2fa: config.auth.mailbox_password_with_2fa },
         },
         settings: { ...config.imap, max_message_bytes: config.smtp.max_message_bytes },

@@ -61,6 +61,7 @@ function submissionComponent(ctx: RoleContext): Component {
             clock,
             hasher: ctx.accounts.hasher,
             throttle: ctx.accounts.throttle,
+            verified: ctx.accounts.mailLogins,
             settings: { mailboxPasswordWith2fa: config.auth.mailbox_password_with_2fa },
           },
           plaintextAllowed: networkMatcher(config.auth.plaintext_allowed_from, 'auth.plaintext_allowed_from'),

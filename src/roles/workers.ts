@@ -1,13 +1,14 @@
-// The workers role: the job runner (purges, DNS re-checks, key retirement, ...) and the outbound
-// queue worker. The webhook sender and later workers join this list.
+// The workers role: the job runner (purges, DNS re-checks, key retirement, ...), the outbound
+// queue worker and the webhook sender. Later workers join this list.
 
 import { drainSystemMail } from '../services/outbound/system-mail.ts'
 import { createQueueWorker, type QueueWorker } from '../services/outbound/worker.ts'
+import { createWebhookSender, type WebhookSender } from '../services/webhooks/sender.ts'
 import type { Component } from './component.ts'
 import type { RoleContext } from './context.ts'
 
 export function workerComponents(ctx: RoleContext): Component[] {
-  return [jobsComponent(ctx), queueComponent(ctx)]
+  return [jobsComponent(ctx), queueComponent(ctx), webhookComponent(ctx)]
 }
 
 function jobsComponent(ctx: RoleContext): Component {
@@ -48,6 +49,25 @@ function queueComponent(ctx: RoleContext): Component {
       await within(w.stop(), deadlineMs, () =>
         ctx.log.warn('outbound deliveries still running at the deadline'),
       )
+    },
+  }
+}
+
+function webhookComponent(ctx: RoleContext): Component {
+  let sender: WebhookSender | null = null
+  return {
+    name: 'webhook-sender',
+    async start() {
+      sender = createWebhookSender(ctx.http.webhooks)
+      sender.start()
+      return []
+    },
+    async stop(deadlineMs) {
+      const s = sender
+      if (!s) return
+      // Attempts still running at the deadline keep their lease; it expires and the delivery
+      // is attempted again by another process (or the next start).
+      await within(s.stop(), deadlineMs, () => ctx.log.warn('webhook attempts still running at the deadline'))
     },
   }
 }

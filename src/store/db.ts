@@ -23,14 +23,24 @@ export interface Store {
   location: string
   /** PostgreSQL connection settings, for modules that need a connection of their own (LISTEN). */
   postgres: { url: string; schema: string } | null
+  /** Statements run since the store opened (benchmarks print statements per message). */
+  readonly statements: { count: number }
   close(): Promise<void>
+}
+
+/** Kysely's per-query hook, counting statements (cheap: one increment per query). */
+function counting(statements: { count: number }) {
+  return () => {
+    statements.count++
+  }
 }
 
 export async function openStore(config: Config): Promise<Store> {
   if (config.database.url) {
     const { url, schema, pool_size } = config.database
     const pool: pg.Pool = await openPostgresPool({ url, schema, poolSize: pool_size })
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+    const statements = { count: 0 }
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: counting(statements) })
     const u = new URL(url)
     return {
       db,
@@ -38,6 +48,7 @@ export async function openStore(config: Config): Promise<Store> {
       schema,
       location: `postgres://${u.host}${u.pathname} schema ${schema}`,
       postgres: { url, schema },
+      statements,
       close: () => db.destroy(),
     }
   }
@@ -45,8 +56,17 @@ export async function openStore(config: Config): Promise<Store> {
   const path = join(config.data_dir, 'postern.db')
   const raw = openSqlite({ path, busyTimeoutMs: config.database.busy_timeout_ms })
   chmodSync(path, 0o600) // password hashes and sealed keys live here
-  const db = new Kysely<Database>({ dialect: new NodeSqliteDialect(raw) })
-  return { db, dialect: 'sqlite', schema: 'main', location: path, postgres: null, close: () => db.destroy() }
+  const statements = { count: 0 }
+  const db = new Kysely<Database>({ dialect: new NodeSqliteDialect(raw), log: counting(statements) })
+  return {
+    db,
+    dialect: 'sqlite',
+    schema: 'main',
+    location: path,
+    postgres: null,
+    statements,
+    close: () => db.destroy(),
+  }
 }
 
 /** A cheap query proving the database answers (health). */

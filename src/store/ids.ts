@@ -28,6 +28,9 @@ export type IdPrefix =
   | 'att'
   | 'drf'
   | 'wup'
+  | 'whk'
+  | 'wdl'
+  | 'wat'
 
 // Monotonic within a process (as ULID's monotonic mode, per millisecond value): an id made
 // for a millisecond that recently had one takes that one's random part plus one, so ids of

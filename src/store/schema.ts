@@ -426,10 +426,14 @@ export interface EventTable {
   actor: string | null
   ip: string | null
   payload: Generated<string>
+  /** The mailbox the event is about (inbound mail, mailbox changes), for mailbox-scoped reads. */
+  mailbox_id: string | null
+  /** The outbound recipient (lower case) of a per-recipient event. */
+  recipient: string | null
   created_at: number
 }
 
-/** Deliverability counters per org, hour, tag and domains (migration 0013; services/analytics). */
+/** Deliverability counters per org, hour, tag and domains (migration 0016; services/analytics). */
 export interface AnalyticsCountsTable {
   org_id: string
   /** '' for the row every event counts in; `name=value` for each tag of the message. */
@@ -464,6 +468,98 @@ export interface AnalyticsCursorTable {
   /** Counted events folded so far. */
   folded: Generated<number>
   updated_at: number
+}
+
+/** A sent message with tracking or one-click unsubscribe (0012), keyed by its tokens' key. */
+export interface TrackedMessageTable {
+  /** The unique part of the Message-ID: what the tokens carry. */
+  key: string
+  org_id: string
+  outbound_id: string
+  /** The only recipient, when the message has one (tracking is per message otherwise). */
+  recipient: string | null
+  track_opens: number
+  track_clicks: number
+  list_unsubscribe: number
+  opens: Generated<number>
+  clicks: Generated<number>
+  created_at: number
+}
+
+/** A link of a tracked message's HTML, by index: the only place a click redirects to. */
+export interface TrackedLinkTable {
+  message_key: string
+  idx: number
+  org_id: string
+  url: string
+}
+
+export type WebhookStatus = 'pending' | 'active' | 'disabled'
+
+/** An org's webhook endpoint. */
+export interface WebhookTable {
+  id: string
+  org_id: string
+  url: string
+  description: Generated<string>
+  /** JSON array of event types (or `<noun>.*` prefixes); empty: every type. */
+  event_types: Generated<string>
+  /** pending: awaiting the verification challenge; active: gets traffic; disabled. */
+  status: WebhookStatus
+  /** The signing secret (whsec_...) sealed with the key-encryption key. */
+  secret_enc: string
+  /** The secret before the last rotation: still signs until old_secret_until. */
+  old_secret_enc: string | null
+  old_secret_until: number | null
+  /** SHA-256 of the outstanding verification challenge. */
+  challenge_hash: string | null
+  challenge_expires_at: number | null
+  verified_at: number | null
+  /** When the current run of failed attempts began (null after a success). */
+  failing_since: number | null
+  consecutive_failures: Generated<number>
+  disabled_at: number | null
+  disabled_reason: string | null
+  created_at: number
+  updated_at: number
+}
+
+export type WebhookDeliveryStatus = 'pending' | 'succeeded' | 'failed'
+
+/** The outbox: one message for one endpoint (an event, or a test), with its retry state. */
+export interface WebhookDeliveryTable {
+  id: string
+  org_id: string
+  webhook_id: string
+  /** The event delivered; null for a test delivery. */
+  event_id: string | null
+  event_type: string
+  /** The JSON body, built at the first attempt and sent unchanged on every retry. */
+  body: string | null
+  status: WebhookDeliveryStatus
+  attempts: Generated<number>
+  next_attempt_at: number
+  lease_owner: string | null
+  lease_until: number | null
+  last_status_code: number | null
+  last_error: string | null
+  delivered_at: number | null
+  created_at: number
+  updated_at: number
+}
+
+/** One HTTP attempt of a delivery (the delivery log). */
+export interface WebhookAttemptTable {
+  id: string
+  org_id: string
+  delivery_id: string
+  attempt: number
+  status_code: number | null
+  latency_ms: number
+  /** At most 1 KB of the response body. */
+  response_excerpt: Generated<string>
+  error: string | null
+  at: number
 }
 
 export interface BlobTable {
@@ -659,6 +755,11 @@ export interface Database {
   attachments: AttachmentTable
   drafts: DraftTable
   draft_attachments: DraftAttachmentTable
+  tracked_messages: TrackedMessageTable
+  tracked_links: TrackedLinkTable
+  webhooks: WebhookTable
+  webhook_deliveries: WebhookDeliveryTable
+  webhook_attempts: WebhookAttemptTable
 }
 
 export type Org = Selectable<OrgTable>
@@ -677,3 +778,6 @@ export type OutboundRecipient = Selectable<OutboundRecipientTable>
 export type Suppression = Selectable<SuppressionTable>
 export type Attachment = Selectable<AttachmentTable>
 export type Draft = Selectable<DraftTable>
+export type Webhook = Selectable<WebhookTable>
+export type WebhookDelivery = Selectable<WebhookDeliveryTable>
+export type WebhookAttempt = Selectable<WebhookAttemptTable>

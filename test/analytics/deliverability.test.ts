@@ -183,6 +183,8 @@ for (const dialect of DIALECTS) {
       await ev('email.opened', spring, { recipient: `ok-1@${REMOTE}` })
       await ev('email.opened', spring, { recipient: `ok-2@${OTHER}` })
       await ev('email.clicked', spring, { recipient: `ok-2@${OTHER}`, url: 'https://a.example/sale' })
+      // A proxy's open (Apple Mail Privacy Protection), flagged by tracking: no person's open.
+      await ev('email.opened', spring, { recipient: `ok-1@${REMOTE}`, bot: true, bot_reason: 'apple_mpp' })
       await ev('email.unsubscribed', fall, { recipient: `ok-3@${REMOTE}` })
       // Engagement with the test send is test traffic too.
       await ev('email.opened', testEmail, { recipient: 'delivered@postern.test', test: true })

@@ -94,7 +94,8 @@ function expected(
         'email.unsubscribed': 'unsubscribed',
         'email.suppressed': 'suppressed',
       }
-      if (simple[e.type]) add = [[simple[e.type] as Key, 1]]
+      if ((e.type === 'email.opened' || e.type === 'email.clicked') && e.payload.bot === true) add = []
+      else if (simple[e.type]) add = [[simple[e.type] as Key, 1]]
       else if (e.type === 'email.bounced')
         add = [[e.payload.hard === false ? 'bounced_soft' : 'bounced_hard', 1]]
       else if (e.type === 'email.failed' && e.payload.recipient) add = [['bounced_soft', 1]]
@@ -176,6 +177,7 @@ for (const dialect of DIALECTS) {
         if (type !== 'email.sent' && !(type === 'email.failed' && rand() < 0.5)) payload.recipient = rcpt
         if (type === 'email.bounced') payload.hard = rand() < 0.6 ? true : rand() < 0.5 ? false : undefined
         if (rand() < 0.07) payload.test = true
+        if ((type === 'email.opened' || type === 'email.clicked') && rand() < 0.3) payload.bot = true
         const at = START + Math.floor(rand() * SPAN)
         events.push({ org, type, at, msg, payload })
       }

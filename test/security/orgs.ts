@@ -9,6 +9,7 @@ import { verifiedDomain } from '../domains/helpers.ts'
 import { Api, type ApiResponse } from '../helpers/api.ts'
 import type { TestServer } from '../helpers/server.ts'
 import { deliver, textMail } from '../messages/fixtures.ts'
+import { startReceiver } from '../webhooks/receiver.ts'
 
 export const PASSWORD = 'correct-horse-battery-9'
 
@@ -56,6 +57,9 @@ export interface Org {
   /** The warm-up ramp of the alias (made by POST /v1/aliases/{id}/warmup-token) and its token. */
   warmupId: string
   warmupToken: string
+  /** A verified webhook endpoint and a (test) delivery to it. */
+  webhookId: string
+  deliveryId: string
 }
 
 /**
@@ -171,6 +175,21 @@ export async function createOrg(s: TestServer, tag: string, via: 'setup' | 'sign
     'start a warm-up ramp for the alias',
   ).body
 
+  // The receiver answers the challenge, then goes away: the test delivery stays in the log.
+  const receiver = await startReceiver()
+  const webhook = expectStatus(
+    await api.post('/v1/webhooks', { url: receiver.url, description: `hook ${tag}` }),
+    201,
+    'add a webhook',
+  ).body.webhook
+  assert.equal(webhook.status, 'active')
+  await receiver.close()
+  const delivery = expectStatus(
+    await api.post(`/v1/webhooks/${webhook.id}/test`),
+    202,
+    'test the webhook',
+  ).body
+
   const sessions = expectStatus(await api.get('/v1/me/sessions'), 200, 'list sessions').body
   const current = (sessions.data as { id: string; current: boolean }[]).find((x) => x.current)
   assert.ok(current, `no current session in ${JSON.stringify(sessions)}`)
@@ -206,6 +225,8 @@ export async function createOrg(s: TestServer, tag: string, via: 'setup' | 'sign
     draftId: draft.id,
     warmupId: warmup.id,
     warmupToken: warmup.token,
+    webhookId: webhook.id,
+    deliveryId: delivery.id,
   }
 }
 

@@ -92,6 +92,23 @@ const TARGETS: Record<string, Target> = {
     bodies: { PATCH: { schedule: [1], restart: true } },
   },
   '/v1/aliases/{id}/warmup-token': { params: { id: (b) => b.aliasId } },
+  // Tracking links: the signed token is the whole capability (no org in the URL); a token that
+  // does not verify answers 404 whoever asks. Real tokens are tested in test/tracking.
+  '/t/o/{token}': { params: { token: (b) => `${b.emailId.slice(4)}.forged` } },
+  '/t/c/{token}': { params: { token: (b) => `${b.emailId.slice(4)}.0.forged` } },
+  '/t/u/{token}': { params: { token: (b) => `${b.emailId.slice(4)}.forged` } },
+  '/v1/webhooks/{id}': {
+    params: { id: (b) => b.webhookId },
+    bodies: { PATCH: { url: 'http://127.0.0.1:9/stolen', enabled: false, event_types: ['email.*'] } },
+  },
+  '/v1/webhooks/{id}/verify': { params: { id: (b) => b.webhookId } },
+  '/v1/webhooks/{id}/resend-verification': { params: { id: (b) => b.webhookId } },
+  '/v1/webhooks/{id}/test': { params: { id: (b) => b.webhookId } },
+  '/v1/webhooks/{id}/rotate-secret': { params: { id: (b) => b.webhookId } },
+  '/v1/webhooks/{id}/deliveries': { params: { id: (b) => b.webhookId } },
+  '/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver': {
+    params: { id: (b) => b.webhookId, delivery_id: (b) => b.deliveryId },
+  },
 }
 
 /** Ids in request bodies that must not reach B's objects either. */
@@ -191,6 +208,8 @@ function markersOf(b: Org): Record<string, string> {
     'draft id': b.draftId,
     'warm-up id': b.warmupId,
     'warm-up token': b.warmupToken,
+    'webhook id': b.webhookId,
+    'delivery id': b.deliveryId,
   }
 }
 
@@ -209,6 +228,7 @@ const VISIBLE_TO_B = [
   'draft id',
   'warm-up id',
   'warm-up token',
+  'webhook id',
 ]
 
 /** The clients of an org that may call a route with this scope: owner session, and admin key where keys may. */
@@ -235,6 +255,8 @@ async function snapshotOf(b: Org) {
     appPasswords: strip(await data(b.api, '/v1/me/app-passwords'), 'last_used_at'),
     drafts: await data(b.api, '/v1/drafts'),
     warmups: await data(key, '/v1/alias-warmups'),
+    // The failure streak moves as the test delivery to the closed receiver is retried.
+    webhooks: strip(strip(await data(key, '/v1/webhooks'), 'consecutive_failures'), 'failing_since'),
     attachment: expectStatus(
       await b.api.withKey(b.mailboxKey).get(`/v1/attachments/${b.attachmentId}`),
       200,

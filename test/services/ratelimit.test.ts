@@ -53,7 +53,8 @@ describe('rate rules', () => {
     assert.deepEqual(rules.login_ip, { name: 'login_ip', limit: 10, windowMs: 15 * MIN })
     assert.deepEqual(rules.send_ip, { name: 'send_ip', limit: 20, windowMs: 60_000 })
     assert.deepEqual(rules.forward_alias, { name: 'forward_alias', limit: 100, windowMs: 60 * MIN })
-    assert.equal(Object.keys(rules).length, 12)
+    assert.deepEqual(rules.tracking_message, { name: 'tracking_message', limit: 200, windowMs: 60 * MIN })
+    assert.equal(Object.keys(rules).length, 13)
     for (const [name, rule] of Object.entries(rules)) assert.equal(rule.name, name)
     const broken = { ...config, rate_limits: { ...config.rate_limits, setup: '0/1m' } }
     assert.throws(() => rulesFromConfig(broken), /rate_limits\.setup: invalid rate/)

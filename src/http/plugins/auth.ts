@@ -1,7 +1,8 @@
 // Authentication and authorisation for every route. Each route declares `config.auth`: 'public'
 // or the scope it needs (services/accounts/principal.ts); a /v1 route without one is refused at
 // start, so nothing is unprotected by accident. Credentials: an API key (Authorization: Bearer
-// or X-API-Key) or the session cookie. A state-changing request authenticated by cookie must
+// or X-API-Key; on a WebSocket upgrade also the subprotocol `postern.key.<key>`, for browsers,
+// which cannot set headers there) or the session cookie. A state-changing request authenticated by cookie must
 // carry a non-empty X-Requested-With header (CSRF). No CORS headers are ever sent, so browsers
 // never let another origin use the cookie. The OpenAPI document gets each route's security
 // and scope from the same declaration.
@@ -31,6 +32,9 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 /** Routes outside /v1 and the API's own documents need no declaration. */
 const UNDECLARED_OK = (url: string) => !url.startsWith('/v1/') || url === '/v1/openapi.json'
 
+/** The subprotocol that carries an API key on a WebSocket upgrade. */
+export const KEY_PROTOCOL_PREFIX = 'postern.key.'
+
 function presentedKey(req: FastifyRequest): string | null {
   const auth = req.headers.authorization
   if (typeof auth === 'string') {
@@ -38,7 +42,23 @@ function presentedKey(req: FastifyRequest): string | null {
     return m ? (m[1] as string) : auth.trim()
   }
   const x = req.headers['x-api-key']
-  return typeof x === 'string' && x.trim() ? x.trim() : null
+  if (typeof x === 'string' && x.trim()) return x.trim()
+  const protocols = req.headers['sec-websocket-protocol']
+  if (typeof protocols === 'string' && req.headers.upgrade?.toLowerCase() === 'websocket')
+    for (const p of protocols.split(',')) {
+      const t = p.trim()
+      if (t.startsWith(KEY_PROTOCOL_PREFIX) && t.length > KEY_PROTOCOL_PREFIX.length)
+        return t.slice(KEY_PROTOCOL_PREFIX.length)
+    }
+  return null
+}
+
+/** The credential a request presented (long-lived connections re-check it later). */
+export function presentedCredential(req: FastifyRequest): { key: string } | { cookie: string } | null {
+  const key = presentedKey(req)
+  if (key) return { key }
+  const cookie = readCookie(req, SESSION_COOKIE)
+  return cookie ? { cookie } : null
 }
 
 /** The principal for a request's credentials, or why there is none. */

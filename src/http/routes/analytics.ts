@@ -24,7 +24,7 @@ Counts are of events (GET /v1/events), per recipient, over whole UTC hours:
 - **bounced_hard**: permanent refusals (\`email.bounced\` with \`hard\`: 5xx, or a later DSN); the address is suppressed.
 - **bounced_soft**: refusals that are not permanent (\`email.bounced\` without \`hard\`) and recipients given up after only temporary failures (\`email.failed\`, lifetime over). **bounced** is hard plus soft.
 - **complained**: spam complaints (ARF feedback, \`email.complained\`).
-- **opened**, **clicked**: every open and tracked click (\`email.opened\`, \`email.clicked\`), not unique.
+- **opened**, **clicked**: every open and tracked click (\`email.opened\`, \`email.clicked\`), not unique; those flagged \`bot\` (Apple MPP, link scanners, prefetches) are left out.
 - **unsubscribed**: one-click unsubscribes (\`email.unsubscribed\`).
 - **suppressed**: recipients skipped because the address is on the suppression list (\`email.suppressed\`).
 

@@ -76,6 +76,21 @@ export const SendBody = Type.Object(
     scheduled_at: Type.Optional(
       Type.String({ format: 'date-time', description: 'Send later (at most 30 days ahead)' }),
     ),
+    track_opens: Type.Optional(
+      Type.Boolean({ description: 'Add an open pixel to the HTML; opens become email.opened events' }),
+    ),
+    track_clicks: Type.Optional(
+      Type.Boolean({
+        description:
+          "Route the HTML's http(s) links through click redirects; clicks become email.clicked events",
+      }),
+    ),
+    list_unsubscribe: Type.Optional(
+      Type.Boolean({
+        description:
+          'Add List-Unsubscribe with one-click POST (RFC 8058); the link suppresses the recipient. Needs exactly one recipient.',
+      }),
+    ),
   },
   { additionalProperties: false },
 )

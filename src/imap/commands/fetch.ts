@@ -2,7 +2,8 @@
 // and sizes read per batch; the raw bytes read per message from the blob store only when an
 // item needs them, and released before the next message). BODY[...] without .PEEK, RFC822
 // and RFC822.TEXT set \Seen in a read-write folder, and the new FLAGS are sent with the data.
-// Output is flushed per message, so a slow reader holds one message in memory at most.
+// Output is flushed per message, so a slow reader holds one message in memory at most, plus
+// the small messages read ahead of it (at most 1 MB, so their file reads overlap).
 
 import { type MimePart, parseMimeTree } from '../../mail/mime-tree.ts'
 import { storeFlags } from '../../services/mailstore/flags.ts'
@@ -112,12 +113,19 @@ export const fetch: ImapCommand = {
       }
       if (wantFlags || setSeen) for (const f of flags.values()) s.announce(f)
       const stored = needStored ? await storedMessages(db, s.ref.org_id, ids) : null
-      for (const n of batch) {
+      const ahead =
+        needBody && stored
+          ? readAhead(
+              ids.map((id) => stored.get(id)),
+              (m) => readRaw(s, m),
+            )
+          : null
+      for (const [k, n] of batch.entries()) {
         const id = sel.messageIdAt(n)
         const m = stored ? stored.get(id) : NO_STORED
         if (!m) continue // deleted meanwhile: nothing to say until the EXPUNGE is reported
         const f = imapFlags(flags.get(id) ?? [], s.recent(sel, sel.uidAt(n)))
-        const raw = needBody ? await readRaw(s, m) : null
+        const raw = ahead ? await ahead(k) : null
         const out = fetchValues(rest, {
           uid: sel.uidAt(n),
           flags: f,
@@ -172,6 +180,49 @@ async function streamWhole(s: ImapSession, n: number, out: ImapValue[], item: Fe
     return
   }
   s.write(Buffer.from(')\r\n'))
+}
+
+/** Messages read ahead of the one being answered, and the bytes they may hold beyond it. */
+const AHEAD_COUNT = 8
+const AHEAD_BYTES = 1024 * 1024
+
+/**
+ * Reads a batch's messages a few ahead of the one being answered, so their file reads overlap
+ * (each is several thread-pool hops) instead of running one after another; small messages
+ * only: what is read ahead stays within AHEAD_BYTES. Answers in list order.
+ */
+function readAhead(
+  list: readonly (StoredMessage | undefined)[],
+  read: (m: StoredMessage) => Promise<Buffer>,
+): (i: number) => Promise<Buffer> {
+  const started = new Map<number, Promise<Buffer>>()
+  let next = 0
+  let held = 0
+  const start = (j: number) => {
+    const m = list[j]
+    if (!m) return
+    const p = read(m)
+    p.catch(() => {}) // observed when its turn comes; never an unhandled rejection meanwhile
+    started.set(j, p)
+    held += m.size
+  }
+  return async (i: number) => {
+    if (next <= i) {
+      start(i)
+      next = i + 1
+    }
+    while (next < list.length && next <= i + AHEAD_COUNT && held + (list[next]?.size ?? 0) <= AHEAD_BYTES) {
+      start(next)
+      next++
+    }
+    const p = started.get(i) ?? read(list[i] as StoredMessage)
+    started.delete(i)
+    try {
+      return await p
+    } finally {
+      held -= list[i]?.size ?? 0
+    }
+  }
 }
 
 async function readRaw(s: ImapSession, m: StoredMessage): Promise<Buffer> {

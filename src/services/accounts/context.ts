@@ -5,6 +5,7 @@
 import type { Store } from '../../store/db.ts'
 import type { UserTable } from '../../store/schema.ts'
 import type { Clock } from '../../time/clock.ts'
+import type { VerifiedLogins } from '../mail-login/verified-cache.ts'
 import type { AuthThrottle } from '../ratelimit/auth-throttle.ts'
 import type { ApiKeyService } from './api-keys.ts'
 import type { PasswordHasher } from './passwords.ts'
@@ -26,6 +27,8 @@ export interface AccountsContext {
   sessions: SessionService
   keys: ApiKeyService
   throttle: AuthThrottle
+  /** Mail-client passwords verified recently (IMAP and SMTP share it). */
+  mailLogins: VerifiedLogins
   keyEncryptionKey: Buffer
   settings: AccountsSettings
 }

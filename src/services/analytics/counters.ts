@@ -73,10 +73,12 @@ export function counterOf(type: string, payload: Record<string, unknown>, test =
       return typeof payload.recipient === 'string' ? 'bounced_soft' : null
     case 'email.complained':
       return 'complained'
+    // Opens and clicks a proxy, scanner or prefetch made (tracking flags them `bot`) are no
+    // person's engagement.
     case 'email.opened':
-      return 'opened'
+      return payload.bot === true ? null : 'opened'
     case 'email.clicked':
-      return 'clicked'
+      return payload.bot === true ? null : 'clicked'
     case 'email.unsubscribed':
       return 'unsubscribed'
     case 'email.suppressed':

@@ -21,6 +21,7 @@ export type EventSubject =
   | 'api_key'
   | 'app_password'
   | 'alias_warmup'
+  | 'webhook'
 
 interface EventDoc {
   subject: EventSubject
@@ -46,10 +47,13 @@ export const EVENT_TYPES = {
   'email.cancelled': email('Cancelled before it was sent.'),
   'email.suppressed': email('A recipient was skipped because the address is suppressed.'),
   'email.filed': email('A copy was filed in the sender’s Sent folder.'),
-  // Engagement (services/tracking): payload.recipient, as the lifecycle events.
-  'email.opened': email('A recipient opened it (the open pixel was fetched).'),
-  'email.clicked': email('A recipient followed a tracked link (payload.url).'),
-  'email.unsubscribed': email('A recipient unsubscribed (List-Unsubscribe, RFC 8058); now suppressed.'),
+  // Tracking and unsubscribe (services/tracking): payload.recipient (null when the message had
+  // several), user_agent, ip, and bot (with bot_reason) for proxies, scanners and prefetches.
+  'email.opened': email('The open pixel of a message sent with track_opens was fetched.'),
+  'email.clicked': email('A tracked link was followed (payload.url, payload.link_index).'),
+  'email.unsubscribed': email(
+    'A recipient unsubscribed with the one-click List-Unsubscribe link (RFC 8058); now suppressed.',
+  ),
   'queue.paused': { subject: 'org', doc: 'The organisation’s outbound queue was paused by an admin.' },
   'queue.resumed': { subject: 'org', doc: 'The organisation’s outbound queue was resumed.' },
   // Inbound mail (services/delivery).
@@ -119,6 +123,28 @@ export const EVENT_TYPES = {
   'api_key.revoked': { subject: 'api_key', doc: 'An API key was revoked.' },
   'app_password.created': { subject: 'app_password', doc: 'An app password for a mail client was made.' },
   'app_password.revoked': { subject: 'app_password', doc: 'An app password was revoked.' },
+  // Webhooks (services/webhooks).
+  'webhook.created': {
+    subject: 'webhook',
+    doc: 'An endpoint was added (pending until it answers its challenge).',
+  },
+  'webhook.updated': {
+    subject: 'webhook',
+    doc: 'Its URL, event types, description or enabled state changed.',
+  },
+  'webhook.deleted': { subject: 'webhook', doc: 'An endpoint was removed with its delivery log.' },
+  'webhook.verified': {
+    subject: 'webhook',
+    doc: 'The endpoint answered its verification challenge; it gets traffic.',
+  },
+  'webhook.secret_rotated': {
+    subject: 'webhook',
+    doc: 'A new signing secret was made; the old one signs too until payload.old_secret_until.',
+  },
+  'webhook.disabled': {
+    subject: 'webhook',
+    doc: 'Turned off: by an admin, or after persistent failure (payload.reason); the admins were mailed.',
+  },
 } as const satisfies Record<string, EventDoc>
 
 export type EventType = keyof typeof EVENT_TYPES

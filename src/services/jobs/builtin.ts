@@ -5,6 +5,8 @@ import type { Config } from '../../config/schema.ts'
 import type { BlobStore } from '../../store/blobs/blob-store.ts'
 import { pruneChanges } from '../../store/change-bus.ts'
 import type { Store } from '../../store/db.ts'
+import { pruneEvents } from '../events/list.ts'
+import { pruneDeliveries } from '../webhooks/outbox.ts'
 import type { JobDef } from './runner.ts'
 
 const MINUTE = 60_000
@@ -32,6 +34,20 @@ export function builtinJobs(deps: {
       intervalMs: 5 * MINUTE,
       firstRunDelayMs: MINUTE,
       run: async () => ({ deleted: await pruneChanges(deps.store, deps.now() - 10 * MINUTE) }),
+    },
+    {
+      name: 'events-prune',
+      description:
+        'Deletes events, and finished webhook deliveries with their log, older than events.retention_days.',
+      intervalMs: 60 * MINUTE,
+      firstRunDelayMs: 5 * MINUTE,
+      run: async () => {
+        const before = deps.now() - deps.config.events.retention_days * 86_400_000
+        return {
+          deleted: await pruneEvents(deps.store, before),
+          deliveries: await pruneDeliveries(deps.store.db, before),
+        }
+      },
     },
   ]
 }

@@ -18,12 +18,15 @@ import type { PasswordHasher } from '../accounts/passwords.ts'
 import { sameSecret, sha256Hex } from '../accounts/secrets.ts'
 import { writeEvent } from '../events/write.ts'
 import type { AuthThrottle } from '../ratelimit/auth-throttle.ts'
+import type { VerifiedLogins } from './verified-cache.ts'
 
 export interface MailLoginContext {
   store: Store
   clock: Clock
   hasher: PasswordHasher
   throttle: AuthThrottle
+  /** Recently verified mailbox passwords (verified-cache.ts); none: every log-in verifies. */
+  verified?: VerifiedLogins
   settings: { mailboxPasswordWith2fa: boolean }
 }
 
@@ -140,8 +143,11 @@ export async function loginMailbox(
   let reason = 'password'
   if (!ok) {
     const passwordAllowed = row ? row.owner_totp === null || ctx.settings.mailboxPasswordWith2fa : true
-    if (row?.password_hash && passwordAllowed) ok = await ctx.hasher.verify(row.password_hash, input.secret)
-    else {
+    if (row?.password_hash && passwordAllowed) {
+      const stored = row.password_hash
+      ok = ctx.verified?.has(stored, input.secret) || (await ctx.hasher.verify(stored, input.secret))
+      if (ok) ctx.verified?.add(stored, input.secret)
+    } else {
       await ctx.hasher.verifyNothing(input.secret)
       if (row && !passwordAllowed) reason = 'two_factor_needs_app_password'
     }

@@ -15,6 +15,7 @@ import type { GroupCommitter } from '../delivery/group-commit.ts'
 import type { DeliveryContext } from '../delivery/inbound.ts'
 import type { RateLimiter } from '../ratelimit/limiter.ts'
 import type { RateLimitRule, RateLimitRuleName } from '../ratelimit/rules.ts'
+import type { TrackingSettings } from '../tracking/context.ts'
 import type { MtaSts } from './mta-sts.ts'
 import type { Transport } from './transport.ts'
 
@@ -74,6 +75,8 @@ export interface OutboundContext {
   settings: OutboundSettings
   /** Tells this process's queue worker that new work is due (set by main.ts). */
   wake?: () => void
+  /** Open and click tracking and one-click unsubscribe links (set by main.ts). */
+  tracking?: TrackingSettings
 }
 
 const UNIT: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }

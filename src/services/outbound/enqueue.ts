@@ -56,11 +56,19 @@ export interface EnqueueRequest {
   headers_json: Record<string, unknown>
   /** File a copy in this mailbox's Sent folder (unless the mailbox's save_sent_copy is off). */
   sent_copy_mailbox: string | null
+  /** What the Sent copy holds when it differs from what is sent (a tracked message's untracked form). */
+  sent_copy_raw?: Buffer
   /**
    * Runs in the enqueue transaction after the rows are written, with whether a Sent copy was
-   * filed (a sent draft leaves Drafts in the same commit); throwing undoes the whole enqueue.
+   * filed (a sent draft leaves Drafts in the same commit) and the new email id (tracking rows
+   * point at it); throwing undoes the whole enqueue.
    */
-  alsoInTransaction?: (tx: Transaction<Database>, now: number, filedSentCopy: boolean) => Promise<void>
+  alsoInTransaction?: (
+    tx: Transaction<Database>,
+    now: number,
+    filedSentCopy: boolean,
+    emailId: string,
+  ) => Promise<void>
   system_mail_id?: string | null
   /** Envelope sender to use instead of a signed return path (a forward's SRS address, a backup MX's original sender, <>). */
   mail_from?: string
@@ -116,6 +124,8 @@ export interface StagedOutbound {
   mailFrom: string
   staged: Awaited<ReturnType<OutboundContext['blobs']['stage']>>
   parsedCopy: Awaited<ReturnType<typeof parseMessage>> | null
+  /** The Sent copy's own bytes, when they differ from the message's (sent_copy_raw). */
+  copyStaged: Awaited<ReturnType<OutboundContext['blobs']['stage']>> | null
   due: number
   scheduled: boolean
   expiresAt: number
@@ -128,7 +138,10 @@ export async function stageOutbound(ctx: OutboundContext, r: EnqueueRequest): Pr
   const signed = r.domain ? await dkimSign(r.raw, await signingKeys(ctx, r.domain), now) : r.raw
   const mailFrom = r.mail_from ?? (r.domain ? makeReturnPath(ctx.returnPathKey, id, r.domain.name) : '')
   const staged = await ctx.blobs.stage(r.org_id, signed)
-  const parsedCopy = r.sent_copy_mailbox ? await parseMessage(signed) : null
+  const copyRaw = r.sent_copy_mailbox ? (r.sent_copy_raw ?? signed) : null
+  const parsedCopy = copyRaw ? await parseMessage(copyRaw) : null
+  const copyStaged =
+    r.sent_copy_mailbox && r.sent_copy_raw ? await ctx.blobs.stage(r.org_id, r.sent_copy_raw) : null
   const due = r.scheduled_at !== null && r.scheduled_at > now ? r.scheduled_at : now
   return {
     id,
@@ -137,6 +150,7 @@ export async function stageOutbound(ctx: OutboundContext, r: EnqueueRequest): Pr
     mailFrom,
     staged,
     parsedCopy,
+    copyStaged,
     due,
     scheduled: due > now,
     expiresAt: due + ctx.settings.lifetimeMs,
@@ -146,6 +160,7 @@ export async function stageOutbound(ctx: OutboundContext, r: EnqueueRequest): Pr
 /** Forgets a staged message that will not be recorded (its transaction failed). */
 export async function discardStaged(ctx: OutboundContext, s: StagedOutbound): Promise<void> {
   await ctx.blobs.discard(s.staged)
+  if (s.copyStaged) await ctx.blobs.discard(s.copyStaged)
 }
 
 export async function enqueue(ctx: OutboundContext, r: EnqueueRequest): Promise<Enqueued> {
@@ -167,6 +182,8 @@ export async function recordOutbound(
 ): Promise<Omit<Enqueued, 'id'>> {
   const { id, request: r, now, mailFrom, staged, parsedCopy, due, scheduled, expiresAt } = s
   const blob = await ctx.blobs.commitStaged(tx, staged)
+  // An unfiled copy's blob stays unreferenced, and the blob collector removes it.
+  const copyBlob = s.copyStaged ? await ctx.blobs.commitStaged(tx, s.copyStaged) : blob
   const suppressed = r.ignoreSuppressions
     ? new Set<string>()
     : await suppressedAmong(
@@ -288,7 +305,7 @@ export async function recordOutbound(
         org_id: r.org_id,
         mailbox_id: r.sent_copy_mailbox,
         role: 'sent',
-        blob,
+        blob: copyBlob,
         parsed: parsedCopy,
         now,
         auth_summary: null,
@@ -307,6 +324,6 @@ export async function recordOutbound(
         },
       },
     )
-  await r.alsoInTransaction?.(tx, now, fileCopy)
+  await r.alsoInTransaction?.(tx, now, fileCopy, id)
   return { status, suppressed: [...suppressed] }
 }

@@ -21,6 +21,8 @@ import { ServiceError } from '../errors.ts'
 import { hostedDomain, resolveRecipient } from '../mailboxes/resolve.ts'
 import { reachableMailboxIds } from '../messages/access.ts'
 import { rateLimitedError } from '../ratelimit/limiter.ts'
+import { planTracking, recordTracking, type TrackingPlan } from '../tracking/plan.ts'
+import { messageKey } from '../tracking/tokens.ts'
 import type { OutboundContext } from './context.ts'
 import { resolveDestination } from './destination.ts'
 import { type EnqueueRecipient, type EnqueueRequest, enqueue } from './enqueue.ts'
@@ -54,6 +56,12 @@ export interface SendInput {
   tags?: Record<string, string> | { name: string; value: string }[]
   /** ISO 8601. */
   scheduled_at?: string
+  /** Add an open pixel to the HTML (email.opened events). */
+  track_opens?: boolean
+  /** Send the HTML's http(s) links through click redirects (email.clicked events). */
+  track_clicks?: boolean
+  /** Add List-Unsubscribe with one-click POST (RFC 8058); needs exactly one recipient. */
+  list_unsubscribe?: boolean
 }
 
 export interface SendMeta {
@@ -203,6 +211,18 @@ async function prepare(
   for (const [name, value] of Object.entries(input.headers ?? {}))
     if (typeof value !== 'string') throw invalid(`${f('headers')}.${name}`, 'must be a string')
   const tags = parseTags(input.tags)
+  if (input.list_unsubscribe) {
+    if (new Set([...to, ...cc, ...bcc].map((a) => a.address.toLowerCase())).size !== 1)
+      throw invalid(
+        f('list_unsubscribe'),
+        'needs exactly one recipient (the one the link unsubscribes); send one message per recipient, e.g. with POST /v1/emails/batch',
+      )
+    if (Object.keys(input.headers ?? {}).some((h) => /^list-unsubscribe(-post)?$/i.test(h)))
+      throw invalid(
+        f('headers'),
+        'give either list_unsubscribe or your own List-Unsubscribe headers, not both',
+      )
+  }
   let scheduledAt: number | null = null
   if (input.scheduled_at !== undefined) {
     const t = Date.parse(input.scheduled_at)
@@ -281,8 +301,23 @@ export async function senderMailbox(
   return null
 }
 
+/** What tracking a checked request asked for changes in its message (null: nothing). */
+function trackingOf(ctx: OutboundContext, m: Prepared, messageId: string): TrackingPlan | null {
+  const options = {
+    opens: m.input.track_opens === true,
+    clicks: m.input.track_clicks === true,
+    unsubscribe: m.input.list_unsubscribe === true,
+  }
+  if (!options.opens && !options.clicks && !options.unsubscribe) return null
+  if (!ctx.tracking)
+    throw new ServiceError('temporary', 'TRACKING_UNAVAILABLE', 'tracking is not set up in this process')
+  const all = new Set([...m.to, ...m.cc, ...m.bcc].map((a) => a.address))
+  const recipient = all.size === 1 ? ([...all][0] as string) : null
+  return planTracking(ctx.tracking, messageKey(messageId), m.input.html ?? null, options, recipient)
+}
+
 /** The message a checked request makes (sending and the dry run compose the same way). */
-const compose = (m: Prepared, messageId: string, date: Date) =>
+const compose = (m: Prepared, messageId: string, date: Date, plan: TrackingPlan | null = null) =>
   composeMessage({
     from: m.from,
     to: m.to,
@@ -291,9 +326,9 @@ const compose = (m: Prepared, messageId: string, date: Date) =>
     replyTo: m.replyTo,
     subject: m.input.subject,
     text: m.input.text ?? null,
-    html: m.input.html ?? null,
+    html: plan ? plan.html : (m.input.html ?? null),
     attachments: m.attachments,
-    headers: m.input.headers ?? {},
+    headers: { ...(m.input.headers ?? {}), ...(plan?.headers ?? {}) },
     messageId,
     date,
     inReplyTo: m.inReplyTo,
@@ -303,9 +338,15 @@ const compose = (m: Prepared, messageId: string, date: Date) =>
 async function composeAndEnqueue(ctx: OutboundContext, p: Principal, m: Prepared, origin: 'api' | 'batch') {
   const now = ctx.clock.now()
   const messageId = `${newId('msg', now).slice(4)}@${m.domain.name}`
+  const plan = trackingOf(ctx, m, messageId)
   let raw: Buffer
   try {
-    raw = await compose(m, messageId, new Date(m.scheduledAt && m.scheduledAt > now ? m.scheduledAt : now))
+    raw = await compose(
+      m,
+      messageId,
+      new Date(m.scheduledAt && m.scheduledAt > now ? m.scheduledAt : now),
+      plan,
+    )
   } catch (err) {
     if (err instanceof ComposeError) throw invalid(err.field, err.message)
     throw err
@@ -316,6 +357,11 @@ async function composeAndEnqueue(ctx: OutboundContext, p: Principal, m: Prepared
       'MESSAGE_TOO_LARGE',
       `the composed message is ${raw.length} bytes; the limit is ${ctx.settings.maxMessageBytes} (smtp.max_message_bytes)`,
     )
+  // The sender's Sent copy carries no pixel or redirects: reading it must not count as an open.
+  const sentCopyRaw =
+    plan && m.sentCopy && (plan.options.opens || plan.options.clicks)
+      ? await compose(m, messageId, new Date(m.scheduledAt && m.scheduledAt > now ? m.scheduledAt : now))
+      : null
   const recipients: EnqueueRecipient[] = [
     ...m.to.map((a) => ({ address: a.address, type: 'to' as const })),
     ...m.cc.map((a) => ({ address: a.address, type: 'cc' as const })),
@@ -351,7 +397,15 @@ async function composeAndEnqueue(ctx: OutboundContext, p: Principal, m: Prepared
       reply_to: m.replyTo.map(fmt),
     },
     sent_copy_mailbox: m.sentCopy,
-    ...(m.alsoInTransaction ? { alsoInTransaction: m.alsoInTransaction } : {}),
+    ...(sentCopyRaw ? { sent_copy_raw: sentCopyRaw } : {}),
+    ...(m.alsoInTransaction || plan
+      ? {
+          alsoInTransaction: async (tx, at, filed, emailId) => {
+            if (plan) await recordTracking(tx, plan, p.org_id, emailId, at)
+            await m.alsoInTransaction?.(tx, at, filed, emailId)
+          },
+        }
+      : {}),
     actor: p.key_id ?? p.user_id ?? 'unknown',
     ...(p.test ? { test: true } : {}),
   })
@@ -500,7 +554,13 @@ export async function validateEmail(
   const errors: { field: string; message: string }[] = []
   let size: number | null = null
   try {
-    const raw = await compose(m, `validate@${m.domain.name}`, new Date(ctx.clock.now()))
+    const key = newId('msg', ctx.clock.now()).slice(4)
+    const raw = await compose(
+      m,
+      `${key}@${m.domain.name}`,
+      new Date(ctx.clock.now()),
+      trackingOf(ctx, m, `${key}@x`),
+    )
     size = raw.length
     if (raw.length > ctx.settings.maxMessageBytes)
       errors.push({

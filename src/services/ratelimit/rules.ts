@@ -28,6 +28,7 @@ export const RATE_LIMIT_RULE_NAMES = [
   'send_key',
   'admin_jobs',
   'forward_alias',
+  'tracking_message',
 ] as const
 
 export type RateLimitRuleName = (typeof RATE_LIMIT_RULE_NAMES)[number]

@@ -12,8 +12,10 @@ import * as spamSignals from './0007-spam-signals.ts'
 import * as mtaSts from './0008-mta-sts.ts'
 import * as draftsAttachments from './0009-drafts-attachments.ts'
 import * as dsn from './0011-dsn.ts'
-import * as analytics from './0013-analytics.ts'
+import * as tracking from './0012-tracking.ts'
 import * as warmupTestmode from './0014-warmup-testmode.ts'
+import * as webhooks from './0015-webhooks.ts'
+import * as analytics from './0016-analytics.ts'
 
 export const migrations: Record<string, Migration> = {
   '0001-init': init,
@@ -26,6 +28,8 @@ export const migrations: Record<string, Migration> = {
   '0008-mta-sts': mtaSts,
   '0009-drafts-attachments': draftsAttachments,
   '0011-dsn': dsn,
-  '0013-analytics': analytics,
+  '0012-tracking': tracking,
   '0014-warmup-testmode': warmupTestmode,
+  '0015-webhooks': webhooks,
+  '0016-analytics': analytics,
 }

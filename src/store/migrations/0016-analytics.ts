@@ -1,4 +1,4 @@
-// 0013: deliverability analytics. `analytics_counts` holds one row of counters per org, bucket
+// 0016: deliverability analytics. `analytics_counts` holds one row of counters per org, bucket
 // (an hour, grain 'hour', and the same sums again per day, grain 'day'), tag, sending domain,
 // recipient domain and mailbox, folded from the events table by the analytics job
 // (services/analytics/fold.ts); `analytics_cursor` holds the id of the last event folded,
