@@ -431,6 +431,18 @@ export const schema = {
       'Loopback, private or link-local ranges (CIDR) outbound connections may reach; public addresses are always allowed.',
     ),
   },
+  analytics: {
+    fold_interval_ms: int(
+      5000,
+      'How often the analytics job adds new events to the hourly deliverability counters.',
+      100,
+    ),
+    fold_settle_ms: int(
+      30_000,
+      'How far behind the clock the analytics fold stays, so events of transactions still committing are not passed over (summaries count newer events directly).',
+      0,
+    ),
+  },
   jobs: {
     tick_ms: int(1000, 'How often the job runner looks for due jobs.', 10),
     lease_seconds: int(300, 'How long a process holds a job it started before another may take it over.', 1),

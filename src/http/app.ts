@@ -11,6 +11,7 @@ import { registerOpenApi } from './plugins/openapi.ts'
 import { notFoundProblem, sendProblem, toProblem } from './problem.ts'
 import { adminJobRoutes } from './routes/admin-jobs.ts'
 import { aliasRoutes } from './routes/aliases.ts'
+import { analyticsRoutes } from './routes/analytics.ts'
 import { apiKeyRoutes } from './routes/api-keys.ts'
 import { attachmentRoutes } from './routes/attachments.ts'
 import { authRoutes } from './routes/auth.ts'
@@ -94,6 +95,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     draftRoutes,
     queueRoutes,
     suppressionRoutes,
+    analyticsRoutes,
     warmupRoutes,
     feedRoutes,
     trackingRoutes,

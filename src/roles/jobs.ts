@@ -2,6 +2,7 @@
 // across processes). Tests add their own through StartOptions.jobs.
 
 import type { Config } from '../config/schema.ts'
+import { analyticsFoldJob } from '../services/analytics/fold.ts'
 import { attachmentPurgeJob } from '../services/attachments/purge.ts'
 import { retireDkimKeys } from '../services/domains/dkim.ts'
 import { recheckVerifiedDomains } from '../services/domains/domains.ts'
@@ -54,4 +55,12 @@ export function registerJobs(jobs: JobRunner, d: JobDeps): void {
   })
   jobs.register(trashPurgeJob({ store, clock, bus: d.bus, blobs: d.blobs }))
   jobs.register(attachmentPurgeJob({ store, clock, blobs: d.blobs }))
+  jobs.register(
+    analyticsFoldJob({
+      store,
+      now: () => clock.now(),
+      intervalMs: d.config.analytics.fold_interval_ms,
+      settleMs: d.config.analytics.fold_settle_ms,
+    }),
+  )
 }

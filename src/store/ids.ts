@@ -71,3 +71,23 @@ export function newId(prefix: IdPrefix, now: number = Date.now()): string {
   }
   return `${prefix}_${time}${rand}`
 }
+
+/** The greatest id `newId(prefix, ms)` can return: every id made at or before `ms` sorts at or below it. */
+export function lastIdAt(prefix: IdPrefix, ms: number): string {
+  let time = ''
+  let t = Math.max(0, ms)
+  for (let i = 0; i < 10; i++) {
+    time = ALPHABET[t % 32] + time
+    t = Math.floor(t / 32)
+  }
+  return `${prefix}_${time}${'z'.repeat(16)}`
+}
+
+/** The millisecond time an id was made for (its first 10 characters after the prefix). */
+export function timeOfId(id: string): number {
+  const start = id.indexOf('_') + 1
+  let t = 0
+  for (let i = start; i < start + 10 && i < id.length; i++)
+    t = t * 32 + Math.max(0, ALPHABET.indexOf(id[i] as string))
+  return t
+}

@@ -433,6 +433,43 @@ export interface EventTable {
   created_at: number
 }
 
+/** Deliverability counters per org, hour, tag and domains (migration 0016; services/analytics). */
+export interface AnalyticsCountsTable {
+  org_id: string
+  /** '' for the row every event counts in; `name=value` for each tag of the message. */
+  tag: string
+  /** 'hour' or 'day': how long the row's bucket is. */
+  grain: 'hour' | 'day'
+  /** Start of the UTC hour or day, epoch milliseconds. */
+  start: number
+  /** The domain the mail was sent from ('' when unknown). */
+  sending_domain: string
+  /** The recipient's domain ('' for events about no one recipient); '*' counts every domain. */
+  recipient_domain: string
+  /** The sending mailbox ('' for sends made with an org-wide key). */
+  mailbox_id: string
+  sent: Generated<number>
+  delivered: Generated<number>
+  deferred: Generated<number>
+  bounced_hard: Generated<number>
+  bounced_soft: Generated<number>
+  complained: Generated<number>
+  opened: Generated<number>
+  clicked: Generated<number>
+  unsubscribed: Generated<number>
+  suppressed: Generated<number>
+}
+
+/** How far the analytics fold has read the events table. */
+export interface AnalyticsCursorTable {
+  name: string
+  /** Id of the last event folded ('' before the first). */
+  last_id: string
+  /** Counted events folded so far. */
+  folded: Generated<number>
+  updated_at: number
+}
+
 /** A sent message with tracking or one-click unsubscribe (0012), keyed by its tokens' key. */
 export interface TrackedMessageTable {
   /** The unique part of the Message-ID: what the tokens carry. */
@@ -703,6 +740,8 @@ export interface Database {
   idempotency_keys: IdempotencyKeyTable
   queue_pauses: QueuePauseTable
   events: EventTable
+  analytics_counts: AnalyticsCountsTable
+  analytics_cursor: AnalyticsCursorTable
   blobs: BlobTable
   blob_data: BlobDataTable
   changes: ChangeTable

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { isEventType } from '../../src/services/events/types.ts'
+import { writeEvent } from '../../src/services/events/write.ts'
 import type { Api, ApiResponse } from '../helpers/api.ts'
 import { DIALECTS } from '../helpers/dialects.ts'
 import { startTestServer, type TestServer } from '../helpers/server.ts'
@@ -160,6 +161,20 @@ const BODY_REFERENCES: { method: string; path: string; body: (b: Org, a: Org) =>
     body: (b) => ({ address: `new@${b.domainName}`, schedule: [1] }),
     code: 'DOMAIN_NOT_FOUND',
   },
+]
+
+/** Query filters naming B's objects: each analytics route answers 404 with this code. */
+const ANALYTICS_ROUTES = [
+  '/v1/analytics/deliverability/summary',
+  '/v1/analytics/deliverability/timeseries',
+  '/v1/analytics/deliverability/recent',
+  '/v1/debug/deliverability/report',
+]
+const QUERY_REFERENCES: { query: (b: Org) => string; code: string }[] = [
+  { query: (b) => `mailbox=${b.mailboxId}`, code: 'MAILBOX_NOT_FOUND' },
+  { query: (b) => `mailbox=${encodeURIComponent(b.mailboxAddress)}`, code: 'MAILBOX_NOT_FOUND' },
+  { query: (b) => `domain=${b.domainId}`, code: 'DOMAIN_NOT_FOUND' },
+  { query: (b) => `domain=${b.domainName}`, code: 'DOMAIN_NOT_FOUND' },
 ]
 
 /** What B has that A must never see: label -> value. */
@@ -339,6 +354,53 @@ for (const dialect of DIALECTS) {
       }
       const keys = expectStatus(await b.api.withKey(b.adminKey).get('/v1/api-keys'), 200, 'B lists keys').body
       assert.ok(!keys.data.some((k: { name: string }) => k.name === 'stolen'))
+    })
+
+    it("keeps deliverability analytics to the caller's org and refuses another org's filters", async () => {
+      for (const path of ANALYTICS_ROUTES) {
+        const op = ops.find((o) => o.method === 'GET' && o.path === path)
+        assert.ok(op, `GET ${path} is not in the OpenAPI document`)
+        for (const ref of QUERY_REFERENCES)
+          for (const [who, api] of callersFor(a, op.scope))
+            assertProblem(await api.get(`${path}?${ref.query(b)}`), 404, ref.code, `GET ${path} as ${who}`)
+      }
+      // B's mail has outcomes (written as the queue writes them); only B's analytics show them.
+      const summaryPath = ANALYTICS_ROUTES[0] as string
+      const countsOf = async (api: Api, who: string) =>
+        expectStatus(await api.get(summaryPath), 200, `summary as ${who}`).body.counts as Record<
+          string,
+          number
+        >
+      const bWas = await countsOf(b.api, 'B')
+      const aWas = await countsOf(a.api, 'A')
+      const db = s.postern.store.db
+      for (const type of ['email.sent', 'email.delivered', 'email.bounced'] as const)
+        await writeEvent(db, Date.now(), {
+          org_id: b.orgId,
+          type,
+          actor: 'queue',
+          ip: null,
+          subject_id: b.emailId,
+          payload: {
+            email_id: b.emailId,
+            recipient: `reader@${b.tag}-partner.example`,
+            code: 550,
+            hard: true,
+          },
+        })
+      const recent = '/v1/analytics/deliverability/recent'
+      const mine = expectStatus(await b.api.get(recent), 200, 'B lists its outcomes')
+      assert.ok(mine.text.includes(b.emailId), "B's own outcomes list its email")
+      const bNow = await countsOf(b.api, 'B')
+      assert.equal(bNow.delivered, (bWas.delivered as number) + 1)
+      assert.equal(bNow.bounced_hard, (bWas.bounced_hard as number) + 1)
+      for (const [who, api] of callersFor(a, 'read')) {
+        const theirs = expectStatus(await api.get(recent), 200, `A lists outcomes as ${who}`)
+        assert.ok(!theirs.text.includes(b.emailId), `A's outcomes show B's email as ${who}`)
+        assert.deepEqual(await countsOf(api, who), aWas, `A's summary moved with B's events as ${who}`)
+        const report = expectStatus(await api.get(ANALYTICS_ROUTES[3] as string), 200, 'A report')
+        assert.ok(!report.text.includes(`${b.tag}-partner.example`), `A's report names B's recipient domain`)
+      }
     })
 
     it('finds no warm-up ramp of another org by its token either', async () => {

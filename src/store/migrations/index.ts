@@ -15,6 +15,7 @@ import * as dsn from './0011-dsn.ts'
 import * as tracking from './0012-tracking.ts'
 import * as warmupTestmode from './0014-warmup-testmode.ts'
 import * as webhooks from './0015-webhooks.ts'
+import * as analytics from './0016-analytics.ts'
 
 export const migrations: Record<string, Migration> = {
   '0001-init': init,
@@ -30,4 +31,5 @@ export const migrations: Record<string, Migration> = {
   '0012-tracking': tracking,
   '0014-warmup-testmode': warmupTestmode,
   '0015-webhooks': webhooks,
+  '0016-analytics': analytics,
 }
