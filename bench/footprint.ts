@@ -19,6 +19,8 @@
 // 5. with --large N: N concurrent messages of --large-mb MB each (10 x 20 MB in issue 13), the
 //    peak RSS (VmHWM, reset before) during them, and whether each arrived intact.
 // Options: --minutes N (1) --sessions N (10) --idle-seconds N (10) --large N (0) --large-mb N (20)
+//   --node-flags "..." (instead of npm start's V8 flags, to compare: --node-flags '' is Node's
+//   defaults)
 
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -35,7 +37,8 @@ import { sendMessage, toDataBody } from './lib/smtp-client.ts'
 const run$ = promisify(execFile)
 const BIN = new URL('../bin/postern.mjs', import.meta.url).pathname
 /** The V8 flags of `npm start` (package.json), so the figures are the ones a user gets. */
-const START_FLAGS = ['--max-semi-space-size=2']
+const NPM_START_FLAGS = ['--max-semi-space-size=2']
+let START_FLAGS = NPM_START_FLAGS
 const DOMAIN = 'bench.test'
 const MAILBOX = `user1@${DOMAIN}`
 
@@ -122,8 +125,10 @@ export async function run(args: string[]): Promise<void> {
       'idle-seconds': { type: 'string' },
       large: { type: 'string' },
       'large-mb': { type: 'string' },
+      'node-flags': { type: 'string' },
     },
   })
+  if (values['node-flags'] !== undefined) START_FLAGS = values['node-flags'].split(' ').filter(Boolean)
   const minutes = intOption(values.minutes, 1, 'minutes', 1)
   const sessions = intOption(values.sessions, 10, 'sessions', 1)
   const idleMs = intOption(values['idle-seconds'], 10, 'idle-seconds', 1) * 1000
