@@ -5,9 +5,9 @@
 // under a sustained inbound load.
 //
 // Phases, each printing VmRSS of the server process (MiB):
-// 1. first start on an empty data folder with an empty compile cache (what the very first
-//    `npm start` costs), idle for --idle-seconds;
-// 2. first start on an empty data folder with the compile cache warm (every later install);
+// 1. first start on an empty data folder with an empty compile cache (as when the cache folder
+//    in the temp dir was wiped since `npm install` warmed it), idle for --idle-seconds;
+// 2. first start on an empty data folder with the compile cache warm (after `npm install`);
 // 3. the README's first-mail set-up through the CLI (init, domain add, verify --trust-operator,
 //    mailbox add), a new start, idle; then after the first API request (GET /v1/messages with
 //    the mailbox key), the first SMTP delivery and the first IMAP session (LOGIN, SELECT,
