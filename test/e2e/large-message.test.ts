@@ -200,7 +200,8 @@ for (const dialect of DIALECTS) {
         )
         for (const r of replies) assert.match(r, /^250/)
         const stored = await storedBySubject(s)
-        sent.forEach((m, i) => assert.ok(storedIntact(stored.get(`Parallel ${i}`), m), `message ${i} intact`))
+        for (const [i, m] of sent.entries())
+          assert.ok(storedIntact(stored.get(`Parallel ${i}`), m), `message ${i} intact`)
         assert.deepEqual(spoolFiles(s), [])
       } finally {
         await s.close()

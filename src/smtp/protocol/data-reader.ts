@@ -291,7 +291,10 @@ export class MessageReader {
       return
     }
     const piece = start === 0 && end === buf.length ? buf : buf.subarray(start, end)
-    if (this.file) return this.file.write(piece)
+    if (this.file) {
+      this.file.write(piece)
+      return
+    }
     this.parts.push(piece)
     if (this.spool && this.bytes > this.spool.thresholdBytes) {
       const file = this.spool.open()
