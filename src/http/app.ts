@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyBaseLogger } from 'fastify'
+import { lazyCompilersFactory } from './lazy-compilers.ts'
 import { registerAuth } from './plugins/auth.ts'
 import { registerOpenApi } from './plugins/openapi.ts'
 import { notFoundProblem, sendProblem, toProblem } from './problem.ts'
@@ -55,6 +56,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: true } },
+    schemaController: { compilersFactory: lazyCompilersFactory as never },
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.addHook('onRequest', async (req, reply) => {

@@ -2,9 +2,11 @@
 // lookup going through Postern's resolver (so tests and deployments control where queries go).
 // Returns the header fields to prepend and the verdict the delivery policy needs; arcSeal adds
 // an ARC set (RFC 8617) to a message we forward, attesting to what verifyMessage found.
+// mailauth is loaded on first use: it is the largest library Postern has (with undici, joi and
+// the public suffix list), and a server that has not received mail yet need not hold it.
 
 import type { KeyObject } from 'node:crypto'
-import { authenticate, sealMessage } from 'mailauth'
+import type * as Mailauth from 'mailauth'
 import { type Resolver, toMailauthResolver } from '../dns/resolver.ts'
 
 export interface AuthVerdict {
@@ -23,10 +25,17 @@ export interface AuthVerdict {
   summary: string
 }
 
+let mailauth: Promise<typeof Mailauth> | null = null
+const loadMailauth = () => {
+  mailauth ??= import('mailauth')
+  return mailauth
+}
+
 export async function verifyMessage(
   raw: Buffer,
   opts: { ip: string; helo: string | null; mailFrom: string; authservId: string; resolver: Resolver },
 ): Promise<AuthVerdict> {
+  const { authenticate } = await loadMailauth()
   const r = await authenticate(raw, {
     ip: opts.ip,
     helo: opts.helo ?? undefined,
@@ -83,6 +92,7 @@ export async function arcSeal(
     typeof o.key.privateKey === 'string'
       ? o.key.privateKey
       : (o.key.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string)
+  const { sealMessage } = await loadMailauth()
   return sealMessage(raw, {
     signingDomain: o.key.domain,
     selector: o.key.selector,

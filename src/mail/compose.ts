@@ -9,7 +9,7 @@
 // - Custom headers cannot replace the fields Postern owns (From, To, Date, Message-ID, MIME
 //   structure, trace and authentication fields).
 
-import MailComposer from 'nodemailer/lib/mail-composer'
+import type MailComposerClass from 'nodemailer/lib/mail-composer'
 
 export interface ComposeAddress {
   name?: string | null
@@ -100,6 +100,13 @@ export function checkCustomHeader(name: string, value: string): void {
   if (value.length > 998) throw new ComposeError(`headers.${name}`, `the value of ${name} is too long`)
 }
 
+// Loaded on the first composition, not at start.
+let composerModule: Promise<{ default: typeof MailComposerClass }> | null = null
+const loadComposer = () => {
+  composerModule ??= import('nodemailer/lib/mail-composer')
+  return composerModule
+}
+
 const addr = (a: ComposeAddress) => ({ name: a.name ?? '', address: a.address })
 
 /** Composes the message; the result has CRLF line ends and no Bcc field (unless keepBcc). */
@@ -117,6 +124,7 @@ export async function composeMessage(m: ComposeInput): Promise<Buffer> {
       if (a.name) checkHeaderValue(field, a.name)
     }
   for (const [name, value] of Object.entries(m.headers ?? {})) checkCustomHeader(name, value)
+  const { default: MailComposer } = await loadComposer()
   const composer = new MailComposer({
     from: addr(m.from),
     to: m.to.map(addr),

@@ -4,7 +4,8 @@
 // parse is skipped (the message is still stored raw and listed) when the message is too
 // deep, has too many parts, or the parser fails.
 
-import { type AddressObject, simpleParser } from 'mailparser'
+import type { AddressObject } from 'mailparser'
+import { loadMailparser } from './mailparser.ts'
 
 export interface AddressInfo {
   name: string
@@ -88,6 +89,7 @@ export async function parseMessage(raw: Buffer): Promise<ParsedSummary> {
   if (shape.parts > MAX_PARTS || shape.depth > MAX_DEPTH)
     return { ...empty, problem: `MIME too complex (${shape.parts} parts, ${shape.depth} levels); stored raw` }
   try {
+    const { simpleParser } = await loadMailparser()
     const p = await simpleParser(raw, {
       skipHtmlToText: false,
       skipTextToHtml: true,

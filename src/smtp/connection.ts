@@ -32,6 +32,8 @@ export type LineInput = { line: Buffer } | { tooLong: true } | { end: Interrupti
 export interface TextSink {
   feed(chunk: Buffer): number
   readonly done: boolean
+  /** When the sink's own writes are behind, a promise to wait for before feeding more. */
+  drained?(): Promise<void> | null
 }
 
 export interface ConnectionOptions {
@@ -151,6 +153,8 @@ export class Connection {
         const chunk = this.chunks[0]!
         this.consume(sink.feed(chunk))
         if (sink.done) return 'done'
+        const behind = sink.drained?.()
+        if (behind) await behind
       }
       if (this.dataExpired) return 'timeout'
       if (this.closed || this.eof) return 'eof'
@@ -168,6 +172,8 @@ export class Connection {
         sink?.feed(take === chunk.length ? chunk : chunk.subarray(0, take))
         this.consume(take)
         left -= take
+        const behind = sink?.drained?.()
+        if (behind) await behind
       }
       if (left === 0) return 'done'
       if (this.dataExpired) return 'timeout'

@@ -17,6 +17,7 @@ import type { SecureContextOptions } from 'node:tls'
 import type { Logger } from '../log/logger.ts'
 import { Connection } from './connection.ts'
 import type { SessionInfo, SmtpHandler } from './handler.ts'
+import { createLargeMessages, type LargeMessageOptions } from './large-messages.ts'
 import { formatReply, REPLIES, type Reply } from './protocol/replies.ts'
 import { Session } from './session.ts'
 import type { SmtpSettings } from './settings.ts'
@@ -33,6 +34,8 @@ export interface SmtpServerOptions {
   log: Logger
   /** Epoch milliseconds for SessionInfo.startedAt; Date.now when omitted. */
   now?: () => number
+  /** Spool large messages to files and deliver a few at a time; omitted: all kept in memory. */
+  large?: LargeMessageOptions
 }
 
 export interface SmtpServer {
@@ -54,6 +57,7 @@ const REFUSED_GRACE_MS = 2000
 export function createSmtpServer(opts: SmtpServerOptions): SmtpServer {
   const { handler, settings, hostname, log } = opts
   const now = opts.now ?? Date.now
+  const large = opts.large ? createLargeMessages(opts.large) : null
   const sessions = new Set<Session>()
   const sockets = new Set<Socket>()
   const perAddress = new Map<string, number>()
@@ -116,7 +120,7 @@ export function createSmtpServer(opts: SmtpServerOptions): SmtpServer {
         clog.debug('SMTP connection closed')
       },
     })
-    const session = new Session({ conn, handler, settings, hostname, tls: opts.tls, log: clog, info })
+    const session = new Session({ conn, handler, settings, hostname, tls: opts.tls, log: clog, info, large })
     sessions.add(session)
     clog.debug({ remote: address, port: info.remotePort }, 'SMTP connection')
     if (!implicitTls) {

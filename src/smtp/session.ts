@@ -16,6 +16,7 @@ import type { SecureContextOptions } from 'node:tls'
 import type { Logger } from '../log/logger.ts'
 import type { Connection, Interruption } from './connection.ts'
 import type { SessionInfo, SmtpHandler, SmtpReply } from './handler.ts'
+import type { LargeMessages } from './large-messages.ts'
 import { type Command, decodeLine, parseCommand } from './protocol/commands.ts'
 import type { MessageLimits } from './protocol/data-reader.ts'
 import {
@@ -44,6 +45,7 @@ export interface SessionDeps {
   tls: () => SecureContextOptions | null
   log: Logger
   info: SessionInfo
+  large?: LargeMessages | null
 }
 
 type Step<K extends Command['kind']> = (
@@ -80,8 +82,9 @@ export class Session implements StepSession {
   readonly info: SessionInfo
   readonly limits: MessageLimits
   private readonly tlsOptions: () => SecureContextOptions | null
+  readonly large: LargeMessages | null
   private readonly trace: boolean
-  tx: Transaction | null = null
+  private current: Transaction | null = null
   /** Bad commands so far (max_errors). */
   errors = 0
   /** RCPTs the handler refused with 5xx (max_unknown_recipients). */
@@ -100,11 +103,23 @@ export class Session implements StepSession {
     this.info = deps.info
     this.tlsOptions = deps.tls
     this.trace = deps.log.isLevelEnabled('trace')
+    this.large = deps.large ?? null
     this.limits = {
       maxMessageBytes: deps.settings.max_message_bytes,
       maxHeaderBytes: deps.settings.max_header_bytes,
       maxLineBytes: deps.settings.max_line_bytes,
     }
+  }
+
+  get tx(): Transaction | null {
+    return this.current
+  }
+
+  set tx(next: Transaction | null) {
+    // A transaction replaced (RSET, MAIL, EHLO, STARTTLS, the end) drops its BDAT text.
+    const chunks = this.current?.chunks
+    if (chunks && chunks !== next?.chunks) void chunks.abandon()
+    this.current = next
   }
 
   /** Runs the session to its end; never rejects. */
@@ -126,6 +141,8 @@ export class Session implements StepSession {
       this.log.error({ err }, 'SMTP session failed')
       this.ended = true
       this.conn.destroy()
+    } finally {
+      this.tx = null // a BDAT transaction cut off by the end of the session leaves no spool file
     }
   }
 

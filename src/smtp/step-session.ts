@@ -6,6 +6,7 @@ import type { SecureContextOptions } from 'node:tls'
 import type { Logger } from '../log/logger.ts'
 import type { Connection, Interruption } from './connection.ts'
 import type { MailFrom, RcptTo, SessionInfo, SmtpHandler, SmtpReply } from './handler.ts'
+import type { LargeMessages } from './large-messages.ts'
 import type { MessageLimits, MessageReader } from './protocol/data-reader.ts'
 import type { Reply } from './protocol/replies.ts'
 import type { SmtpSettings } from './settings.ts'
@@ -29,6 +30,9 @@ export interface StepSession {
   readonly log: Logger
   readonly info: SessionInfo
   readonly limits: MessageLimits
+  /** Spooling and delivery turns of large messages; null: every message is kept in memory. */
+  readonly large: LargeMessages | null
+  /** Setting it drops the BDAT text of the transaction it replaces (and its spool file). */
   tx: Transaction | null
   /** Bad commands so far (max_errors). */
   errors: number

@@ -12,10 +12,9 @@
 // Invariant: on one process, events are delivered in commit order, each once.
 
 import { type Kysely, sql, type Transaction } from 'kysely'
-import pg from 'pg'
+import type pg from 'pg'
 import type { Logger } from '../log/logger.ts'
 import type { Store } from './db.ts'
-import { clientConfig, quoteIdent } from './dialect/postgres.ts'
 import type { Database } from './schema.ts'
 
 export interface ChangeEvent {
@@ -85,7 +84,9 @@ function postgresBus(
   let retry: NodeJS.Timeout | null = null
 
   async function connect(): Promise<void> {
-    const c = new pg.Client(clientConfig({ url, schema, poolSize: 1 }))
+    // Loaded on first use, so a SQLite installation never loads pg.
+    const { newPostgresClient, quoteIdent } = await import('./dialect/postgres.ts')
+    const c = newPostgresClient({ url, schema, poolSize: 1 })
     c.on('notification', (msg) => {
       if (msg.channel !== channel || !msg.payload) return
       try {

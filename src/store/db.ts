@@ -8,7 +8,6 @@ import { join } from 'node:path'
 import { Kysely, PostgresDialect, sql } from 'kysely'
 import type pg from 'pg'
 import type { Config } from '../config/schema.ts'
-import { openPostgresPool } from './dialect/postgres.ts'
 import { NodeSqliteDialect, openSqlite } from './dialect/sqlite.ts'
 import type { Database } from './schema.ts'
 
@@ -38,6 +37,8 @@ function counting(statements: { count: number }) {
 export async function openStore(config: Config): Promise<Store> {
   if (config.database.url) {
     const { url, schema, pool_size } = config.database
+    // Loaded only here, so a SQLite installation never loads pg.
+    const { openPostgresPool } = await import('./dialect/postgres.ts')
     const pool: pg.Pool = await openPostgresPool({ url, schema, poolSize: pool_size })
     const statements = { count: 0 }
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: counting(statements) })

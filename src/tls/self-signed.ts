@@ -8,7 +8,6 @@
 import { mkdir, rename, writeFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { join } from 'node:path'
-import { generate } from 'selfsigned'
 import type { Logger } from '../log/logger.ts'
 import { type KeyPair, loadKeyPair, type PairSource } from './pem.ts'
 
@@ -47,6 +46,8 @@ export async function generateSelfSigned(
     const entry = isIP(name) ? { type: 7 as const, ip: name } : { type: 2 as const, value: name }
     if (!altNames.some((a) => a.value === entry.value && a.ip === entry.ip)) altNames.push(entry)
   }
+  // Loaded only to make a certificate (first start, renewal): it brings an X.509 and ASN.1 stack.
+  const { generate } = await import('selfsigned')
   const pems = await generate([{ name: 'commonName', value: hostname }], {
     keyType: 'rsa',
     keySize: 2048,

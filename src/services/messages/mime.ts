@@ -13,7 +13,8 @@
 // stores (mail/parse.ts uses the same parser and the same attachment-relevant options).
 
 import { Readable } from 'node:stream'
-import { type SimpleParserOptions, simpleParser } from 'mailparser'
+import type { SimpleParserOptions } from 'mailparser'
+import { loadMailparser } from '../../mail/mailparser.ts'
 
 /** Above delivery's own limit (500 parts by boundary count), so whatever it parsed parses here. */
 export const MAX_PARTS = 1_000
@@ -98,6 +99,7 @@ const flattened = (raw: Buffer, warning: string): ReadableMessage => ({
 export async function parseForReading(raw: Buffer): Promise<ReadableMessage> {
   if (raw.length > MAX_PARSE_BYTES)
     return flattened(raw, `The message is larger than ${MAX_PARSE_BYTES} bytes; download it raw.`)
+  const { simpleParser } = await loadMailparser()
   const input = Readable.from(slices(raw), { objectMode: false })
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<'timeout'>((resolve) => {

@@ -1,8 +1,9 @@
 // MTA-STS policies of destination domains (RFC 8461): discovery through the `_mta-sts` TXT
 // record, the HTTPS fetch of `https://mta-sts.<domain>/.well-known/mta-sts.txt` with Postern's
 // own client (src/net/https-get.ts), and the cache, kept in the database so every node shares
-// it. Only mailauth's `parsePolicy` and `validateMx` are used; mailauth resolves and connects by
-// itself, which Postern never lets a library do.
+// it. Only mailauth's `parsePolicy` is used (loaded on the first fetch; its module pulls in half
+// of mailauth); mailauth resolves and connects by itself, which Postern never lets a library do.
+// MX matching (4.1) is done here.
 // Invariants:
 // - lookup() never throws: a DNS or fetch failure is reported in `problem`, never as an error
 //   that would stop a delivery attempt.
@@ -17,7 +18,8 @@
 // - Each process also remembers a lookup for MEMO_MS (never past the policy's expiry), like the
 //   MX answers in deliver.ts, so a stream of mail to one domain does not ask DNS per message.
 
-import { parsePolicy, validateMx } from 'mailauth/lib/mta-sts.js'
+import { domainToASCII } from 'node:url'
+import type * as MtaStsLib from 'mailauth/lib/mta-sts.js'
 import type { Resolver } from '../../dns/resolver.ts'
 import { isDnsError } from '../../dns/resolver.ts'
 import type { Logger } from '../../log/logger.ts'
@@ -77,8 +79,25 @@ const canonical = (domain: string): string => domain.trim().toLowerCase().replac
 
 /** True when `host` (an MX host name) matches one of the policy's mx patterns (RFC 8461 4.1). */
 export function mxMatches(policy: Pick<MtaStsPolicy, 'mode' | 'mx'>, host: string): boolean {
-  // validateMx calls every host valid under mode none; matching is asked only for the others.
-  return validateMx(host, { mode: policy.mode === 'none' ? 'testing' : policy.mode, mx: policy.mx }).valid
+  const name = aLabels(host)
+  return policy.mx.some((pattern) => {
+    // "*.example.net" stands for exactly one more leftmost label.
+    if (!pattern.startsWith('*.')) return aLabels(pattern) === name
+    const dot = name.indexOf('.')
+    return dot > 0 && name.slice(dot + 1) === aLabels(pattern.slice(2))
+  })
+}
+
+/** A host name in lower-case A-labels, without a trailing dot. */
+function aLabels(host: string): string {
+  const name = canonical(host)
+  return domainToASCII(name) || name
+}
+
+let mtaStsLib: Promise<typeof MtaStsLib> | null = null
+const loadMtaStsLib = () => {
+  mtaStsLib ??= import('mailauth/lib/mta-sts.js')
+  return mtaStsLib
 }
 
 type Discovery =
@@ -134,6 +153,7 @@ export async function fetchPolicy(
     throw new Error(
       `${url} is served as ${res.contentType ? `'${res.contentType}'` : 'no type'}, not text/plain`,
     )
+  const { parsePolicy } = await loadMtaStsLib()
   let parsed: ReturnType<typeof parsePolicy>
   try {
     parsed = parsePolicy(res.body)

@@ -10,7 +10,10 @@
 // - Limits are checked on the unstuffed text: total size, header section (up to the first empty
 //   line), and line length (CRLF included, as RFC 5321 4.5.3.1.6 counts). A refused message is
 //   read to its end and not kept: its bytes are dropped as soon as a problem is seen.
-// - The text is kept as the Buffers received (slices, no copies, no strings) and joined once.
+// - The text is kept as the Buffers received (slices, no copies, no strings) and joined once,
+//   up to the spool's threshold; past it, everything kept so far and all that follows goes to
+//   the spool (a temp file) instead, and comes back as one Buffer at complete(). A refused
+//   message's spool is discarded at once: nothing of it is kept, in memory or on disk.
 // Speed: within a line the scanner jumps from CR to CR with Buffer.indexOf (memchr), checking for
 // LFs in between with a cached position, instead of looking at every byte in JavaScript.
 
@@ -19,6 +22,29 @@ export interface MessageLimits {
   maxHeaderBytes: number
   maxLineBytes: number
 }
+
+/** A temp file that holds a message's text while it arrives (store/blobs/spool.ts makes them). */
+export interface SpoolFile {
+  /** Queues a write; a failure is reported by read(). */
+  write(chunk: Buffer): void
+  /** Octets queued and not yet written. */
+  readonly pending: number
+  /** Resolves once the queued writes are done. */
+  flushed(): Promise<void>
+  /** Everything written, read back as one Buffer; the file is removed. */
+  read(): Promise<Buffer>
+  /** Removes the file; never rejects. */
+  discard(): Promise<void>
+}
+
+export interface MessageSpool {
+  /** Text above this many octets is spooled rather than kept in memory. */
+  thresholdBytes: number
+  open(): SpoolFile
+}
+
+/** Queued spool writes above this make the reader ask the connection to wait (backpressure). */
+const SPOOL_HIGH_WATER = 1024 * 1024
 
 export type MessageProblem = 'TOO_BIG' | 'BARE_LINE_END' | 'HEADER_TOO_BIG' | 'LINE_TOO_LONG'
 
@@ -46,15 +72,30 @@ export class MessageReader {
   private heldCr = false
   private parts: Buffer[] = []
   private bytes = 0
+  private readonly spool: MessageSpool | null
+  private file: SpoolFile | null = null
+  /** The removal of a refused text's spool file, awaited by complete() and abandon(). */
+  private discarding: Promise<void> | null = null
   private bareLineEnd = false
   private headerTooBig = false
   private lineTooLong = false
   /** DATA: the end-of-data line was read. */
   done = false
 
-  constructor(mode: 'data' | 'bdat', limits: MessageLimits) {
+  constructor(mode: 'data' | 'bdat', limits: MessageLimits, spool: MessageSpool | null = null) {
     this.dotStuffed = mode === 'data'
     this.limits = limits
+    this.spool = spool
+  }
+
+  /** True once the text went to a spool file (the message is large). */
+  get spooled(): boolean {
+    return this.file !== null
+  }
+
+  /** A promise to wait for before feeding more, when spool writes are behind; else null. */
+  drained(): Promise<void> | null {
+    return this.file && this.file.pending > SPOOL_HIGH_WATER ? this.file.flushed() : null
   }
 
   /** Unstuffed octets so far, kept or not. */
@@ -155,17 +196,53 @@ export class MessageReader {
    * it is refused.
    */
   finish(): { message: Buffer; problem: null } | { message: null; problem: MessageProblem } {
+    const problem = this.finalProblem()
+    if (problem) return { message: null, problem }
+    if (this.file) throw new Error('the text was spooled: use complete()')
+    const message = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.bytes)
+    this.parts = []
+    return { message, problem: null }
+  }
+
+  /** finish(), reading a spooled text back from its file (one Buffer; the file is removed). */
+  async complete(): Promise<{ message: Buffer; problem: null } | { message: null; problem: MessageProblem }> {
+    if (!this.file) {
+      const done = this.finish()
+      await this.discarding
+      return done
+    }
+    const problem = this.finalProblem()
+    if (problem) {
+      await this.abandon()
+      return { message: null, problem }
+    }
+    const file = this.file
+    this.file = null
+    try {
+      return { message: await file.read(), problem: null }
+    } finally {
+      await file.discard()
+    }
+  }
+
+  /** The checks of the end of the text, then the first thing wrong with it, or null. */
+  private finalProblem(): MessageProblem | null {
     if (this.state === CR_SEEN) this.flagBareLineEnd() // BDAT text ending in a lone CR
     if (this.state !== LINE_START && this.lineLength > 0) {
       // BDAT text whose last line has no CRLF: measure it too
       if (this.lineLength + 2 > this.limits.maxLineBytes) this.refuse('LINE_TOO_LONG')
       if (this.inHeader) this.addHeaderBytes(this.lineLength)
     }
-    const problem = this.problem
-    if (problem) return { message: null, problem }
-    const message = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.bytes)
+    return this.problem
+  }
+
+  /** Drops the text (a transaction that ended without it); removes a spool file. */
+  async abandon(): Promise<void> {
     this.parts = []
-    return { message, problem: null }
+    const file = this.file
+    this.file = null
+    if (file) await file.discard()
+    await this.discarding
   }
 
   private endLine(): void {
@@ -194,7 +271,15 @@ export class MessageReader {
     if (problem === 'BARE_LINE_END') this.bareLineEnd = true
     else if (problem === 'HEADER_TOO_BIG') this.headerTooBig = true
     else this.lineTooLong = true
+    this.drop()
+  }
+
+  /** Frees what was kept of a refused text: its parts, and its spool file if it has one. */
+  private drop(): void {
     this.parts = []
+    const file = this.file
+    this.file = null
+    if (file) this.discarding = file.discard()
   }
 
   private keep(buf: Buffer, start: number, end: number): void {
@@ -202,9 +287,20 @@ export class MessageReader {
     this.bytes += end - start
     if (this.bareLineEnd || this.headerTooBig || this.lineTooLong) return
     if (this.bytes > this.limits.maxMessageBytes) {
-      this.parts = []
+      this.drop()
       return
     }
-    this.parts.push(start === 0 && end === buf.length ? buf : buf.subarray(start, end))
+    const piece = start === 0 && end === buf.length ? buf : buf.subarray(start, end)
+    if (this.file) {
+      this.file.write(piece)
+      return
+    }
+    this.parts.push(piece)
+    if (this.spool && this.bytes > this.spool.thresholdBytes) {
+      const file = this.spool.open()
+      for (const p of this.parts) file.write(p)
+      this.parts = []
+      this.file = file
+    }
   }
 }

@@ -15,7 +15,7 @@ export async function bdat(s: StepSession, cmd: Extract<Command, { kind: 'BDAT' 
   if (!tx) refusal = s.info.helo ? REPLIES.needMail : REPLIES.needHelo
   else if (tx.failed) refusal = REPLIES.bdatFailed
   else if (tx.to.length === 0) refusal = REPLIES.noValidRecipients
-  if (tx && !refusal && !tx.chunks) tx.chunks = new MessageReader('bdat', s.limits)
+  if (tx && !refusal && !tx.chunks) tx.chunks = new MessageReader('bdat', s.limits, s.large?.spool ?? null)
   const reader = refusal ? null : tx!.chunks
   s.conn.startDataClock()
   const end = await s.conn.readChunk(cmd.size, reader)

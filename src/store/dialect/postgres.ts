@@ -32,6 +32,11 @@ export function clientConfig(opts: PostgresOptions): pg.ClientConfig {
   }
 }
 
+/** One connection of its own (the change bus LISTENs on it), with the pool's settings. */
+export function newPostgresClient(opts: PostgresOptions): pg.Client {
+  return new pg.Client(clientConfig(opts))
+}
+
 /** Creates the schema when missing, then returns a pool bound to it. */
 export async function openPostgresPool(opts: PostgresOptions): Promise<pg.Pool> {
   const boot = new pg.Client({ connectionString: opts.url })
