@@ -130,9 +130,15 @@ export async function run(args: string[]): Promise<void> {
   if (values['with-postfix'] && pushBack) {
     console.log(`postfix: relaying the same load to the push-back sink (backoff timers for the run)...`)
     try {
-      postfixPushBack = await runPostfixPushBack({ messages, sessions: 20, retryIntervals, timeoutMs: 600_000 })
+      postfixPushBack = await runPostfixPushBack({
+        messages,
+        sessions: 20,
+        retryIntervals,
+        timeoutMs: 600_000,
+      })
       console.log(`  | ${JSON.stringify(postfixPushBack)}`)
-      if (postfixPushBack.problems.length) notes.push(`Postfix push-back: ${postfixPushBack.problems.join('; ')}`)
+      if (postfixPushBack.problems.length)
+        notes.push(`Postfix push-back: ${postfixPushBack.problems.join('; ')}`)
       // The same shape as the relay recipe's figures, so the ratios below read the same.
       if (postfixPushBack.delivered_per_s)
         postfix = {

@@ -137,7 +137,8 @@ export async function runPostfixPushBack(o: {
   retryIntervals: string
   timeoutMs: number
 }): Promise<PostfixPushBackRun> {
-  if (process.getuid?.() !== 0) throw new Error('the Postfix push-back run needs root (it edits Postfix config)')
+  if (process.getuid?.() !== 0)
+    throw new Error('the Postfix push-back run needs root (it edits Postfix config)')
   const backoff = postfixBackoff(o.retryIntervals)
   const port = await freePort()
   const problems: string[] = []
@@ -154,14 +155,18 @@ export async function runPostfixPushBack(o: {
       `maximal_backoff_time = ${backoff}`,
     ])
     await sh('postsuper', ['-d', 'ALL']).catch(() => '')
-    sink = spawn(process.execPath, [PUSHBACK_SINK, `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'inherit'] })
+    sink = spawn(process.execPath, [PUSHBACK_SINK, `127.0.0.1:${port}`], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
     let tail = ''
     sink.stdout?.setEncoding('latin1')
     sink.stdout?.on('data', (chunk: string) => {
       tail += chunk
       const end = tail.lastIndexOf('\r')
       if (end < 0) return
-      const m = /mesg=(\d+) rcpt=\d+ defer=(\d+) reject=(\d+) dsn=(\d+)/.exec(tail.slice(0, end).split('\r').at(-1) ?? '')
+      const m = /mesg=(\d+) rcpt=\d+ defer=(\d+) reject=(\d+) dsn=(\d+)/.exec(
+        tail.slice(0, end).split('\r').at(-1) ?? '',
+      )
       tail = tail.slice(end + 1)
       if (!m) return
       counts.mesg = Number(m[1])
@@ -176,7 +181,12 @@ export async function runPostfixPushBack(o: {
     const sinkPid = sink.pid as number
     const body = (i: number) =>
       toDataBody(
-        sourceLike({ from: 'bench@bench-sender.test', to: `u${i}@remote.test`, length: 5120, id: `pb${i}.${port}` }),
+        sourceLike({
+          from: 'bench@bench-sender.test',
+          to: `u${i}@remote.test`,
+          length: 5120,
+          id: `pb${i}.${port}`,
+        }),
       )
     const rejected = countAmong(o.messages, REJECT)
     const deliverable = o.messages - rejected
@@ -205,7 +215,8 @@ export async function runPostfixPushBack(o: {
       }),
     )
     const acceptS = (performance.now() - t0) / 1000
-    if (accepted !== o.messages) problems.push(`Postfix accepted ${accepted} of ${o.messages} (${firstError})`)
+    if (accepted !== o.messages)
+      problems.push(`Postfix accepted ${accepted} of ${o.messages} (${firstError})`)
     const until = performance.now() + o.timeoutMs
     let done: number | null = null
     while (performance.now() < until) {
@@ -220,7 +231,8 @@ export async function runPostfixPushBack(o: {
     const pf1 = treeCpuS(master)
     const sk1 = treeCpuS(sinkPid)
     const deliverS = done === null ? null : (done - t0) / 1000
-    if (done === null) problems.push(`the sink counted ${counts.mesg} of ${deliverable}; ${queued()} files queued`)
+    if (done === null)
+      problems.push(`the sink counted ${counts.mesg} of ${deliverable}; ${queued()} files queued`)
     return {
       messages: o.messages,
       accepted,
@@ -243,7 +255,9 @@ export async function runPostfixPushBack(o: {
   } finally {
     await sh('postfix', ['stop']).catch(() => '')
     await sh('postsuper', ['-d', 'ALL']).catch(() => '')
-    await sh('postconf', ['-X', 'queue_run_delay', 'minimal_backoff_time', 'maximal_backoff_time']).catch(() => '')
+    await sh('postconf', ['-X', 'queue_run_delay', 'minimal_backoff_time', 'maximal_backoff_time']).catch(
+      () => '',
+    )
     await sh('postconf', ['-e', 'relayhost = [127.0.0.1]:2526']).catch(() => '')
     sink?.kill()
   }

@@ -268,7 +268,8 @@ async function timedRun(
   if (r.refused) problems.push(`${r.refused} refused (${JSON.stringify(r.codes)}; ${r.firstError})`)
   const sinkMessages = r.sinkEnd.mesg - r.sinkBase.mesg
   if (r.tDelivered === null) problems.push(`the sink counted ${sinkMessages} of ${deliverable} in time`)
-  if (sinkMessages > deliverable) problems.push(`the sink counted ${sinkMessages} for ${deliverable} deliverable`)
+  if (sinkMessages > deliverable)
+    problems.push(`the sink counted ${sinkMessages} for ${deliverable} deliverable`)
   if ((db.status.sent ?? 0) !== deliverable || (db.status.failed ?? 0) !== rejected)
     problems.push(`database: ${JSON.stringify(db.status)} (want ${deliverable} sent, ${rejected} failed)`)
   if ((db.recipients.delivered ?? 0) !== deliverable || (db.recipients.bounced ?? 0) !== rejected)
