@@ -311,7 +311,18 @@ export async function run(args: string[]): Promise<void> {
   console.log(table)
   console.log(`Postern idle RSS: ${posternIdle ?? '?'} MiB (a fresh server process, 1 s after start)`)
   for (const note of notes) console.log(`note: ${note}`)
-  const md = markdown({ started, machine, quick, peers, dialects, table, notes, children })
+  notes.push(
+    'targets: issue 13 (SQLite inbound with checks on and outbound single at least 1.0x Postfix, checks off held to the same; ' +
+      "PostgreSQL 0.8x; idle at most 100 MB; 1,000 IDLE sessions under 100 MB); batch keeps bench/outbound.ts's own 0.5x, " +
+      "push-back the single target, submission bench/outbound.ts's 1.0x. bench/outbound.ts itself still prints its older 0.5x for single",
+  )
+  if (dovecot.commands)
+    notes.push(
+      "IMAP peer caveat: the bench Dovecot's INBOX keeps every message earlier imap runs appended to it (thousands), " +
+        "while Postern's starts with this run's; SELECT and SEARCH cost more there",
+    )
+  const endLoad = loadavg().map((x) => round2(x))
+  const md = markdown({ started, machine, quick, peers, dialects, table, notes, children, endLoad })
   mkdirSync(dirname(out), { recursive: true })
   writeFileSync(out, md)
   console.log(`\nwritten: ${out}`)
@@ -434,6 +445,7 @@ function markdown(o: {
   table: string
   notes: string[]
   children: Child[]
+  endLoad: number[]
 }): string {
   const m = o.machine
   const all = `npm run bench -- all${o.peers ? ' --with-peers' : ''}${o.quick ? ' --quick' : ''}`
@@ -445,7 +457,7 @@ function markdown(o: {
       : 'A full run (the sizes of issue 13: 20,000 messages a benchmark).',
     '',
     `- Date: ${o.started.toISOString()}`,
-    `- Machine: ${m.nproc} CPUs (${m.model}), ${m.ramGiB} GiB RAM, Linux ${m.kernel}, load average at the start ${m.load.join(' ')}`,
+    `- Machine: ${m.nproc} CPUs (${m.model}), ${m.ramGiB} GiB RAM, Linux ${m.kernel}, load average ${m.load.join(' ')} at the start and ${o.endLoad.join(' ')} at the end`,
     `- Software: Node ${m.node}; peers: Postfix ${m.postfix ?? 'not installed'}, ${m.dovecot ? `Dovecot ${m.dovecot}` : 'Dovecot not installed'}${o.peers ? '' : ' (not run: no --with-peers)'}`,
     `- Stores: ${o.dialects.join(', ')}${o.dialects.includes('postgres') ? '' : ' (PostgreSQL not run: set POSTERN_TEST_DATABASE_URL or POSTERN_DATABASE_URL)'}`,
     '- Everything on 127.0.0.1; the load generators, sinks and peers share the same cores as Postern.',
