@@ -222,7 +222,8 @@ export async function run(args: string[]): Promise<void> {
       if (p)
         notes.push(
           `push-back ${r.run}: ${p.retries} retries and ${p.bounces} bounces in the database (the sink gave ${p.sink_deferred} 451s and ${p.sink_rejected} 550s), ` +
-            `${p.delivered} delivered, all final at ${r.deliver_s} s (retry interval ${p.retry_intervals})`,
+            `${p.delivered} delivered, all final at ${r.deliver_s} s (retry interval ${p.retry_intervals}); ` +
+            `CPU of the push-back sink ${r.sink_cpu_s} s, of Postern's process ${round2(r.accept_phase.cpu_user_s + r.accept_phase.cpu_sys_s + r.drain_phase.cpu_user_s + r.drain_phase.cpu_sys_s)} s`,
         )
     }
     if (pfb)
@@ -461,6 +462,11 @@ function markdown(o: {
     `- Software: Node ${m.node}; peers: Postfix ${m.postfix ?? 'not installed'}, ${m.dovecot ? `Dovecot ${m.dovecot}` : 'Dovecot not installed'}${o.peers ? '' : ' (not run: no --with-peers)'}`,
     `- Stores: ${o.dialects.join(', ')}${o.dialects.includes('postgres') ? '' : ' (PostgreSQL not run: set POSTERN_TEST_DATABASE_URL or POSTERN_DATABASE_URL)'}`,
     '- Everything on 127.0.0.1; the load generators, sinks and peers share the same cores as Postern.',
+    ...(o.quick
+      ? [
+          '- `--quick` caps the wait for a quiet machine before each timed run at 10 s (BENCH_QUIET_MAX=10, also for the peer scripts), so runs may start on a busy machine.',
+        ]
+      : []),
     '',
     o.table,
     '',

@@ -327,7 +327,7 @@ function print(
   for (const r of rows)
     console.log(
       `${r.run}: mean message ${r.mean_message_bytes} B stored (signed); machine CPU ${r.machine_cpu_pct}% of all cores; ` +
-        `CPU of the HTTP client process ${r.client_cpu_s} s, of smtp-sink ${r.sink_cpu_s ?? '?'} s; dns questions ${JSON.stringify(r.dns_by_name)}`,
+        `CPU of the HTTP client process ${r.client_cpu_s} s, of ${r.push_back ? 'the push-back sink' : 'smtp-sink'} ${r.sink_cpu_s ?? '?'} s; dns questions ${JSON.stringify(r.dns_by_name)}`,
     )
   if (ratios)
     for (const q of ratios) {
