@@ -41,20 +41,32 @@
 //   --per-destination N (20; outbound.per_destination) --outbound-concurrency N (20)
 //   --poll-ms N (outbound.poll_ms; default: Postern's) --with-postfix (also run
 //   bench-postfix-relay.sh once with the same N and print Postern/Postfix ratios from this
-//   same run) --profile DIR (a CPU profile of Postern's main thread per timed run, summarized).
+//   same run) --profile DIR (a CPU profile of Postern's main thread per timed run, summarized)
+//   --push-back (the receiving side pushes back, below; --variant defaults to single)
+//   --retry-intervals LIST (push-back: outbound.retry_intervals for the run, default 1s).
+//
+// Push-back (--push-back): the receiving MX is lib/pushback-sink.ts, not smtp-sink: message i goes
+// to u<i>@remote.test, and by that number the sink refuses 2% with 550 5.1.1 (they bounce) and
+// answers 5% with 451 4.2.0 on the first attempt and 250 on the retry, which Postern makes after
+// --retry-intervals. delivered/s is then deliverable recipients / (first request -> the database
+// shows every message final: delivered, or bounced for the refused); retries and bounces are
+// counted in the database and at the sink. With --with-postfix the same load (injected over SMTP,
+// message i to u<i>, since smtp-source cannot vary recipients) goes through the bench Postfix to
+// the same sink, its retry timers set as short for the run (lib/outbound-postfix-pushback.ts).
 
 import { fork } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { intOption } from './lib/args.ts'
 import { type PostfixRelayRun, runPostfixRelay } from './lib/outbound-postfix.ts'
+import { type PostfixPushBackRun, runPostfixPushBack } from './lib/outbound-postfix-pushback.ts'
 import type { Row, RunOptions, Variant } from './lib/outbound-run.ts'
 import { type Dialect, postgresUrl } from './lib/postern-mx.ts'
 import { round2 } from './lib/proc-stats.ts'
 
 const SMTP_SINK = '/usr/sbin/smtp-sink'
 /** The end-to-end targets: at least this share of Postfix's relay rate, per variant. */
-const TARGETS: Record<Variant, number> = { single: 0.5, batch: 0.5, submission: 1.0 }
+export const TARGETS: Record<Variant, number> = { single: 0.5, batch: 0.5, submission: 1.0 }
 
 export async function run(args: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -72,6 +84,8 @@ export async function run(args: string[]): Promise<void> {
       'poll-ms': { type: 'string' },
       'with-postfix': { type: 'boolean' },
       profile: { type: 'string' },
+      'push-back': { type: 'boolean' },
+      'retry-intervals': { type: 'string' },
     },
   })
   const int = intOption
@@ -84,7 +98,9 @@ export async function run(args: string[]): Promise<void> {
   const outboundConcurrency = int(values['outbound-concurrency'], 20, 'outbound-concurrency', 1)
   const pollMs = values['poll-ms'] === undefined ? null : int(values['poll-ms'], 0, 'poll-ms', 5)
   const profileDir = values.profile ?? null
-  const variant = values.variant ?? 'all'
+  const pushBack = values['push-back'] === true
+  const retryIntervals = values['retry-intervals'] ?? '1s'
+  const variant = values.variant ?? (pushBack ? 'single' : 'all')
   const dialect = values.dialect ?? 'sqlite'
   const variants = (variant === 'all' ? 'single,batch' : variant).split(',') as Variant[]
   if (variants.some((v) => !(v in TARGETS)))
@@ -97,20 +113,54 @@ export async function run(args: string[]): Promise<void> {
     dialects = ['sqlite']
     notes.push('PostgreSQL skipped: set POSTERN_DATABASE_URL (or POSTERN_TEST_DATABASE_URL) to run it')
   }
-  if (!existsSync(SMTP_SINK))
+  if (!pushBack && !existsSync(SMTP_SINK))
     throw new Error(
       `${SMTP_SINK} is missing: install the peers first (as root): bash /work/shared/bench-peers/install-peers.sh`,
     )
 
   console.log(
-    `outbound benchmark: ${messages} messages to smtp-sink, variants ${variants.join('+')} ` +
+    `outbound benchmark: ${messages} messages to ${pushBack ? `the push-back sink (defers 5%, rejects 2%; retry ${retryIntervals})` : 'smtp-sink'}, variants ${variants.join('+')} ` +
       `(single: ${concurrency} clients; batch: ${batchClients} clients x ${batchSize}), ${dialects.join('+')}, ` +
       `warm-up ${warmup}, outbound concurrency ${outboundConcurrency}, per destination ${perDestination}` +
       `${pollMs === null ? '' : `, poll ${pollMs} ms`}`,
   )
 
   let postfix: PostfixRelayRun | null = null
-  if (values['with-postfix']) {
+  let postfixPushBack: PostfixPushBackRun | null = null
+  if (values['with-postfix'] && pushBack) {
+    console.log(`postfix: relaying the same load to the push-back sink (backoff timers for the run)...`)
+    try {
+      postfixPushBack = await runPostfixPushBack({
+        messages,
+        sessions: 20,
+        retryIntervals,
+        timeoutMs: 600_000,
+      })
+      console.log(`  | ${JSON.stringify(postfixPushBack)}`)
+      if (postfixPushBack.problems.length)
+        notes.push(`Postfix push-back: ${postfixPushBack.problems.join('; ')}`)
+      // The same shape as the relay recipe's figures, so the ratios below read the same.
+      if (postfixPushBack.delivered_per_s)
+        postfix = {
+          accepted_per_s: postfixPushBack.accepted_per_s,
+          delivered_per_s: postfixPushBack.delivered_per_s,
+          fields: {
+            n: String(messages),
+            accept_secs: String(postfixPushBack.accept_s),
+            relay_secs: String(postfixPushBack.deliver_s),
+            postfix_cpu_s: String(postfixPushBack.postfix_cpu_s),
+            sink_cpu_s: String(postfixPushBack.sink_cpu_s),
+            machine_cpu_pct: String(postfixPushBack.machine_cpu_pct),
+            idle_rss_kb: String(Math.round((postfixPushBack.idle_rss_mib ?? 0) * 1024)),
+            loaded_rss_kb: String(Math.round((postfixPushBack.loaded_rss_mib ?? 0) * 1024)),
+          },
+          output: '',
+          rc: 0,
+        }
+    } catch (err) {
+      notes.push(`the Postfix push-back run failed: ${(err as Error).message.split('\n')[0]}`)
+    }
+  } else if (values['with-postfix']) {
     console.log('postfix: running bench-postfix-relay.sh (BENCH_RUNS=1)...')
     postfix = await runPostfixRelay({ messages, sessions: 20, timeoutMs: 1_800_000 })
     for (const line of postfix.output.split('\n')) console.log(`  | ${line}`)
@@ -137,6 +187,8 @@ export async function run(args: string[]): Promise<void> {
           outboundConcurrency,
           pollMs,
           profileDir,
+          pushBack,
+          retryIntervals,
         })
       } catch (err) {
         // One failed configuration must not lose the others' figures.
@@ -169,6 +221,7 @@ export async function run(args: string[]): Promise<void> {
       per_destination: perDestination,
       outbound_concurrency: outboundConcurrency,
       poll_ms: pollMs,
+      push_back: pushBack ? { retry_intervals: retryIntervals } : null,
       notes,
       rows,
       postfix: postfix
@@ -180,6 +233,7 @@ export async function run(args: string[]): Promise<void> {
           }
         : null,
       ratios,
+      postfix_push_back: postfixPushBack,
       target_vs_postfix_delivered: TARGETS,
     }),
   )
@@ -273,7 +327,7 @@ function print(
   for (const r of rows)
     console.log(
       `${r.run}: mean message ${r.mean_message_bytes} B stored (signed); machine CPU ${r.machine_cpu_pct}% of all cores; ` +
-        `CPU of the HTTP client process ${r.client_cpu_s} s, of smtp-sink ${r.sink_cpu_s ?? '?'} s; dns questions ${JSON.stringify(r.dns_by_name)}`,
+        `CPU of the HTTP client process ${r.client_cpu_s} s, of ${r.push_back ? 'the push-back sink' : 'smtp-sink'} ${r.sink_cpu_s ?? '?'} s; dns questions ${JSON.stringify(r.dns_by_name)}`,
     )
   if (ratios)
     for (const q of ratios) {
@@ -300,6 +354,15 @@ function print(
           .slice(0, 15)
           .map(([f, pct]) => `${f} ${pct}%`)
           .join(', ')}`,
+      )
+    }
+  for (const r of rows)
+    if (r.push_back) {
+      const p = r.push_back
+      console.log(
+        `push-back ${r.run}: retries ${p.retries} (sink gave ${p.sink_deferred} 451s, ${p.expected_deferred} expected), ` +
+          `bounces ${p.bounces} (sink gave ${p.sink_rejected} 550s, ${p.expected_rejected} expected), delivered ${p.delivered}; ` +
+          `sink counted the last deliverable at ${p.sink_done_s} s, database final at ${r.deliver_s} s (retry ${p.retry_intervals})`,
       )
     }
   for (const n of notes) console.log(`note: ${n}`)

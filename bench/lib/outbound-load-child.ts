@@ -6,6 +6,9 @@
 // time) or `batch` (C clients each POST /v1/emails/batch with `batchSize` messages), or through
 // SMTP submission: `submission` (C mail clients, nodemailer's pool: each connection says
 // STARTTLS and AUTH once and carries up to 100 messages, one after another, as mail clients do).
+// Started with the argument `push-back`, the receiving MX is pushback-sink.ts instead (in a
+// process of its own, same counter records plus its refusals): it defers 5% and rejects 2% of
+// recipients, and each message goes to a recipient of its own (RunJob.toPattern).
 // Driven over IPC by outbound-load.ts:
 //   (start)                       -> { ready, port, sinkPid }
 //   { op: 'count', id }           -> { id, mesg, sess }  the sink's counters now
@@ -32,6 +35,10 @@ export interface RunJob {
   batchSize: number
   from: string
   to: string
+  /** A recipient per message: `{i}` is replaced by the message's number (push-back runs). */
+  toPattern?: string
+  /** Messages the sink must count before the run is over (default: every accepted one). */
+  expectDelivered?: number
   /** Size of the text part, in bytes. */
   textBytes: number
   /** Subject prefix, so runs are told apart. */
@@ -51,9 +58,9 @@ export interface RunReport {
   t0: number
   tAccepted: number
   tDelivered: number | null
-  /** Sink counters at the start and the end of the run. */
-  sinkBase: { mesg: number; sess: number }
-  sinkEnd: { mesg: number; sess: number }
+  /** Sink counters at the start and the end of the run (push-back sink: its refusals too). */
+  sinkBase: SinkCounts
+  sinkEnd: SinkCounts
   /** Messages the sink had received (this run) when the last 202 arrived. */
   deliveredAtAccept: number
   /** Request latencies (send to full reply), ms. */
@@ -66,11 +73,22 @@ export interface RunReport {
   sinkCpuS: number | null
 }
 
+export interface SinkCounts {
+  mesg: number
+  sess: number
+  /** pushback-sink.ts only: 451s given, 550s given, bounces (MAIL FROM:<>) received. */
+  defer: number
+  reject: number
+  dsn: number
+}
+
 const SMTP_SINK = '/usr/sbin/smtp-sink'
+const PUSHBACK_SINK = new URL('./pushback-sink.ts', import.meta.url).pathname
+const pushBack = process.argv.includes('push-back')
 const now = () => performance.timeOrigin + performance.now()
 const send = (m: unknown) => process.send?.(m)
 
-const sink = { mesg: 0, sess: 0 }
+const sink: SinkCounts = { mesg: 0, sess: 0, defer: 0, reject: 0, dsn: 0 }
 let sinkPid = 0
 
 /** CPU seconds (user+sys) of a process so far, from /proc (Linux; clock ticks of 10 ms). */
@@ -122,7 +140,9 @@ async function startSink(): Promise<{ port: number; pid: number }> {
   // smtp-sink insists on dropping privileges (-u). -m: concurrent sessions; 1024: backlog.
   const asRoot = process.getuid?.() === 0
   const args = ['-c', ...(asRoot ? ['-u', 'postfix'] : []), '-m', '1024', `127.0.0.1:${port}`, '1024']
-  const child = spawn(SMTP_SINK, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = pushBack
+    ? spawn(process.execPath, [PUSHBACK_SINK, `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(SMTP_SINK, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   let tail = ''
   child.stdout.setEncoding('latin1')
   child.stdout.on('data', (chunk: string) => {
@@ -132,10 +152,17 @@ async function startSink(): Promise<{ port: number; pid: number }> {
     const done = tail.slice(0, end)
     tail = tail.slice(end + 1)
     const i = done.lastIndexOf('sess=')
-    const m = /sess=(\d+) quit=\d+ mesg=(\d+)/.exec(done.slice(i))
+    const m = /sess=(\d+) quit=\d+ mesg=(\d+)(?: rcpt=\d+ defer=(\d+) reject=(\d+) dsn=(\d+))?/.exec(
+      done.slice(i),
+    )
     if (!m) return
     sink.sess = Number(m[1])
     sink.mesg = Number(m[2])
+    if (m[3] !== undefined) {
+      sink.defer = Number(m[3])
+      sink.reject = Number(m[4])
+      sink.dsn = Number(m[5])
+    }
     onCount?.()
   })
   let err = ''
@@ -181,7 +208,10 @@ async function run(job: RunJob, id: number): Promise<RunReport> {
   const text = JSON.stringify(bodyText(job.textBytes))
   const from = JSON.stringify(job.from)
   const to = JSON.stringify(job.to)
-  const one = (i: number) => `{"from":${from},"to":${to},"subject":"${job.label} ${i}","text":${text}}`
+  const pattern = job.toPattern
+  const toOf = (i: number) => (pattern ? pattern.replace('{i}', String(i)) : job.to)
+  const one = (i: number) =>
+    `{"from":${from},"to":${pattern ? JSON.stringify(toOf(i)) : to},"subject":"${job.label} ${i}","text":${text}}`
   const per = job.mode === 'batch' ? job.batchSize : 1
   const requests = Math.ceil(job.messages / per)
   const agent = new Agent({ keepAlive: true, maxSockets: job.clients })
@@ -209,7 +239,7 @@ async function run(job: RunJob, id: number): Promise<RunReport> {
   const cpu0 = process.cpuUsage()
   const sinkCpu0 = procCpuS(sinkPid)
   const base = sink.mesg
-  const target = base + job.messages
+  const target = base + (job.expectDelivered ?? job.messages)
   const delivered = new Promise<void>((resolve) => {
     const check = () => {
       if (sink.mesg >= target) {
@@ -254,7 +284,7 @@ async function run(job: RunJob, id: number): Promise<RunReport> {
   // Submission: the message as a mail client writes it (the server adds Message-ID and Date).
   const plain = bodyText(job.textBytes).replace(/\n/g, '\r\n')
   const raw = (i: number) =>
-    `From: <${job.from}>\r\nTo: <${job.to}>\r\nSubject: ${job.label} ${i}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n${plain}`
+    `From: <${job.from}>\r\nTo: <${toOf(i)}>\r\nSubject: ${job.label} ${i}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n${plain}`
   const mailer =
     job.mode === 'submission' && job.smtp
       ? nodemailer.createTransport({
@@ -273,7 +303,7 @@ async function run(job: RunJob, id: number): Promise<RunReport> {
   const submit = async (i: number): Promise<{ status: number; text: string }> => {
     try {
       const info = await (mailer as Transporter).sendMail({
-        envelope: { from: job.from, to: [job.to] },
+        envelope: { from: job.from, to: [toOf(i)] },
         raw: raw(i),
       })
       const response = String(info.response ?? '')
@@ -335,10 +365,11 @@ async function run(job: RunJob, id: number): Promise<RunReport> {
     send({ id, accepted: report.tAccepted })
     // Refused messages never arrive: wait for the accepted ones only.
     if (report.refused) onCount = null
-    const waitFor = report.refused ? waitUntil(() => sink.mesg >= base + report.accepted) : delivered
+    const want = job.expectDelivered ?? report.accepted
+    const waitFor = report.refused ? waitUntil(() => sink.mesg >= base + want) : delivered
     const left = Math.max(1000, job.timeoutMs - (now() - report.t0))
     await Promise.race([waitFor, new Promise((r) => setTimeout(r, left))])
-    if (report.refused && sink.mesg >= base + report.accepted) report.tDelivered = now()
+    if (report.refused && sink.mesg >= base + want) report.tDelivered = now()
   } finally {
     clearInterval(sampler)
     onCount = null
@@ -375,7 +406,7 @@ process.on('disconnect', () => {
   process.exit(0)
 })
 process.on('message', async (m: { op: string; id: number } & Partial<RunJob>) => {
-  if (m.op === 'count') send({ id: m.id, mesg: sink.mesg, sess: sink.sess })
+  if (m.op === 'count') send({ id: m.id, ...sink })
   else if (m.op === 'run') {
     try {
       send({ id: m.id, report: await run(m as unknown as RunJob, m.id) })

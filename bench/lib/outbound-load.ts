@@ -1,12 +1,12 @@
-// Parent side of outbound-load-child.ts: starts the client process (which starts smtp-sink on a
-// free loopback port) and runs send jobs in it. run() resolves with the child's report; the
+// Parent side of outbound-load-child.ts: starts the client process (which starts smtp-sink, or
+// the push-back sink, on a free loopback port) and runs send jobs in it. run() resolves with the child's report; the
 // callback given to it hears the moment the last 202 arrived, so the caller can split its own
 // figures into the accept phase and the drain phase.
 
 import { type ChildProcess, fork } from 'node:child_process'
-import type { RunJob, RunReport } from './outbound-load-child.ts'
+import type { RunJob, RunReport, SinkCounts } from './outbound-load-child.ts'
 
-export type { RunJob, RunReport } from './outbound-load-child.ts'
+export type { RunJob, RunReport, SinkCounts } from './outbound-load-child.ts'
 
 export interface OutboundLoad {
   /** smtp-sink's port on 127.0.0.1. */
@@ -14,13 +14,15 @@ export interface OutboundLoad {
   sinkPid: number
   pid: number
   /** The sink's counters now (messages and sessions since it started). */
-  count(): Promise<{ mesg: number; sess: number }>
+  count(): Promise<SinkCounts>
   run(job: RunJob, onAccepted?: (at: number) => void): Promise<RunReport>
   close(): Promise<void>
 }
 
-export async function startOutboundLoad(): Promise<OutboundLoad> {
-  const child: ChildProcess = fork(new URL('./outbound-load-child.ts', import.meta.url), [], {
+/** pushBack: the receiving MX is pushback-sink.ts (defers 5%, rejects 2%) instead of smtp-sink. */
+export async function startOutboundLoad(o: { pushBack?: boolean } = {}): Promise<OutboundLoad> {
+  const argv = o.pushBack ? ['push-back'] : []
+  const child: ChildProcess = fork(new URL('./outbound-load-child.ts', import.meta.url), argv, {
     execArgv: [], // not the parent's --cpu-prof and the like
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   })
@@ -72,7 +74,7 @@ export async function startOutboundLoad(): Promise<OutboundLoad> {
     port: ready.port,
     sinkPid: ready.sinkPid,
     pid: child.pid as number,
-    count: () => ask<{ mesg: number; sess: number }>({ op: 'count' }, () => true, 10_000),
+    count: () => ask<SinkCounts>({ op: 'count' }, () => true, 10_000),
     async run(job, onAccepted) {
       const r = await ask<{ report: RunReport }>(
         { op: 'run', ...job },

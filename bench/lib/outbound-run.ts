@@ -11,6 +11,11 @@
 // outbound message `sent` and every recipient `delivered`. The `submission` variant sends the
 // same load as mail clients through SMTP submission (587, STARTTLS, AUTH as the mailbox
 // bench@bench-sender.test, connections reused), which also files each message in Sent.
+// Push-back runs (o.pushBack) deliver to pushback-sink.ts instead of smtp-sink: message i goes to
+// u<i>@remote.test (w<i> in the warm-up), 2% are refused with a 550 and bounce, 5% get a 451 and
+// are retried after outbound.retry_intervals (o.retryIntervals, short); the run ends when the
+// database shows every message final: the deliverable recipients `delivered`, the refused ones
+// `bounced`.
 
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -39,6 +44,7 @@ import {
   waitQuiet,
 } from './proc-stats.ts'
 import { type ProfileSummary, startProfile } from './profile.ts'
+import { countAmong, DEFER_ONCE, REJECT } from './pushback-rule.ts'
 
 export const SENDER_DOMAIN = 'bench-sender.test'
 export const RECIPIENT_DOMAIN = 'remote.test'
@@ -61,6 +67,9 @@ export interface RunOptions {
   outboundConcurrency: number
   pollMs: number | null
   profileDir: string | null
+  /** The receiving side pushes back (pushback-sink.ts); retries wait `retryIntervals`. */
+  pushBack: boolean
+  retryIntervals: string
 }
 
 export interface Phase {
@@ -115,6 +124,25 @@ export interface Row {
   timeline: RunReport['timeline']
   pre_idle: { busyPct: number; waitedS: number }
   profile: ProfileSummary | null
+  /** Push-back runs: what the sink refused and what the database recorded. */
+  push_back: PushBackFigures | null
+}
+
+export interface PushBackFigures {
+  retry_intervals: string
+  /** Recipients the rule defers once / rejects, of this run's N. */
+  expected_deferred: number
+  expected_rejected: number
+  /** 451s and 550s the sink gave in the run, bounces (MAIL FROM:<>) it received. */
+  sink_deferred: number
+  sink_rejected: number
+  sink_dsn: number
+  /** Database: delivery attempts beyond the first, per recipient, summed; recipients bounced. */
+  retries: number
+  bounces: number
+  delivered: number
+  /** Seconds from the first request until the sink counted every deliverable message. */
+  sink_done_s: number | null
 }
 
 interface Sender {
@@ -130,7 +158,7 @@ export async function runOne(o: RunOptions): Promise<Row> {
   let load: OutboundLoad | null = null
   let sender: Sender | null = null
   try {
-    load = await startOutboundLoad()
+    load = await startOutboundLoad({ pushBack: o.pushBack })
     sender = await startSender(o, dns, load.port)
     const timeoutMs = Math.max(600_000, o.messages * 60)
     const label = `bench-${o.variant}`
@@ -145,6 +173,12 @@ export async function runOne(o: RunOptions): Promise<Row> {
         batchSize: o.batchSize,
         from: FROM,
         to: TO,
+        ...(o.pushBack
+          ? {
+              toPattern: `w{i}@${RECIPIENT_DOMAIN}`,
+              expectDelivered: o.warmup - countAmong(o.warmup, REJECT),
+            }
+          : {}),
         textBytes: TEXT_BYTES,
         label: `${label}-warmup`,
         timeoutMs,
@@ -153,6 +187,7 @@ export async function runOne(o: RunOptions): Promise<Row> {
         throw new Error(
           `warm-up: ${w.refused} refused (${w.firstError ?? 'no error'}), ${w.sinkEnd.mesg - w.sinkBase.mesg} of ${o.warmup} delivered`,
         )
+      // Push-back: the bounces and retries of the warm-up finish before the timed run.
       await waitAllSent(sender.postern, 60_000)
     }
     return await timedRun(o, sender, dns, load, label, timeoutMs)
@@ -173,6 +208,7 @@ async function timedRun(
 ): Promise<Row> {
   const postern = sender.postern
   const pre_idle = await waitQuiet(15, 120)
+  const rejected = o.pushBack ? countAmong(o.messages, REJECT) : 0
   const dnsBefore = await dns.stats()
   const idle = statusMiB('VmRSS')
   const peakReset = resetPeakRss()
@@ -192,6 +228,9 @@ async function timedRun(
       batchSize: o.batchSize,
       from: FROM,
       to: TO,
+      ...(o.pushBack
+        ? { toPattern: `u{i}@${RECIPIENT_DOMAIN}`, expectDelivered: o.messages - rejected }
+        : {}),
       textBytes: TEXT_BYTES,
       label,
       timeoutMs,
@@ -208,7 +247,8 @@ async function timedRun(
   const sampled = sampler.stop()
   const peak = peakReset ? statusMiB('VmHWM') : sampled
   // The sink has every message; the database should say so too (the 250 is recorded right after).
-  const allSent = await waitAllSent(postern, 60_000, label)
+  // Push-back runs end there: the bounces and the last retries are only final in the database.
+  const allSent = await waitAllSent(postern, 60_000, label, o.pushBack ? 10 : 100)
   const db = await runCounts(postern, label)
   const dnsAfter = await dns.stats()
   const dnsByName: Record<string, number> = {}
@@ -217,19 +257,45 @@ async function timedRun(
     if (d) dnsByName[k] = d
   }
   const acceptS = (r.tAccepted - r.t0) / 1000
-  const deliverS = r.tDelivered === null ? null : (r.tDelivered - r.t0) / 1000
+  const sinkDoneS = r.tDelivered === null ? null : (r.tDelivered - r.t0) / 1000
+  const deliverS = !o.pushBack
+    ? sinkDoneS
+    : sinkDoneS === null || allSent === null
+      ? null
+      : (Math.max(r.tDelivered as number, allSent) - r.t0) / 1000
+  const deliverable = r.accepted - rejected
   const problems: string[] = []
   if (r.refused) problems.push(`${r.refused} refused (${JSON.stringify(r.codes)}; ${r.firstError})`)
   const sinkMessages = r.sinkEnd.mesg - r.sinkBase.mesg
-  if (r.tDelivered === null) problems.push(`the sink counted ${sinkMessages} of ${r.accepted} in time`)
-  if (sinkMessages > r.accepted) problems.push(`the sink counted ${sinkMessages} for ${r.accepted} accepted`)
-  if ((db.status.sent ?? 0) !== r.accepted)
-    problems.push(`database: ${JSON.stringify(db.status)} (want ${r.accepted} sent)`)
-  if ((db.recipients.delivered ?? 0) !== r.accepted)
+  if (r.tDelivered === null) problems.push(`the sink counted ${sinkMessages} of ${deliverable} in time`)
+  if (sinkMessages > deliverable)
+    problems.push(`the sink counted ${sinkMessages} for ${deliverable} deliverable`)
+  if ((db.status.sent ?? 0) !== deliverable || (db.status.failed ?? 0) !== rejected)
+    problems.push(`database: ${JSON.stringify(db.status)} (want ${deliverable} sent, ${rejected} failed)`)
+  if ((db.recipients.delivered ?? 0) !== deliverable || (db.recipients.bounced ?? 0) !== rejected)
     problems.push(`database recipients: ${JSON.stringify(db.recipients)}`)
+  let pushBack: PushBackFigures | null = null
+  if (o.pushBack) {
+    pushBack = {
+      retry_intervals: o.retryIntervals,
+      expected_deferred: countAmong(o.messages, DEFER_ONCE),
+      expected_rejected: rejected,
+      sink_deferred: r.sinkEnd.defer - r.sinkBase.defer,
+      sink_rejected: r.sinkEnd.reject - r.sinkBase.reject,
+      sink_dsn: r.sinkEnd.dsn - r.sinkBase.dsn,
+      retries: db.retries,
+      bounces: db.recipients.bounced ?? 0,
+      delivered: db.recipients.delivered ?? 0,
+      sink_done_s: sinkDoneS === null ? null : round2(sinkDoneS),
+    }
+    if (pushBack.sink_deferred < pushBack.expected_deferred)
+      problems.push(`the sink deferred ${pushBack.sink_deferred} of ${pushBack.expected_deferred} expected`)
+    if (pushBack.sink_rejected < rejected)
+      problems.push(`the sink rejected ${pushBack.sink_rejected} of ${rejected} expected`)
+  }
   const meanBytes = await meanSize(postern, label)
   return {
-    run: `${o.dialect} ${o.variant}`,
+    run: `${o.dialect} ${o.variant}${o.pushBack ? ' push-back' : ''}`,
     dialect: o.dialect,
     variant: o.variant,
     messages: o.messages,
@@ -242,7 +308,7 @@ async function timedRun(
     accept_s: round2(acceptS),
     accepted_per_s: Math.round(r.accepted / acceptS),
     deliver_s: deliverS === null ? null : round2(deliverS),
-    delivered_per_s: deliverS === null ? null : Math.round(r.accepted / deliverS),
+    delivered_per_s: deliverS === null ? null : Math.round(deliverable / deliverS),
     delivered_at_accept: r.deliveredAtAccept,
     request_ms: summarize(r.latencies),
     idle_rss_mib: idle,
@@ -263,6 +329,7 @@ async function timedRun(
     timeline: r.timeline,
     pre_idle,
     profile: prof,
+    push_back: pushBack,
   }
 }
 
@@ -310,7 +377,7 @@ function phaseMeter(postern: Postern): { cut(): Phase } {
 async function runCounts(
   postern: Postern,
   label: string,
-): Promise<{ status: Record<string, number>; recipients: Record<string, number> }> {
+): Promise<{ status: Record<string, number>; recipients: Record<string, number>; retries: number }> {
   const db = postern.store.db
   const like = `${label} %`
   const status = await db
@@ -326,9 +393,19 @@ async function runCounts(
     .where('m.subject', 'like', like)
     .groupBy('r.state')
     .execute()
+  const attempts = await db
+    .selectFrom('outbound_recipients as r')
+    .innerJoin('outbound_messages as m', 'm.id', 'r.outbound_id')
+    .select((eb) => [
+      eb.fn.sum<number | string>('r.attempts').as('attempts'),
+      eb.fn.countAll<number | string>().as('n'),
+    ])
+    .where('m.subject', 'like', like)
+    .executeTakeFirst()
   return {
     status: Object.fromEntries(status.map((s) => [s.status, Number(s.n)])),
     recipients: Object.fromEntries(recipients.map((s) => [s.state, Number(s.n)])),
+    retries: Number(attempts?.attempts ?? 0) - Number(attempts?.n ?? 0),
   }
 }
 
@@ -342,7 +419,12 @@ async function meanSize(postern: Postern, label: string): Promise<number> {
 }
 
 /** Waits until no outbound message (of the run, when `label` is given) is unfinished; epoch ms or null. */
-async function waitAllSent(postern: Postern, ms: number, label?: string): Promise<number | null> {
+async function waitAllSent(
+  postern: Postern,
+  ms: number,
+  label?: string,
+  everyMs = 100,
+): Promise<number | null> {
   const until = Date.now() + ms
   for (;;) {
     let q = postern.store.db
@@ -353,7 +435,7 @@ async function waitAllSent(postern: Postern, ms: number, label?: string): Promis
     const r = await q.executeTakeFirstOrThrow()
     if (Number(r.n) === 0) return Date.now()
     if (Date.now() > until) return null
-    await new Promise((res) => setTimeout(res, 100))
+    await new Promise((res) => setTimeout(res, everyMs))
   }
 }
 
@@ -387,6 +469,7 @@ async function startSender(o: RunOptions, dns: DnsProcess, sinkPort: number): Pr
     POSTERN_OUTBOUND_PER_DESTINATION: String(o.perDestination),
     POSTERN_OUTBOUND_CONCURRENCY: String(o.outboundConcurrency),
     ...(o.pollMs !== null ? { POSTERN_OUTBOUND_POLL_MS: String(o.pollMs) } : {}),
+    ...(o.pushBack ? { POSTERN_OUTBOUND_RETRY_INTERVALS: o.retryIntervals } : {}),
     // Lift the send limits: the benchmark measures the pipeline, not the policy.
     POSTERN_RATE_LIMITS_SEND_KEY: '1000000/60s',
     POSTERN_OUTBOUND_ORG_HOURLY_CAP: '0',

@@ -111,7 +111,7 @@ export async function runPeerScript(
       BENCH_RUNS: '1',
       BENCH_N: String(o.messages),
       BENCH_CONC: String(o.sessions),
-      QUIET_MAX: '60',
+      QUIET_MAX: process.env.BENCH_QUIET_MAX ?? '60',
       RESULTS_DIR: results,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -57,10 +57,13 @@ export const cpuBusyPct = (a: CpuSnapshot, b: CpuSnapshot) =>
   b.total > a.total ? round1((100 * (b.busy - a.busy)) / (b.total - a.total)) : 0
 
 /**
- * Waits (at most maxSeconds) until the machine's CPU stays below `pct` % for 3 one-second
- * samples in a row, like bench-peers' wait_quiet. Returns the last sample and the wait.
+ * Waits (at most maxSeconds, or BENCH_QUIET_MAX seconds when set, as bench-peers' QUIET_MAX)
+ * until the machine's CPU stays below `pct` % for 3 one-second samples in a row, like
+ * bench-peers' wait_quiet. Returns the last sample and the wait.
  */
-export async function waitQuiet(pct = 15, maxSeconds = 30): Promise<{ busyPct: number; waitedS: number }> {
+export async function waitQuiet(pct = 15, maxS = 30): Promise<{ busyPct: number; waitedS: number }> {
+  const env = Number(process.env.BENCH_QUIET_MAX)
+  const maxSeconds = process.env.BENCH_QUIET_MAX && Number.isFinite(env) && env >= 0 ? env : maxS
   let ok = 0
   let last = 0
   let waited = 0
