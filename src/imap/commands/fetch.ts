@@ -151,6 +151,9 @@ function isWhole(i: FetchItem): boolean {
   return false
 }
 
+/** Whole messages up to this size are read at once rather than streamed. */
+const SMALL_WHOLE = 128 * 1024
+
 /** `* n FETCH (<items> BODY[] {size}` + the blob's pieces as they are read + `)`. */
 async function streamWhole(s: ImapSession, n: number, out: ImapValue[], item: FetchItem, m: StoredMessage) {
   const label = item.kind === 'SECTION' ? sectionLabel(item) : item.kind === 'BINARY' ? 'BINARY[]' : 'RFC822'
@@ -160,7 +163,13 @@ async function streamWhole(s: ImapSession, n: number, out: ImapValue[], item: Fe
   let sent = 0
   let unflushed = 0
   try {
-    for await (const piece of s.ctx.mail.blobs.stream(s.ref.org_id, m.blob_sha256)) {
+    // A small message is read in one go (the blob store reads it synchronously from the page
+    // cache); a stream costs several thread-pool round trips per message.
+    const pieces =
+      m.size <= SMALL_WHOLE
+        ? [await s.ctx.mail.blobs.get(s.ref.org_id, m.blob_sha256)]
+        : s.ctx.mail.blobs.stream(s.ref.org_id, m.blob_sha256)
+    for await (const piece of pieces) {
       const take = piece.subarray(0, Math.max(0, m.size - sent))
       s.write(take)
       sent += take.length
