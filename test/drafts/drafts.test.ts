@@ -109,6 +109,7 @@ for (const dialect of DIALECTS) {
       const before = await folder(f, 'Drafts')
       assert.equal(before.length, 1)
       assert.ok(before[0]?.flags.includes('\\Draft'), `flags ${before[0]?.flags}`)
+      assert.ok(before[0]?.flags.includes('$draft'), `flags ${before[0]?.flags}`)
       assert.equal(before[0]?.subject, 'Plan, first go')
       assert.match(before[0]?.source ?? '', /^Bcc: hidden@elsewhere\.example\r$/m, 'a stored draft keeps Bcc')
       assert.match(before[0]?.source ?? '', /plan\.txt/)

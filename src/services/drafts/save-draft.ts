@@ -30,6 +30,10 @@ import { findReadableMailbox, type MailboxRef, roleFolder, targetMailbox } from 
 import type { Tx } from '../messages/context.ts'
 import { mailChanged } from '../messages/context.ts'
 import { DRAFT, SEEN } from '../messages/folder-ops.ts'
+
+/** The keyword JMAP (RFC 8621) and webmail use for drafts, set beside IMAP's \Draft flag. */
+const DRAFT_KEYWORD = '$draft'
+
 import { parseForReading } from '../messages/mime.ts'
 import { deletePermanently } from '../messages/purge.ts'
 import { parseAddresses, senderMailbox } from '../outbound/send.ts'
@@ -327,7 +331,8 @@ async function save(
           now,
           auth_summary: null,
           envelope: null,
-          keywords: [DRAFT, SEEN],
+          // \Draft for IMAP clients, $draft as JMAP and the issue name it.
+          keywords: [DRAFT, DRAFT_KEYWORD, SEEN],
           event: { type: 'draft.saved', actor, ip: null, payload: { draft_id: id, mailbox_id: mailbox.id } },
         },
       )
