@@ -4,53 +4,31 @@
 
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { loadConfig } from '../../src/config/load.ts'
-import { createLogger } from '../../src/log/logger.ts'
-import { startPostern } from '../../src/main.ts'
-import { hostedOrg, mail } from '../delivery/helpers.ts'
-import { runChild } from '../helpers/child.ts'
-import { DIALECTS, testDatabase } from '../helpers/dialects.ts'
-import { startDnsServer } from '../helpers/dns-server.ts'
-import { loopbackEnv, type TestServer } from '../helpers/server.ts'
+import { mail } from '../delivery/helpers.ts'
+import { DIALECTS } from '../helpers/dialects.ts'
+import { killRig } from '../helpers/kill-rig.ts'
 import { RawClient } from '../smtp/helpers.ts'
-
-const BIN = new URL('../../bin/postern.mjs', import.meta.url)
 
 for (const dialect of DIALECTS) {
   describe(`forwarding under kill -9 (${dialect})`, () => {
     it('keeps every acknowledged forward queued with its local copy', async () => {
-      const tdb = testDatabase(dialect)
-      const dns = await startDnsServer({})
-      const env = {
-        ...loopbackEnv(),
-        ...tdb.env,
-        POSTERN_DNS_SERVERS: dns.servers.join(','),
-        POSTERN_SMTP_VERIFY_AUTH: 'false',
-        POSTERN_LOG_LEVEL: 'warn',
-        // No queue worker: the forwards stay queued for the check.
-        POSTERN_ROLES: 'http,smtp',
-        POSTERN_RATE_LIMITS_FORWARD_ALIAS: '100000/1h',
-      }
+      const rig = await killRig(dialect, {
+        env: {
+          // No queue worker: the forwards stay queued for the check.
+          POSTERN_ROLES: 'http,smtp',
+          POSTERN_RATE_LIMITS_FORWARD_ALIAS: '100000/1h',
+        },
+        prepare: async (api, d) => {
+          const made = await api.post('/v1/aliases', {
+            address: `out@${d}`,
+            targets: ['far@elsewhere.example', `ann@${d}`],
+          })
+          assert.equal(made.status, 201, made.text)
+        },
+      })
       try {
-        const { config } = loadConfig({ env, args: [] })
-        const setup = await startPostern({ config, log: createLogger({ level: 'silent' }), print: () => {} })
-        const { api, domain } = await hostedOrg({
-          postern: setup,
-          config,
-          dns,
-          url: setup.url as string,
-          dataDir: tdb.dataDir,
-          close: async () => {},
-        } as TestServer)
-        const made = await api.post('/v1/aliases', {
-          address: `out@${domain}`,
-          targets: ['far@elsewhere.example', `ann@${domain}`],
-        })
-        assert.equal(made.status, 201, made.text)
-        await setup.close()
-
-        const child = runChild(BIN, ['serve'], env)
-        const port = Number((await child.waitFor(/smtp-mx +smtp:\/\/127\.0\.0\.1:(\d+)/))[1])
+        const domain = rig.domain
+        const { child, port } = await rig.serve()
         const acknowledged: string[] = []
         const senders = Array.from({ length: 3 }, async (_, k) => {
           const c = await RawClient.greeted(port)
@@ -77,13 +55,7 @@ for (const dialect of DIALECTS) {
         await child.exited
         await Promise.allSettled(senders)
 
-        const { config: c } = loadConfig({ env, args: [] })
-        const p = await startPostern({
-          config: { ...c, roles: [] },
-          log: createLogger({ level: 'silent' }),
-          print: () => {},
-        })
-        try {
+        await rig.inspect(async (p) => {
           const queued = await p.store.db
             .selectFrom('outbound_messages')
             .select(['subject', 'org_id', 'blob_sha256', 'status', 'mail_from'])
@@ -104,12 +76,9 @@ for (const dialect of DIALECTS) {
           }
           // Nothing half-done: every forward has its local copy and the other way round.
           assert.equal(queued.length, local.length)
-        } finally {
-          await p.close()
-        }
+        })
       } finally {
-        await dns.close()
-        await tdb.drop()
+        await rig.close()
       }
     })
   })

@@ -4,49 +4,10 @@
 // blob store's put before the 250 is (kill.test.ts covers small messages the same way).
 
 import assert from 'node:assert/strict'
-import { connect, type Socket } from 'node:net'
 import { describe, it } from 'node:test'
-import { loadConfig } from '../../src/config/load.ts'
-import { createLogger } from '../../src/log/logger.ts'
-import { startPostern } from '../../src/main.ts'
-import { hostedOrg, mail } from '../delivery/helpers.ts'
-import { runChild } from '../helpers/child.ts'
-import { DIALECTS, testDatabase } from '../helpers/dialects.ts'
-import { startDnsServer } from '../helpers/dns-server.ts'
-import { loopbackEnv, type TestServer } from '../helpers/server.ts'
-
-const BIN = new URL('../../bin/postern.mjs', import.meta.url)
-
-function smtp(port: number) {
-  const sock: Socket = connect(port, '127.0.0.1')
-  let buf = ''
-  const waiting: ((r: string) => void)[] = []
-  sock.setEncoding('latin1')
-  sock.on('data', (d: string) => {
-    buf += d
-    for (;;) {
-      const m = /^\d{3} [^\r\n]*\r\n/m.exec(buf)
-      if (!m) break
-      const end = m.index + m[0].length
-      const reply = buf.slice(0, end)
-      buf = buf.slice(end)
-      waiting.shift()?.(reply)
-    }
-  })
-  sock.on('error', () => {})
-  const next = () => new Promise<string>((r) => waiting.push(r))
-  return {
-    greeting: next(),
-    cmd(line: string) {
-      const p = next()
-      sock.write(`${line}\r\n`)
-      return p
-    },
-    write: (data: Buffer | string) => sock.write(data),
-    next,
-    destroy: () => sock.destroy(),
-  }
-}
+import { mail } from '../delivery/helpers.ts'
+import { DIALECTS } from '../helpers/dialects.ts'
+import { killRig, rawSmtp } from '../helpers/kill-rig.ts'
 
 function large(to: string, subject: string): Buffer {
   const lines: string[] = []
@@ -62,41 +23,12 @@ for (const dialect of DIALECTS) {
     it('keeps every large message answered 250, intact, and none cut off in DATA', {
       timeout: 180_000,
     }, async () => {
-      const tdb = testDatabase(dialect)
-      const dns = await startDnsServer({})
-      const env = {
-        ...loopbackEnv(),
-        ...tdb.env,
-        POSTERN_DNS_SERVERS: dns.servers.join(','),
-        POSTERN_SMTP_VERIFY_AUTH: 'false',
-        POSTERN_LOG_LEVEL: 'warn',
-      }
+      const rig = await killRig(dialect)
       try {
-        const { config } = loadConfig({ env, args: [] })
-        const setup = await startPostern({ config, log: createLogger({ level: 'silent' }), print: () => {} })
-        const { domain } = await hostedOrg({
-          postern: setup,
-          config,
-          dns,
-          url: setup.url as string,
-          dataDir: tdb.dataDir,
-          close: async () => {},
-        } as TestServer)
-        await setup.close()
-        const rcpt = `ann@${domain}`
-        const start = async () => {
-          const child = runChild(BIN, ['serve'], env)
-          const port = Number((await child.waitFor(/smtp-mx +smtp:\/\/127\.0\.0\.1:(\d+)/))[1])
-          return { child, port }
-        }
-        const stored = async () => {
-          const { config: c } = loadConfig({ env, args: [] })
-          const p = await startPostern({
-            config: { ...c, roles: [] },
-            log: createLogger({ level: 'silent' }),
-            print: () => {},
-          })
-          try {
+        const rcpt = `ann@${rig.domain}`
+        const start = () => rig.serve()
+        const stored = () =>
+          rig.inspect(async (p) => {
             const rows = await p.store.db
               .selectFrom('messages')
               .select(['subject', 'org_id', 'blob_sha256'])
@@ -104,14 +36,11 @@ for (const dialect of DIALECTS) {
             const out = new Map<string, Buffer>()
             for (const r of rows) out.set(r.subject, await p.blobs.get(r.org_id, r.blob_sha256)) // verified read
             return out
-          } finally {
-            await p.close()
-          }
-        }
+          })
 
         const { child, port } = await start()
         // One large message cut off after most of its text has been spooled.
-        const cut = smtp(port)
+        const cut = rawSmtp(port)
         await cut.greeting
         await cut.cmd('EHLO killer.example')
         await cut.cmd('MAIL FROM:<x@sender.example>')
@@ -122,7 +51,7 @@ for (const dialect of DIALECTS) {
 
         // Large messages answered 250 one after another, then kill -9 right after the last 250.
         const sent = new Map<string, Buffer>()
-        const c = smtp(port)
+        const c = rawSmtp(port)
         await c.greeting
         await c.cmd('EHLO killer.example')
         for (let i = 0; i < 3; i++) {
@@ -148,8 +77,7 @@ for (const dialect of DIALECTS) {
           assert.ok(got.subarray(got.length - m.length).equals(m), `${subject} is stored byte for byte`)
         }
       } finally {
-        await dns.close()
-        await tdb.drop()
+        await rig.close()
       }
     })
   })

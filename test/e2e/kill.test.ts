@@ -4,91 +4,20 @@
 // and atomicity of the writes; the fsync ordering itself is proven in smtp-mx.test.ts.
 
 import assert from 'node:assert/strict'
-import { connect, type Socket } from 'node:net'
 import { describe, it } from 'node:test'
-import { loadConfig } from '../../src/config/load.ts'
-import { createLogger } from '../../src/log/logger.ts'
-import { startPostern } from '../../src/main.ts'
-import { hostedOrg, mail } from '../delivery/helpers.ts'
-import { runChild } from '../helpers/child.ts'
-import { DIALECTS, testDatabase } from '../helpers/dialects.ts'
-import { startDnsServer } from '../helpers/dns-server.ts'
-import { loopbackEnv, type TestServer } from '../helpers/server.ts'
-
-const BIN = new URL('../../bin/postern.mjs', import.meta.url)
-
-/** An SMTP client on a raw socket that waits for each reply. */
-function smtp(port: number) {
-  const sock: Socket = connect(port, '127.0.0.1')
-  let buf = ''
-  const waiting: ((r: string) => void)[] = []
-  sock.on('data', (d) => {
-    buf += d
-    for (;;) {
-      const m = /^\d{3} [^\r\n]*\r\n/m.exec(buf)
-      if (!m) break
-      const end = m.index + m[0].length
-      const reply = buf.slice(0, end)
-      buf = buf.slice(end)
-      waiting.shift()?.(reply)
-    }
-  })
-  sock.on('error', () => {})
-  const next = () => new Promise<string>((r) => waiting.push(r))
-  const greeting = next()
-  return {
-    greeting,
-    async cmd(line: string) {
-      const p = next()
-      sock.write(`${line}\r\n`)
-      return p
-    },
-    write: (text: string) => sock.write(text),
-    next,
-    destroy: () => sock.destroy(),
-  }
-}
+import { mail } from '../delivery/helpers.ts'
+import { DIALECTS } from '../helpers/dialects.ts'
+import { killRig, rawSmtp } from '../helpers/kill-rig.ts'
 
 for (const dialect of DIALECTS) {
   describe(`kill -9 (${dialect})`, () => {
     it('loses nothing acknowledged and shows nothing half-written', async () => {
-      const tdb = testDatabase(dialect)
-      const dns = await startDnsServer({})
-      const env = {
-        ...loopbackEnv(),
-        ...tdb.env,
-        POSTERN_DNS_SERVERS: dns.servers.join(','),
-        POSTERN_SMTP_VERIFY_AUTH: 'false',
-        POSTERN_LOG_LEVEL: 'warn',
-      }
+      const rig = await killRig(dialect)
       try {
-        // Set up the installation in-process, then hand its data to real server processes.
-        const { config } = loadConfig({ env, args: [] })
-        const setup = await startPostern({ config, log: createLogger({ level: 'silent' }), print: () => {} })
-        const { domain } = await hostedOrg({
-          postern: setup,
-          config,
-          dns,
-          url: setup.url as string,
-          dataDir: tdb.dataDir,
-          close: async () => {},
-        } as TestServer)
-        await setup.close()
-        const rcpt = `ann@${domain}`
-
-        const start = async () => {
-          const child = runChild(BIN, ['serve'], env)
-          const port = Number((await child.waitFor(/smtp-mx +smtp:\/\/127\.0\.0\.1:(\d+)/))[1])
-          return { child, port }
-        }
-        const stored = async () => {
-          const { config: c } = loadConfig({ env, args: [] })
-          const p = await startPostern({
-            config: { ...c, roles: [] },
-            log: createLogger({ level: 'silent' }),
-            print: () => {},
-          })
-          try {
+        const rcpt = `ann@${rig.domain}`
+        const start = () => rig.serve()
+        const stored = () =>
+          rig.inspect(async (p) => {
             const rows = await p.store.db
               .selectFrom('messages')
               .select(['subject', 'org_id', 'blob_sha256'])
@@ -101,14 +30,11 @@ for (const dialect of DIALECTS) {
               memberships: memberships.length,
               refsum: refs.reduce((n, r) => n + r.refcount, 0),
             }
-          } finally {
-            await p.close()
-          }
-        }
+          })
 
         // 1. Killed in the middle of DATA: nothing becomes visible.
         let { child, port } = await start()
-        const c1 = smtp(port)
+        const c1 = rawSmtp(port)
         await c1.greeting
         await c1.cmd('EHLO killer.example')
         await c1.cmd('MAIL FROM:<x@sender.example>')
@@ -126,7 +52,7 @@ for (const dialect of DIALECTS) {
         ;({ child, port } = await start())
         const acknowledged: string[] = []
         const senders = Array.from({ length: 4 }, async (_, k) => {
-          const c = smtp(port)
+          const c = rawSmtp(port)
           await c.greeting
           await c.cmd('EHLO killer.example')
           for (let i = 0; i < 50; i++) {
@@ -158,7 +84,7 @@ for (const dialect of DIALECTS) {
 
         // 3. A restarted server carries on.
         ;({ child, port } = await start())
-        const c3 = smtp(port)
+        const c3 = rawSmtp(port)
         await c3.greeting
         await c3.cmd('EHLO killer.example')
         await c3.cmd('MAIL FROM:<x@sender.example>')
@@ -172,8 +98,7 @@ for (const dialect of DIALECTS) {
         assert.equal(await child.exited, 0)
         assert.ok((await stored()).subjects.includes('After restart'))
       } finally {
-        await dns.close()
-        await tdb.drop()
+        await rig.close()
       }
     })
   })

@@ -6,7 +6,7 @@
 // them out everywhere, except from the test view (scope.ts), which lists only them; pages are cursor pages, newest first, stable under new inserts.
 
 import { sql } from 'kysely'
-import { decodeCursor, encodeCursor, type Page } from '../messages/cursor.ts'
+import { decodeCursor, olderThan, type Page, pageOf } from '../messages/cursor.ts'
 import type { AnalyticsContext } from './query.ts'
 import type { AnalyticsScope } from './scope.ts'
 
@@ -112,23 +112,12 @@ export async function recentOutcomes(
   }
   if (s.recipient_domain !== null)
     q = q.where(sql<string>`lower(e.payload)`, 'like', `%"recipient":"%@${s.recipient_domain}"%`)
-  if (after)
-    q = q.where((eb) =>
-      eb.or([
-        eb('e.created_at', '<', after.t),
-        eb.and([eb('e.created_at', '=', after.t), eb('e.id', '<', after.id)]),
-      ]),
-    )
+  if (after) q = q.where(olderThan(after, 'e.created_at', 'e.id'))
   const rows = await q
     .orderBy('e.created_at', 'desc')
     .orderBy('e.id', 'desc')
     .limit(limit + 1)
     .execute()
-  const page = rows.slice(0, limit)
-  const last = page.at(-1)
-  return {
-    data: page.map(outcomeOf),
-    next_cursor:
-      rows.length > limit && last ? encodeCursor({ t: Number(last.created_at), id: last.id }) : null,
-  }
+  const { page, next_cursor } = pageOf(rows, limit)
+  return { data: page.map(outcomeOf), next_cursor }
 }

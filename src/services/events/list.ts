@@ -14,7 +14,7 @@ import type { Database } from '../../store/schema.ts'
 import type { Principal } from '../accounts/principal.ts'
 import { ServiceError } from '../errors.ts'
 import { reachableMailboxIds } from '../messages/access.ts'
-import { decodeCursor, encodeCursor, type Page, pageSize } from '../messages/cursor.ts'
+import { decodeCursor, olderThan, type Page, pageOf, pageSize } from '../messages/cursor.ts'
 import { EVENT_TYPES, type EventType } from './types.ts'
 
 export interface EventView {
@@ -124,20 +124,13 @@ export async function listEvents(
   if (q.recipient !== undefined) query = query.where('recipient', '=', q.recipient.trim().toLowerCase())
   if (since !== null) query = query.where('created_at', '>=', since)
   if (until !== null) query = query.where('created_at', '<', until)
-  if (after)
-    query = query.where((eb) =>
-      eb.or([
-        eb('created_at', '<', after.t),
-        eb.and([eb('created_at', '=', after.t), eb('id', '<', after.id)]),
-      ]),
-    )
+  if (after) query = query.where(olderThan(after, 'created_at', 'id'))
   const rows = await query
     .orderBy('created_at', 'desc')
     .orderBy('id', 'desc')
     .limit(limit + 1)
     .execute()
-  const page = rows.slice(0, limit)
-  const last = page.at(-1)
+  const { page, next_cursor } = pageOf(rows, limit)
   return {
     data: page.map((r) => ({
       id: r.id,
@@ -150,8 +143,7 @@ export async function listEvents(
       recipient: r.recipient,
       data: parsePayload(r.payload),
     })),
-    next_cursor:
-      rows.length > limit && last ? encodeCursor({ t: Number(last.created_at), id: last.id }) : null,
+    next_cursor,
   }
 }
 

@@ -3,6 +3,7 @@
 // one position exactly and rows inserted meanwhile never shift a page.
 // Invariant: a cursor is decoded strictly (shape and types); anything else is INVALID_CURSOR.
 
+import { type RawBuilder, sql } from 'kysely'
 import { ServiceError } from '../errors.ts'
 
 export interface CursorKey {
@@ -39,3 +40,27 @@ export interface Page<T> {
 
 /** Page size: default 50, at most 200. */
 export const pageSize = (limit: number | undefined) => Math.min(Math.max(limit ?? 50, 1), 200)
+
+/**
+ * The rows after the cursor's row in a newest-first list ordered by (time, id) descending:
+ * `time < t OR (time = t AND id < id)`. Columns as the query names them ('created_at', 'e.id').
+ */
+export function olderThan(after: CursorKey, timeColumn: string, idColumn: string): RawBuilder<boolean> {
+  const t = sql.ref(timeColumn)
+  const id = sql.ref(idColumn)
+  return sql<boolean>`(${t} < ${after.t} OR (${t} = ${after.t} AND ${id} < ${after.id}))`
+}
+
+/** One page of rows fetched with `limit + 1`, and the cursor of the next page (by created_at, id). */
+export function pageOf<R extends { created_at: number | string; id: string }>(
+  rows: R[],
+  limit: number,
+): { page: R[]; next_cursor: string | null } {
+  const page = rows.slice(0, limit)
+  const last = page.at(-1)
+  return {
+    page,
+    next_cursor:
+      rows.length > limit && last ? encodeCursor({ t: Number(last.created_at), id: last.id }) : null,
+  }
+}

@@ -22,7 +22,7 @@ import { ServiceError } from '../errors.ts'
 import { notifyChange } from '../events/changes.ts'
 import { writeEvent } from '../events/write.ts'
 import { findAlias } from '../mailboxes/aliases.ts'
-import { decodeCursor, encodeCursor } from '../messages/cursor.ts'
+import { decodeCursor, olderThan, pageOf, pageSize } from '../messages/cursor.ts'
 import { WARMUP_HOLD_PREFIX } from './reserve.ts'
 import {
   type CurveInput,
@@ -267,27 +267,19 @@ export async function listWarmups(
   p: Principal,
   f: { address?: string; limit?: number; cursor?: string },
 ): Promise<{ data: WarmupView[]; next_cursor: string | null }> {
-  const limit = Math.min(Math.max(f.limit ?? 50, 1), 200)
+  const limit = pageSize(f.limit)
   let q = ctx.store.db.selectFrom('alias_warmups').selectAll().where('org_id', '=', p.org_id)
   if (f.address) q = q.where('address', '=', f.address.trim().toLowerCase())
   const c = decodeCursor(f.cursor)
-  if (c)
-    q = q.where((eb) =>
-      eb.or([eb('created_at', '<', c.t), eb.and([eb('created_at', '=', c.t), eb('id', '<', c.id)])]),
-    )
+  if (c) q = q.where(olderThan(c, 'created_at', 'id'))
   const rows = await q
     .orderBy('created_at', 'desc')
     .orderBy('id', 'desc')
     .limit(limit + 1)
     .execute()
-  const page = rows.slice(0, limit)
-  const last = page[page.length - 1]
+  const { page, next_cursor } = pageOf(rows, limit)
   const now = ctx.clock.now()
-  return {
-    data: page.map((r) => warmupView(r, now)),
-    next_cursor:
-      rows.length > limit && last ? encodeCursor({ t: Number(last.created_at), id: last.id }) : null,
-  }
+  return { data: page.map((r) => warmupView(r, now)), next_cursor }
 }
 
 export async function getWarmup(ctx: WarmupContext, p: Principal, idOrToken: string): Promise<WarmupView> {

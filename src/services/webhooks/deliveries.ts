@@ -6,7 +6,7 @@
 import type { WebhookAttempt, WebhookDelivery } from '../../store/schema.ts'
 import type { Principal } from '../accounts/principal.ts'
 import { ServiceError } from '../errors.ts'
-import { decodeCursor, encodeCursor, type Page, pageSize } from '../messages/cursor.ts'
+import { decodeCursor, olderThan, type Page, pageOf, pageSize } from '../messages/cursor.ts'
 import type { WebhooksContext } from './context.ts'
 import { findWebhook } from './endpoints.ts'
 import { queueDeliveries } from './outbox.ts'
@@ -98,24 +98,16 @@ export async function listDeliveries(
     .where('org_id', '=', p.org_id)
     .where('webhook_id', '=', webhookId)
   if (q.status) query = query.where('status', '=', q.status)
-  if (after)
-    query = query.where((eb) =>
-      eb.or([
-        eb('created_at', '<', after.t),
-        eb.and([eb('created_at', '=', after.t), eb('id', '<', after.id)]),
-      ]),
-    )
+  if (after) query = query.where(olderThan(after, 'created_at', 'id'))
   const rows = await query
     .orderBy('created_at', 'desc')
     .orderBy('id', 'desc')
     .limit(limit + 1)
     .execute()
-  const page = rows.slice(0, limit)
-  const last = page.at(-1)
+  const { page, next_cursor } = pageOf(rows, limit)
   return {
     data: await withLog(ctx, p.org_id, page),
-    next_cursor:
-      rows.length > limit && last ? encodeCursor({ t: Number(last.created_at), id: last.id }) : null,
+    next_cursor,
   }
 }
 

@@ -16,7 +16,7 @@ import type { Principal } from '../accounts/principal.ts'
 import { ServiceError } from '../errors.ts'
 import { typesOf } from '../events/list.ts'
 import { writeEvent } from '../events/write.ts'
-import { decodeCursor, encodeCursor, type Page, pageSize } from '../messages/cursor.ts'
+import { decodeCursor, olderThan, type Page, pageOf, pageSize } from '../messages/cursor.ts'
 import type { WebhooksContext } from './context.ts'
 import { parseFilter } from './outbox.ts'
 import { newSecret, sealSecret } from './signing.ts'
@@ -230,24 +230,16 @@ export async function listWebhooks(
   const after = decodeCursor(q.cursor)
   const limit = pageSize(q.limit)
   let query = ctx.store.db.selectFrom('webhooks').selectAll().where('org_id', '=', p.org_id)
-  if (after)
-    query = query.where((eb) =>
-      eb.or([
-        eb('created_at', '<', after.t),
-        eb.and([eb('created_at', '=', after.t), eb('id', '<', after.id)]),
-      ]),
-    )
+  if (after) query = query.where(olderThan(after, 'created_at', 'id'))
   const rows = await query
     .orderBy('created_at', 'desc')
     .orderBy('id', 'desc')
     .limit(limit + 1)
     .execute()
-  const page = rows.slice(0, limit)
-  const last = page.at(-1)
+  const { page, next_cursor } = pageOf(rows, limit)
   return {
     data: page.map(webhookView),
-    next_cursor:
-      rows.length > limit && last ? encodeCursor({ t: Number(last.created_at), id: last.id }) : null,
+    next_cursor,
   }
 }
 

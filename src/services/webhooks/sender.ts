@@ -385,16 +385,17 @@ async function recordFailure(
   now: number,
   error: string | null,
 ): Promise<void> {
-  await tx
+  const hook = await tx
     .updateTable('webhooks')
     .set((eb) => ({
       consecutive_failures: eb('consecutive_failures', '+', 1),
       failing_since: eb.fn.coalesce('failing_since', eb.val(now)),
     }))
     .where('id', '=', d.webhook_id)
-    .execute()
-  const hook = await tx.selectFrom('webhooks').selectAll().where('id', '=', d.webhook_id).executeTakeFirst()
-  if (!hook || hook.status !== 'active') return
+    .where('org_id', '=', d.org_id)
+    .returningAll()
+    .executeTakeFirst()
+  if (hook?.status !== 'active') return
   const failures = Number(hook.consecutive_failures)
   const since = Number(hook.failing_since ?? now)
   const byTime = now - since >= ctx.settings.disableAfterMs
