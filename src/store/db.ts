@@ -9,6 +9,7 @@ import { Kysely, PostgresDialect, sql } from 'kysely'
 import type pg from 'pg'
 import type { Config } from '../config/schema.ts'
 import { NodeSqliteDialect, openSqlite } from './dialect/sqlite.ts'
+import { createWalSync } from './dialect/wal-sync.ts'
 import type { Database } from './schema.ts'
 
 export type DialectName = 'sqlite' | 'postgres'
@@ -58,7 +59,13 @@ export async function openStore(config: Config): Promise<Store> {
   const raw = openSqlite({ path, busyTimeoutMs: config.database.busy_timeout_ms })
   chmodSync(path, 0o600) // password hashes and sealed keys live here
   const statements = { count: 0 }
-  const db = new Kysely<Database>({ dialect: new NodeSqliteDialect(raw), log: counting(statements) })
+  const db = new Kysely<Database>({
+    dialect: new NodeSqliteDialect(raw, {
+      wal: createWalSync(path),
+      busyTimeoutMs: config.database.busy_timeout_ms,
+    }),
+    log: counting(statements),
+  })
   return {
     db,
     dialect: 'sqlite',
