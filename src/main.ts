@@ -13,7 +13,6 @@ import { VERSION } from './config/version.ts'
 import type { Resolver } from './dns/resolver.ts'
 import { createResolver } from './dns/system-resolver.ts'
 import { createLogger, type Logger } from './log/logger.ts'
-import { createAuthPool } from './mail/auth-pool.ts'
 import { type ConnectGuard, createConnectGuard } from './net/connect-guard.ts'
 import { createHttpPost } from './net/http-post.ts'
 import { createHttpsGet } from './net/https-get.ts'
@@ -487,11 +486,6 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
     const committer = createGroupCommitter(store.db, { onCommit: opts.onDeliveryCommit })
     closers.push(() => committer.drain())
     const delivery = createDeliveryContext(config, { store, clock, blobs, bus, resolver, log, committer })
-    if (config.smtp.verify_auth && config.smtp.verify_auth_thread) {
-      const authPool = createAuthPool({ log: log.child({ mod: 'auth' }) })
-      delivery.authPool = authPool
-      closers.push(() => authPool.close())
-    }
     const rules = rulesFromConfig(config)
     const outbound = createOutboundContext(config, {
       delivery,

@@ -203,10 +203,6 @@ export const schema = {
       'File mail whose DMARC policy is quarantine and which fails DMARC in Junk.',
     ),
     verify_auth: bool(true, 'Check SPF, DKIM, DMARC and ARC of incoming mail.'),
-    verify_auth_thread: bool(
-      true,
-      'Run those checks in a worker thread (started on the first message, stopped after 30 s idle), using a second core; off: on the main thread.',
-    ),
   },
   imap: {
     host: str('0.0.0.0', 'Address the IMAP listeners bind.'),

@@ -16,7 +16,6 @@
 import type { Resolver } from '../../dns/resolver.ts'
 import type { Logger } from '../../log/logger.ts'
 import { verifyMessage } from '../../mail/auth.ts'
-import type { AuthPool } from '../../mail/auth-pool.ts'
 import { countReceived, prependHeaders, stripOwnAuthResults } from '../../mail/headers.ts'
 import { normaliseSubject, parseMessage } from '../../mail/parse.ts'
 import type { BlobStore } from '../../store/blobs/blob-store.ts'
@@ -58,8 +57,6 @@ export interface DeliveryContext {
   settings: DeliverySettings
   /** Forwarding through the outbound queue; set by main.ts once the queue exists (absent: outside alias targets are refused). */
   forwarding?: Forwarding
-  /** Runs the authentication checks off the event loop; absent: they run inline. */
-  authPool?: AuthPool
 }
 
 export interface LocalTarget {
@@ -238,7 +235,7 @@ export async function deliverInbound(ctx: DeliveryContext, m: InboundMessage): P
   let junk = false
   if (s.verifyAuth) {
     try {
-      const v = await (ctx.authPool?.verify ?? verifyMessage)(stripped, {
+      const v = await verifyMessage(stripped, {
         ip: m.session.ip,
         helo: m.session.helo,
         mailFrom: m.mailFrom,
