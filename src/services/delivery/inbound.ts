@@ -191,6 +191,8 @@ export interface InboundMessage {
   mailFrom: string
   /** DSN parameters of MAIL FROM (RFC 3461 4.3, 4.4), kept for delivery status notifications. */
   dsn?: { ret: 'FULL' | 'HDRS' | null; envid: string | null }
+  /** MAIL FROM carried REQUIRETLS (RFC 8689 4.1): what is forwarded or relayed keeps it. */
+  requireTls?: boolean
   recipients: { address: string; notify: string[] | null; orcpt: string | null }[]
   targets: LocalTarget[]
   /** Outside targets of the accepted recipients (aliases, SRS bounces), forwarded through the queue. */
@@ -282,7 +284,15 @@ export async function deliverInbound(ctx: DeliveryContext, m: InboundMessage): P
   }
   const prepared =
     forwarding && (forwards.length || relays.length)
-      ? await forwarding.stage({ message, mailFrom: m.mailFrom, verdict, parsed, forwards, relays })
+      ? await forwarding.stage({
+          message,
+          mailFrom: m.mailFrom,
+          verdict,
+          parsed,
+          forwards,
+          relays,
+          requireTls: m.requireTls === true,
+        })
       : []
 
   // The bytes first, fsynced per org; they become visible (rename, directory fsync) inside the

@@ -16,6 +16,7 @@
 //   MX answers 451: never a silent drop. The org's sending caps are peeked at RCPT as well.
 // - Suppressed outside targets are left out at RCPT; an alias whose only targets are all
 //   suppressed is refused (550) rather than accepted and dropped.
+// - A message received with REQUIRETLS (RFC 8689 4.1) is forwarded and relayed with it.
 // - The null sender stays null; a sender at a domain hosted here is kept (our SPF covers it);
 //   any other sender is SRS-rewritten, or given the forward's signed return path when the SRS
 //   form would not fit in 64 octets.
@@ -81,6 +82,8 @@ export interface ForwardInput {
   parsed: ParsedSummary
   forwards: readonly ForwardTarget[]
   relays: readonly RelayTarget[]
+  /** The message arrived with REQUIRETLS (RFC 8689 4.1): its forwards and relays keep it. */
+  requireTls?: boolean
 }
 
 export interface PreparedForward {
@@ -211,6 +214,7 @@ export function createForwarding(ctx: OutboundContext): Forwarding {
         scheduled_at: null,
         sent_copy_mailbox: null,
         actor: 'smtp',
+        require_tls: input.requireTls === true,
       } satisfies Partial<EnqueueRequest>
       try {
         for (const f of input.forwards) {
