@@ -286,6 +286,9 @@ export function createDeliveryContext(
       verifyAuth: config.smtp.verify_auth,
       dmarcReject: config.smtp.dmarc_reject,
       dmarcQuarantineToJunk: config.smtp.dmarc_quarantine_to_junk,
+      arcTrustedSealers: config.smtp.arc_trusted_sealers.map((d) =>
+        d.trim().toLowerCase().replace(/\.$/, ''),
+      ),
       maxReceived: 50,
     },
   }

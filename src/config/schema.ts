@@ -203,6 +203,10 @@ export const schema = {
       'File mail whose DMARC policy is quarantine and which fails DMARC in Junk.',
     ),
     verify_auth: bool(true, 'Check SPF, DKIM, DMARC and ARC of incoming mail.'),
+    arc_trusted_sealers: list(
+      [],
+      'Domains whose ARC seals are trusted (RFC 8617 7.2): mail failing DMARC that carries a valid ARC chain last sealed by one of them is delivered as if its DMARC policy were none (forwarders and lists you rely on).',
+    ),
   },
   imap: {
     host: str('0.0.0.0', 'Address the IMAP listeners bind.'),

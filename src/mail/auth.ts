@@ -8,6 +8,7 @@
 import type { KeyObject } from 'node:crypto'
 import type * as Mailauth from 'mailauth'
 import { type Resolver, toMailauthResolver } from '../dns/resolver.ts'
+import { headerFields } from './headers.ts'
 
 export interface AuthVerdict {
   /** Received-SPF and Authentication-Results fields, CRLF-terminated, to prepend. */
@@ -17,6 +18,8 @@ export interface AuthVerdict {
   dmarc: string
   /** The ARC chain as received: none, pass or fail (RFC 8617 4.4). */
   arc: 'none' | 'pass' | 'fail'
+  /** d= of the ARC-Seal with the highest instance (the last sealer), lower case; null without ARC. */
+  arcSealer: string | null
   /** The Authentication-Results payload (authserv-id and results) an ARC set of ours attests to. */
   arcAuthResults: string | null
   /** The author domain's effective DMARC policy when DMARC failed. */
@@ -64,12 +67,26 @@ export async function verifyMessage(
     dkim,
     dmarc,
     arc,
+    arcSealer: lastSealer(raw),
     arcAuthResults: (r.arc as { authResults?: string } | false)
       ? ((r.arc as { authResults?: string }).authResults ?? null)
       : null,
     dmarcFailPolicy: policy,
     summary: `spf=${spf} dkim=${dkim} dmarc=${dmarc}${arc === 'none' ? '' : ` arc=${arc}`}`,
   }
+}
+
+/** d= of the ARC-Seal with the highest i= (RFC 8617 4.1.1, 5.1), or null. */
+export function lastSealer(raw: Buffer): string | null {
+  let best: { i: number; d: string } | null = null
+  for (const f of headerFields(raw)) {
+    if (f.name !== 'arc-seal') continue
+    const value = f.text.slice(f.text.indexOf(':') + 1).replace(/\s+/g, '')
+    const i = Number(/(?:^|;)i=(\d+)/.exec(value)?.[1])
+    const d = /(?:^|;)d=([^;]+)/.exec(value)?.[1]
+    if (Number.isInteger(i) && d && (!best || i > best.i)) best = { i, d: d.toLowerCase().replace(/\.$/, '') }
+  }
+  return best?.d ?? null
 }
 
 export interface ArcSealKey {

@@ -62,6 +62,8 @@ export interface MailFrom {
   ret: 'FULL' | 'HDRS' | null
   /** ENVID= (RFC 3461 4.4), xtext decoded. */
   envid: string | null
+  /** REQUIRETLS (RFC 8689 2): the message must only travel over verified TLS. Only over TLS. */
+  requireTls: boolean
 }
 
 export interface RcptTo {

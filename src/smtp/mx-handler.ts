@@ -161,6 +161,7 @@ export function createMxHandler(ctx: DeliveryContext, log: Logger, feedback?: Fe
           raw: message,
           mailFrom: envelope.from.address,
           dsn: { ret: envelope.from.ret, envid: envelope.from.envid },
+          requireTls: envelope.from.requireTls,
           recipients: envelope.to.map((t) => ({ address: t.address, notify: t.notify, orcpt: t.orcpt })),
           targets: all,
           forwards: [...forwards.values()],

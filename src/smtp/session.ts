@@ -257,7 +257,7 @@ export class Session implements StepSession {
     return this.info.tls ? null : this.tlsOptions()
   }
 
-  /** ESMTP extensions for EHLO, in this order (RFC 2920, 6152, 6531, 1870, 2034, 3030, 3461, 3207). */
+  /** ESMTP extensions for EHLO, in this order (RFC 2920, 6152, 6531, 1870, 2034, 3030, 3461, 3207, 8689). */
   extensions(): string[] {
     const list = [
       'PIPELINING',
@@ -269,6 +269,8 @@ export class Session implements StepSession {
       'DSN',
     ]
     if (this.tlsAvailable()) list.push('STARTTLS')
+    // RFC 8689 2: REQUIRETLS only in a TLS session (after STARTTLS, or on implicit TLS).
+    if (this.info.tls) list.push('REQUIRETLS')
     // RFC 4954: AUTH only where the policy allows it now (after TLS, or from a trusted address).
     if (this.handler.auth?.offered(this.snapshot()) && !this.info.auth) list.push('AUTH PLAIN LOGIN')
     return list

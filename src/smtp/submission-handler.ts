@@ -92,6 +92,7 @@ export function createSubmissionHandler(deps: SubmissionDeps): SmtpHandler {
           ret: envelope.from.ret,
           envid: envelope.from.envid,
           smtputf8: envelope.from.smtputf8,
+          requireTls: envelope.from.requireTls,
           raw: message,
           ip: s.remoteAddress,
         })

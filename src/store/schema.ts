@@ -302,6 +302,8 @@ export interface OutboundMessageTable {
   dsn_to: string | null
   /** Sent with a test key: outcomes are simulated, nothing reaches the network, no cap counts it (0/1). */
   test: Generated<Bool>
+  /** REQUIRETLS (RFC 8689): leaves only over verified TLS to a next hop offering REQUIRETLS (0/1). */
+  require_tls: Generated<Bool>
   created_at: number
   updated_at: number
 }

@@ -3,9 +3,10 @@
 //   127.0.0.1  Postern's SMTP server with STARTTLS and a test-CA certificate for `names`
 //   127.0.0.2  Postern's SMTP server with STARTTLS and a test-CA certificate for another name
 //   127.0.0.3  Postern's SMTP server without STARTTLS
-//   127.0.0.4  a scripted server offering STARTTLS and, once TLS is up, REQUIRETLS (RFC 8689),
-//              which Postern's own server does not; it records each MAIL line and whether
-//              TLS was up when it came.
+//   127.0.0.4  a scripted server offering STARTTLS and, once TLS is up, REQUIRETLS (RFC 8689);
+//              it records each MAIL line and whether TLS was up when it came.
+//   127.0.0.5  the same scripted server with a valid certificate but without REQUIRETLS.
+// (Postern's own server offers REQUIRETLS after STARTTLS too; the scripted ones record MAIL lines.)
 
 import { createServer as createNetServer, type Server, type Socket } from 'node:net'
 import { TLSSocket } from 'node:tls'
@@ -18,6 +19,7 @@ export const SINK_IP = {
   wrongName: '127.0.0.2',
   plain: '127.0.0.3',
   requiretls: '127.0.0.4',
+  noRequiretls: '127.0.0.5',
 }
 
 export interface PosternSink {
@@ -28,8 +30,8 @@ export interface PosternSink {
 
 export interface ScriptedSink {
   ip: string
-  /** Every MAIL FROM line received, with whether TLS was up. */
-  mails: { line: string; tls: boolean }[]
+  /** Every MAIL FROM line received, with whether TLS was up and the RCPT addresses that followed. */
+  mails: { line: string; tls: boolean; rcpt: string[] }[]
   messages: Buffer[]
   close(): Promise<void>
 }
@@ -40,6 +42,7 @@ export interface Sinks {
   wrongName: PosternSink
   plain: PosternSink
   requiretls: ScriptedSink
+  noRequiretls: ScriptedSink
   close(): Promise<void>
 }
 
@@ -59,12 +62,15 @@ export async function startSinks(ca: TestCa, names: readonly string[]): Promise<
       started.push(plain)
       const requiretls = await scriptedSink(SINK_IP.requiretls, port, good)
       started.push(requiretls)
+      const noRequiretls = await scriptedSink(SINK_IP.noRequiretls, port, good, false)
+      started.push(noRequiretls)
       return {
         port,
         verified: verified.sink,
         wrongName: wrongName.sink,
         plain: plain.sink,
         requiretls,
+        noRequiretls,
         close: async () => {
           for (const s of started) await s.close()
         },
@@ -94,6 +100,7 @@ async function scriptedSink(
   ip: string,
   port: number,
   pair: { key: string; cert: string },
+  offersRequireTls = true,
 ): Promise<ScriptedSink> {
   const mails: ScriptedSink['mails'] = []
   const messages: Buffer[] = []
@@ -125,7 +132,8 @@ async function scriptedSink(
         buf = buf.subarray(i + 2)
         const verb = (line.split(' ')[0] ?? '').toUpperCase()
         if (verb === 'EHLO') {
-          const ext = ['requiretls.test', '8BITMIME', 'ENHANCEDSTATUSCODES', tls ? 'REQUIRETLS' : 'STARTTLS']
+          const after = offersRequireTls ? ['REQUIRETLS'] : []
+          const ext = ['requiretls.test', '8BITMIME', 'ENHANCEDSTATUSCODES', ...(tls ? after : ['STARTTLS'])]
           reply(ext.map((l, n) => `250${n === ext.length - 1 ? ' ' : '-'}${l}`).join('\r\n'))
         } else if (verb === 'STARTTLS' && !tls) {
           reply('220 2.0.0 Ready to start TLS')
@@ -138,10 +146,12 @@ async function scriptedSink(
           tls = true
           return
         } else if (verb === 'MAIL') {
-          mails.push({ line, tls })
+          mails.push({ line, tls, rcpt: [] })
           reply('250 2.1.0 Ok')
-        } else if (verb === 'RCPT') reply('250 2.1.5 Ok')
-        else if (verb === 'DATA') {
+        } else if (verb === 'RCPT') {
+          mails.at(-1)?.rcpt.push(/<([^>]*)>/.exec(line)?.[1] ?? '')
+          reply('250 2.1.5 Ok')
+        } else if (verb === 'DATA') {
           inData = true
           reply('354 Go ahead')
         } else if (verb === 'RSET' || verb === 'NOOP') reply('250 2.0.0 Ok')

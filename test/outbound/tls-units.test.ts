@@ -36,6 +36,7 @@ describe('connection pool and certificate checks', () => {
           target,
           tls: { protocol: 'TLSv1.3', cipher: 'x', verified: false },
           usable: true,
+          offers: () => false,
           send: async () => ({ recipients: [], dsn: false }),
           close: async () => {},
         }

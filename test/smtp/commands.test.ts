@@ -18,7 +18,16 @@ const UTF8: ParseContext = { smtputf8: true }
 
 const mailFrom = (address: string, extra: Record<string, unknown> = {}) => ({
   kind: 'MAIL',
-  from: { address, size: null, body: null, smtputf8: false, ret: null, envid: null, ...extra },
+  from: {
+    address,
+    size: null,
+    body: null,
+    smtputf8: false,
+    ret: null,
+    envid: null,
+    requireTls: false,
+    ...extra,
+  },
 })
 const rcptTo = (address: string, extra: Record<string, unknown> = {}) => ({
   kind: 'RCPT',
@@ -103,7 +112,10 @@ describe('MAIL FROM', () => {
       'MAIL FROM:<j\u00f6rg@b\u00fccher.example> SMTPUTF8',
       mailFrom('j\u00f6rg@b\u00fccher.example', { smtputf8: true }),
     ],
+    ['MAIL FROM:<a@b.example> REQUIRETLS', mailFrom('a@b.example', { requireTls: true })], // RFC 8689 2
+    ['MAIL FROM:<a@b.example> requiretls', mailFrom('a@b.example', { requireTls: true })],
     // errors
+    ['MAIL FROM:<a@b.example> REQUIRETLS=YES', error('SYNTAX')],
     ['MAIL FROM:<j\u00f6rg@example.com>', error('NON_ASCII_ADDRESS')],
     ['MAIL FROM:<a@b\u00fccher.example>', error('NON_ASCII_ADDRESS')],
     ['MAIL FROM:alice@example.com', error('BAD_SENDER')],

@@ -74,6 +74,7 @@ describe('SMTP session', () => {
       smtputf8: false,
       ret: 'HDRS',
       envid: 'id+1',
+      requireTls: false,
     })
     assert.deepEqual(message.to, [
       { address: 'bob@postern.test', notify: ['SUCCESS', 'DELAY'], orcpt: 'rfc822;bob+x@postern.test' },

@@ -91,6 +91,12 @@ export const SendBody = Type.Object(
           'Add List-Unsubscribe with one-click POST (RFC 8058); the link suppresses the recipient. Needs exactly one recipient.',
       }),
     ),
+    require_tls: Type.Optional(
+      Type.Boolean({
+        description:
+          'REQUIRETLS (RFC 8689): deliver only over TLS with a verified certificate to next hops that offer REQUIRETLS (which keep the requirement); bounced with 5.7.30 when no MX host qualifies. A TLS-Required: No header is then ignored.',
+      }),
+    ),
   },
   { additionalProperties: false },
 )

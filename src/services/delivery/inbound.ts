@@ -42,6 +42,8 @@ export interface DeliverySettings {
   verifyAuth: boolean
   dmarcReject: boolean
   dmarcQuarantineToJunk: boolean
+  /** Lower-case domains whose ARC seals lift a failed DMARC policy (smtp.arc_trusted_sealers); empty by default. */
+  arcTrustedSealers?: readonly string[]
   /** More Received fields than this is a loop (RFC 5321 6.3). */
   maxReceived: number
 }
@@ -191,6 +193,8 @@ export interface InboundMessage {
   mailFrom: string
   /** DSN parameters of MAIL FROM (RFC 3461 4.3, 4.4), kept for delivery status notifications. */
   dsn?: { ret: 'FULL' | 'HDRS' | null; envid: string | null }
+  /** MAIL FROM carried REQUIRETLS (RFC 8689 4.1): what is forwarded or relayed keeps it. */
+  requireTls?: boolean
   recipients: { address: string; notify: string[] | null; orcpt: string | null }[]
   targets: LocalTarget[]
   /** Outside targets of the accepted recipients (aliases, SRS bounces), forwarded through the queue. */
@@ -245,13 +249,21 @@ export async function deliverInbound(ctx: DeliveryContext, m: InboundMessage): P
       authHeaders = v.headers
       summary = v.summary
       verdict = v
-      if (v.dmarcFailPolicy === 'reject' && s.dmarcReject)
+      // RFC 8617 7.2: a valid ARC chain last sealed by a trusted intermediary (a forwarder or
+      // list that broke SPF/DKIM alignment) overrides the DMARC policy; recorded in the summary.
+      const enforced = v.dmarcFailPolicy === 'reject' || v.dmarcFailPolicy === 'quarantine'
+      const sealer = enforced && v.arc === 'pass' ? v.arcSealer : null
+      const trusted = sealer !== null && (s.arcTrustedSealers ?? []).includes(sealer)
+      if (trusted) {
+        ctx.log.info({ cid: m.session.id, sealer }, 'DMARC policy not applied: trusted ARC sealer')
+        summary = `${summary} (trusted sealer ${sealer}; dmarc policy ${v.dmarcFailPolicy} not applied)`
+      } else if (v.dmarcFailPolicy === 'reject' && s.dmarcReject)
         return {
           ok: false,
           reason: 'dmarc_reject',
           detail: 'the message fails DMARC and its domain asks receivers to reject it',
         }
-      junk = v.dmarcFailPolicy === 'quarantine' && s.dmarcQuarantineToJunk
+      junk = !trusted && v.dmarcFailPolicy === 'quarantine' && s.dmarcQuarantineToJunk
     } catch (err) {
       ctx.log.warn({ err, cid: m.session.id }, 'authentication checks failed; delivering without them')
       summary = 'temperror'
@@ -282,7 +294,15 @@ export async function deliverInbound(ctx: DeliveryContext, m: InboundMessage): P
   }
   const prepared =
     forwarding && (forwards.length || relays.length)
-      ? await forwarding.stage({ message, mailFrom: m.mailFrom, verdict, parsed, forwards, relays })
+      ? await forwarding.stage({
+          message,
+          mailFrom: m.mailFrom,
+          verdict,
+          parsed,
+          forwards,
+          relays,
+          requireTls: m.requireTls === true,
+        })
       : []
 
   // The bytes first, fsynced per org; they become visible (rename, directory fsync) inside the

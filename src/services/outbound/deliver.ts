@@ -8,9 +8,13 @@
 //   the group deferred. A 5xx to a recipient bounces that recipient only.
 // - The SMTP client is given IP addresses, never names (destination.ts resolves them).
 // - Which targets may be tried, and with what TLS, is tls-policy.ts's call (MTA-STS, the
-//   sending mailbox's tls_enforce_out); a group it defers is never sent anywhere.
+//   sending mailbox's tls_enforce_out, the message's REQUIRETLS or TLS-Required: No); a group
+//   it defers is never sent anywhere. A REQUIRETLS message is only handed to a host that
+//   listed REQUIRETLS after TLS (RFC 8689 4.2.1); the others are left for the next MX, and
+//   when every host refused for good the group bounces.
 
 import { isIP } from 'node:net'
+import { headerFields } from '../../mail/headers.ts'
 import type { OutboundRecipient } from '../../store/schema.ts'
 import {
   checkRecipient,
@@ -23,7 +27,7 @@ import type { OutboundContext } from './context.ts'
 import { type DestinationResult, resolveDestination } from './destination.ts'
 import type { TraceRow } from './events.ts'
 import type { ConnectionPool } from './pool.ts'
-import { planTls, recordTesting, requirementFailure } from './tls-policy.ts'
+import { planTls, recordTesting, requirementFailure, requireTlsMissing } from './tls-policy.ts'
 import { type DeliveryTarget, type TraceStep, TransportError } from './transport.ts'
 
 export interface Outcome {
@@ -55,6 +59,8 @@ export async function deliverGroup(
     attempt: number
     envid?: string | null
     ret?: 'FULL' | 'HDRS' | null
+    /** REQUIRETLS (RFC 8689) was asked for this message. */
+    require_tls?: boolean
   },
   domain: string,
   recipients: OutboundRecipient[],
@@ -108,17 +114,26 @@ export async function deliverGroup(
   // MTA-STS and the mailbox's tls_enforce_out decide which targets may be tried, and how.
   const plan = await planTls(
     ctx,
-    { message: m, domain, targets, smartHost: smart ? { tls, verify } : null },
+    {
+      message: m,
+      domain,
+      targets,
+      smartHost: smart ? { tls, verify } : null,
+      tlsRequiredNo: !m.require_tls && tlsRequiredNo(raw),
+    },
     step,
   )
   if (plan.kind === 'defer') {
-    step('route', { result: 'deferred', reason: plan.message, enhanced: plan.enhanced })
+    const result = plan.code >= 500 ? 'refused' : 'deferred'
+    step('route', { result, reason: plan.message, enhanced: plan.enhanced })
     return all(plan.code, plan.enhanced, plan.message, null)
   }
 
   const sink = (s: TraceStep) => trace.push({ kind: s.kind, attempt: m.attempt, at: s.at, detail: s.detail })
   let last = reply(451, '4.4.1', 'no mail server could be reached')
   let lastPermanent = false
+  // RFC 8689 4.2.1: a REQUIRETLS message bounces only when every host refused it for good.
+  let everyPermanent = true
   for (const planned of plan.targets) {
     const target = planned.target
     let lease: Awaited<ReturnType<ConnectionPool['acquire']>>
@@ -135,12 +150,22 @@ export async function deliverGroup(
         requirementFailure(planned, e) ??
         reply(e.code ?? (e.temporary ? 451 : 550), e.enhanced ?? (e.temporary ? '4.4.1' : '5.4.4'), e.message)
       lastPermanent = !e.temporary
+      if (planned.mustOfferRequireTls && last.code >= 500) lastPermanent = true
+      if (!lastPermanent) everyPermanent = false
       // A server that refuses us outright at greeting/EHLO with 5xx speaks for the domain.
       if (!e.temporary && e.phase !== 'connect')
         return all(last.code, last.enhanced, last.message, target.host)
       continue
     }
     if (!lease.fresh) step('reuse', { host: target.host, ip: target.ip, tls: lease.session.tls })
+    if (planned.mustOfferRequireTls && !lease.session.offers('REQUIRETLS')) {
+      // RFC 8689 4.2.1 step 5: not this host; the session stays good for other mail.
+      lease.release(true)
+      last = requireTlsMissing(planned)
+      lastPermanent = true
+      step('tls_policy', { host: target.host, ip: target.ip, result: 'requiretls_not_offered' })
+      continue
+    }
     recordTesting(planned, lease.session, step)
     const outcomes: Outcome[] = []
     try {
@@ -196,6 +221,10 @@ export async function deliverGroup(
       }
     }
   }
+  if (plan.targets.some((p) => p.mustOfferRequireTls))
+    return everyPermanent
+      ? all(550, last.enhanced, last.message, null)
+      : all(451, '4.4.1', `no mail server could be reached with REQUIRETLS; last: ${last.message}`, null)
   return lastPermanent
     ? all(550, last.enhanced, last.message, null)
     : all(last.code, last.enhanced, last.message, null)
@@ -231,6 +260,13 @@ async function destinationFor(
   return { result, cached: false }
 }
 
+/** The header section has `TLS-Required: No` (RFC 8689 3; the value is case-insensitive). */
+export function tlsRequiredNo(raw: Buffer): boolean {
+  return headerFields(raw).some(
+    (f) => f.name === 'tls-required' && /^no$/i.test(f.text.slice(f.text.indexOf(':') + 1).trim()),
+  )
+}
+
 function toTransportError(err: unknown): TransportError {
   if (err instanceof TransportError) return err
   return new TransportError((err as Error)?.message ?? String(err), { temporary: true, phase: 'connect' })
@@ -238,7 +274,7 @@ function toTransportError(err: unknown): TransportError {
 
 async function deliverLocally(
   ctx: OutboundContext,
-  m: { id: string; mail_from: string },
+  m: { id: string; mail_from: string; require_tls?: boolean },
   recipients: OutboundRecipient[],
   raw: Buffer,
   step: (kind: string, detail: Record<string, unknown>) => void,
@@ -265,6 +301,7 @@ async function deliverLocally(
         recipients: accepted.map((a) => ({ address: a.r.address, notify: null, orcpt: null })),
         targets: unique,
         forwards,
+        requireTls: m.require_tls === true,
         session: { id: m.id, ip: '127.0.0.1', helo: ctx.settings.hostname, tls: null },
       })
       for (const a of accepted)

@@ -79,6 +79,8 @@ export interface EnqueueRequest {
   dsn?: { ret: 'FULL' | 'HDRS' | null; envid: string | null; smtputf8: boolean; to: string } | null
   /** Sent with a test key: stored like live mail, delivery simulated (test-mode.ts). */
   test?: boolean
+  /** REQUIRETLS (RFC 8689): only verified TLS to next hops offering REQUIRETLS (tls-policy.ts). */
+  require_tls?: boolean
 }
 
 export interface Enqueued {
@@ -230,6 +232,7 @@ export async function recordOutbound(
       smtputf8: r.dsn?.smtputf8 ? 1 : 0,
       dsn_to: r.dsn?.to ?? null,
       test: r.test ? 1 : 0,
+      require_tls: r.require_tls ? 1 : 0,
       created_at: now,
       updated_at: now,
     })

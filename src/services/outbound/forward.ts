@@ -16,6 +16,13 @@
 //   MX answers 451: never a silent drop. The org's sending caps are peeked at RCPT as well.
 // - Suppressed outside targets are left out at RCPT; an alias whose only targets are all
 //   suppressed is refused (550) rather than accepted and dropped.
+// - A message received with REQUIRETLS (RFC 8689 4.1) is forwarded and relayed with it.
+// - A forward or relay that fails for good (a 5xx from the target's MX, or the queue's
+//   lifetime over) is bounced to the original envelope sender, the address its SRS form stands
+//   for (as Postfix does): the queue item carries it as `dsn_to`, and notices.ts mails the
+//   notice from <>. Mail that came with the null sender (itself a bounce) gets no `dsn_to`, so
+//   its failure is dropped and never bounced or forwarded again: no bounce loops. An SRS
+//   bounce we pass back (kind 'srs') has the null sender too.
 // - The null sender stays null; a sender at a domain hosted here is kept (our SPF covers it);
 //   any other sender is SRS-rewritten, or given the forward's signed return path when the SRS
 //   form would not fit in 64 octets.
@@ -81,6 +88,8 @@ export interface ForwardInput {
   parsed: ParsedSummary
   forwards: readonly ForwardTarget[]
   relays: readonly RelayTarget[]
+  /** The message arrived with REQUIRETLS (RFC 8689 4.1): its forwards and relays keep it. */
+  requireTls?: boolean
 }
 
 export interface PreparedForward {
@@ -106,6 +115,12 @@ export interface Forwarding {
 }
 
 const lower = (s: string) => s.trim().toLowerCase()
+
+/** Where the failure notice of a forward or relay goes: the original sender; none for <>. */
+const bounceTo = (mailFrom: string): EnqueueRequest['dsn'] =>
+  mailFrom === ''
+    ? null
+    : { ret: null, envid: null, smtputf8: /[\u0080-\u{10ffff}]/u.test(mailFrom), to: mailFrom }
 const domainOf = (address: string) => lower(address.slice(address.lastIndexOf('@') + 1))
 
 export function createForwarding(ctx: OutboundContext): Forwarding {
@@ -211,6 +226,7 @@ export function createForwarding(ctx: OutboundContext): Forwarding {
         scheduled_at: null,
         sent_copy_mailbox: null,
         actor: 'smtp',
+        require_tls: input.requireTls === true,
       } satisfies Partial<EnqueueRequest>
       try {
         for (const f of input.forwards) {
@@ -228,6 +244,7 @@ export function createForwarding(ctx: OutboundContext): Forwarding {
             recipients: f.to.map((address) => ({ address, type: 'to' as const })),
             headers_json: { forwarded_for: f.via, kind: f.kind, original_mail_from: input.mailFrom },
             mail_from: mailFrom ?? (hasFrom ? undefined : ''),
+            dsn: bounceTo(input.mailFrom),
           })
           out.push({ staged, alias_id: f.alias_id })
         }
@@ -252,6 +269,7 @@ export function createForwarding(ctx: OutboundContext): Forwarding {
             })),
             headers_json: { backup_mx_for: first.domain, original_mail_from: input.mailFrom },
             mail_from: input.mailFrom,
+            dsn: bounceTo(input.mailFrom),
             // The org's suppression list is about its own sending, not mail it relays.
             ignoreSuppressions: true,
           })

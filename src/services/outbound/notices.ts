@@ -144,8 +144,11 @@ async function noticeFor(
   const sender = await systemSigningDomain(ctx)
   const fromDomain = ctx.settings.systemFrom.split('@')[1] as string
   const messageId = `<${newId('msg', now).slice(4)}@${fromDomain}>`
+  // RFC 8689 5: a notice about a REQUIRETLS message returns the header only (as RET=HDRS) and
+  // asks for REQUIRETLS itself (tls-policy.ts does not discard it when a next hop lacks it).
+  const requireTls = Number(m.require_tls) === 1
   const full = recipients.some((r) =>
-    returnsFull(r.action, m.dsn_ret, original.length, ctx.settings.dsnReturnMaxBytes),
+    returnsFull(r.action, requireTls ? 'HDRS' : m.dsn_ret, original.length, ctx.settings.dsnReturnMaxBytes),
   )
   const raw = composeNotice({
     reportingMta: ctx.settings.hostname,
@@ -180,6 +183,7 @@ async function noticeFor(
     mail_from: '',
     actor: 'system',
     ignoreSuppressions: true,
+    require_tls: requireTls,
     alsoInTransaction: async (tx) => {
       if ((await clearMarks(tx, rows)) !== rows.length) throw new NoticeTaken()
     },

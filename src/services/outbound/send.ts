@@ -62,6 +62,12 @@ export interface SendInput {
   track_clicks?: boolean
   /** Add List-Unsubscribe with one-click POST (RFC 8058); needs exactly one recipient. */
   list_unsubscribe?: boolean
+  /**
+   * REQUIRETLS (RFC 8689): deliver only over verified TLS to next hops that offer REQUIRETLS,
+   * which keep the requirement on; bounced (5.7.30) when no MX qualifies. A `TLS-Required: No`
+   * header of the message is then ignored (RFC 8689 4.1).
+   */
+  require_tls?: boolean
 }
 
 export interface SendMeta {
@@ -408,6 +414,7 @@ async function composeAndEnqueue(ctx: OutboundContext, p: Principal, m: Prepared
       : {}),
     actor: p.key_id ?? p.user_id ?? 'unknown',
     ...(p.test ? { test: true } : {}),
+    ...(m.input.require_tls === true ? { require_tls: true } : {}),
   })
 }
 

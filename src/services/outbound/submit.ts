@@ -30,6 +30,8 @@ export interface SubmitInput {
   ret?: 'FULL' | 'HDRS' | null
   envid?: string | null
   smtputf8?: boolean
+  /** MAIL FROM carried REQUIRETLS (RFC 8689): the message keeps it to every next hop. */
+  requireTls?: boolean
   raw: Buffer
   ip: string
 }
@@ -148,6 +150,7 @@ export async function submitMessage(ctx: OutboundContext, input: SubmitInput): P
       smtputf8: input.smtputf8 ?? false,
       to: input.mailFrom,
     },
+    require_tls: input.requireTls === true,
   })
   ctx.wake?.()
   return { id: r.id }

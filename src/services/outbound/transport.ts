@@ -100,6 +100,8 @@ export interface SmtpSession {
   readonly tls: { protocol: string; cipher: string; verified?: boolean; verifyError?: string | null } | null
   /** False once the connection broke or the server closed it. */
   readonly usable: boolean
+  /** Whether the server's last EHLO listed this extension keyword (upper case), e.g. 'REQUIRETLS'. */
+  offers(keyword: string): boolean
   /** Runs MAIL, RCPT..., DATA (RSET first when this is not the first transaction). */
   send(tx: OutgoingTransaction): Promise<TransactionResult>
   /** QUIT and close (never throws). */

@@ -267,6 +267,7 @@ async function attempt(ctx: OutboundContext, pool: ConnectionPool, id: string, o
           attempt: attemptNo,
           envid: m.dsn_envid,
           ret: m.dsn_ret === 'FULL' || m.dsn_ret === 'HDRS' ? m.dsn_ret : null,
+          require_tls: Number(m.require_tls) === 1,
         },
         domain,
         list,

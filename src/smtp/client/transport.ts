@@ -210,6 +210,10 @@ class ClientSession implements SmtpSession {
     return this.link.up && !this.closed
   }
 
+  offers(keyword: string): boolean {
+    return this.ext.has(keyword)
+  }
+
   private traceReply(command: string, r: Reply, extra?: Record<string, unknown>): void {
     this.trace('reply', { command, ...extra, code: r.code, enhanced: r.enhanced, message: r.message })
   }

@@ -7,7 +7,8 @@
 // - Errors name a reply in replies.ts (CommandErrorCode -> REPLIES) plus an optional detail;
 //   the parser never picks reply codes itself.
 // - MAIL and RCPT parameters are only the ones Postern advertises: SIZE, BODY, SMTPUTF8, RET,
-//   ENVID on MAIL; NOTIFY, ORCPT on RCPT. Anything else is UNKNOWN_PARAMETER (555).
+//   ENVID, REQUIRETLS on MAIL; NOTIFY, ORCPT on RCPT. Whether REQUIRETLS may be used in the
+//   session (only over TLS, RFC 8689 2) is the MAIL step's check, not the parser's. Anything else is UNKNOWN_PARAMETER (555).
 // Leniency, on purpose: spaces after `FROM:`/`TO:` and between parameters, and trailing spaces,
 // are accepted (common in the wild and harmless); addresses without angle brackets are not.
 
@@ -148,6 +149,7 @@ function parseMail(arg: string): Command | CommandError {
     smtputf8: false,
     ret: null,
     envid: null,
+    requireTls: false,
   }
   for (const { keyword, value } of params) {
     switch (keyword) {
@@ -181,6 +183,10 @@ function parseMail(arg: string): Command | CommandError {
         from.envid = envid
         break
       }
+      case 'REQUIRETLS': // RFC 8689 2: no value
+        if (value !== null) return fail('SYNTAX', 'REQUIRETLS takes no value')
+        from.requireTls = true
+        break
       default:
         return fail('UNKNOWN_PARAMETER', keyword)
     }

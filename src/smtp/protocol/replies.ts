@@ -84,6 +84,8 @@ export const REPLIES = {
   authBadResponse: r(501, '5.5.2', 'Cannot decode the response (base64 expected)'),
   encryptionRequired: r(538, '5.7.11', 'Encryption required: use STARTTLS first, or port 465'),
   authRequired: r(530, '5.7.0', 'Authentication required'),
+  // RFC 8689 2: REQUIRETLS is only valid in a TLS session (5.7.10 "Encryption needed", RFC 5248).
+  requireTlsNeedsTls: r(530, '5.7.10', 'REQUIRETLS needs a TLS session: use STARTTLS first'),
   needHelo: r(503, '5.5.1', 'Send EHLO or HELO first'),
   needMail: r(503, '5.5.1', 'Send MAIL first'),
   nestedMail: r(503, '5.5.1', 'Sender already given, send RSET to start over'),

@@ -1,6 +1,7 @@
 // MAIL FROM (RFC 5321 4.1.1.2): starts a transaction when the handler accepts the sender.
 // Checked here before the handler is asked: order (HELO first, no nested MAIL), the
-// per-connection transaction limit, and the declared SIZE (RFC 1870 6: 552 5.3.4).
+// per-connection transaction limit, the declared SIZE (RFC 1870 6: 552 5.3.4), and REQUIRETLS
+// only in a TLS session (RFC 8689 2: 530 5.7.10; EHLO lists it only then).
 
 import type { Command } from '../protocol/commands.ts'
 import { REPLIES } from '../protocol/replies.ts'
@@ -14,6 +15,7 @@ export async function mail(s: StepSession, cmd: Extract<Command, { kind: 'MAIL' 
     return s.end(REPLIES.tooManyTransactions(s.hostname))
   }
   const { from } = cmd
+  if (from.requireTls && !s.info.tls) return s.reply(REPLIES.requireTlsNeedsTls)
   if (from.size !== null && from.size > s.settings.max_message_bytes) {
     return s.reply(REPLIES.sizeTooBig(s.settings.max_message_bytes))
   }

@@ -16,6 +16,7 @@ import * as tracking from './0012-tracking.ts'
 import * as warmupTestmode from './0014-warmup-testmode.ts'
 import * as webhooks from './0015-webhooks.ts'
 import * as analytics from './0016-analytics.ts'
+import * as requireTls from './0017-require-tls.ts'
 
 export const migrations: Record<string, Migration> = {
   '0001-init': init,
@@ -32,4 +33,5 @@ export const migrations: Record<string, Migration> = {
   '0014-warmup-testmode': warmupTestmode,
   '0015-webhooks': webhooks,
   '0016-analytics': analytics,
+  '0017-require-tls': requireTls,
 }
