@@ -10,13 +10,13 @@ import { normaliseSubject } from '../../mail/parse.ts'
 import type { BlobStore } from '../../store/blobs/blob-store.ts'
 import type { ChangeBus } from '../../store/change-bus.ts'
 import type { DialectName } from '../../store/db.ts'
-import { indexMessage } from '../../store/fulltext.ts'
+import { indexInserted, searchOnInsert } from '../../store/fulltext.ts'
 import { newId } from '../../store/ids.ts'
 import type { Database } from '../../store/schema.ts'
 import { notifyChange } from '../events/changes.ts'
 import type { EventType } from '../events/types.ts'
 import { writeEvent } from '../events/write.ts'
-import { addToFolder } from '../messages/folder-ops.ts'
+import { addNewToFolder } from '../messages/folder-ops.ts'
 import { assignThread } from './threading.ts'
 
 export interface FileMessageInput {
@@ -28,6 +28,8 @@ export interface FileMessageInput {
   /** INTERNALDATE when not now (IMAP APPEND's date-time). */
   received_at?: number
   blob: { sha256: string; size: number }
+  /** The caller already counted this message's reference to the blob (commitStaged's refs). */
+  blob_ref_counted?: boolean
   parsed: ParsedSummary
   now: number
   auth_summary: string | null
@@ -43,15 +45,6 @@ export async function fileMessage(
   m: FileMessageInput,
 ): Promise<string> {
   const { parsed, now } = m
-  const q = tx
-    .selectFrom('folders')
-    .select(['id', 'mailbox_id', 'org_id'])
-    .where('mailbox_id', '=', m.mailbox_id)
-  const folder = await (m.folder_id
-    ? q.where('id', '=', m.folder_id)
-    : q.where('role', '=', m.role)
-  ).executeTakeFirst()
-  if (!folder) throw new Error(`mailbox ${m.mailbox_id} has no ${m.folder_id ?? m.role} folder`)
   const threadId = await assignThread(tx, {
     org_id: m.org_id,
     mailbox_id: m.mailbox_id,
@@ -60,6 +53,11 @@ export async function fileMessage(
     references: parsed.references,
     at: now,
   })
+  const addressesText = [parsed.from, ...parsed.to, ...parsed.cc]
+    .filter((a) => a !== null)
+    .map((a) => `${a.name} ${a.address}`)
+    .join(' ')
+  const text = { subject: parsed.subject, addresses: addressesText, body: parsed.text }
   const id = newId('msg', now)
   await tx
     .insertInto('messages')
@@ -89,24 +87,24 @@ export async function fileMessage(
       envelope: m.envelope,
       created_at: now,
       deleted_at: null,
+      ...searchOnInsert(deps.dialect, text),
     })
     .execute()
-  await deps.blobs.addRef(tx, m.org_id, m.blob.sha256)
+  if (!m.blob_ref_counted) await deps.blobs.addRef(tx, m.org_id, m.blob.sha256)
   if (m.keywords?.length)
     await tx
       .insertInto('message_keywords')
       .values(m.keywords.map((keyword) => ({ message_id: id, keyword, org_id: m.org_id })))
       .execute()
-  await addToFolder(tx, folder, id, now, { fresh: true, addBytes: m.blob.size })
-  const addressesText = [parsed.from, ...parsed.to, ...parsed.cc]
-    .filter((a) => a !== null)
-    .map((a) => `${a.name} ${a.address}`)
-    .join(' ')
-  await indexMessage(tx, deps.dialect, id, {
-    subject: parsed.subject,
-    addresses: addressesText,
-    body: parsed.text,
-  })
+  // The folder is found by the statement that takes its UID: a mailbox without it fails here.
+  await addNewToFolder(
+    tx,
+    { mailbox_id: m.mailbox_id, role: m.role, folder_id: m.folder_id },
+    id,
+    now,
+    m.blob.size,
+  )
+  await indexInserted(tx, deps.dialect, id, text)
   await writeEvent(tx, now, {
     org_id: m.org_id,
     type: m.event.type,

@@ -148,12 +148,8 @@ export async function checkRecipient(
         reason: 'tls_required',
         detail: `${r.address} accepts mail only over TLS; use STARTTLS`,
       })
-    const q = await ctx.store.db
-      .selectFrom('mailboxes')
-      .select(['quota_bytes', 'used_bytes'])
-      .where('id', '=', r.mailbox_id)
-      .executeTakeFirstOrThrow()
-    if (q.quota_bytes > 0 && q.used_bytes + (sizeHint ?? 0) >= q.quota_bytes)
+    // The quota as read by the resolving statement.
+    if (r.quota_bytes > 0 && r.used_bytes + (sizeHint ?? 0) >= r.quota_bytes)
       return void problems.push({ reason: 'quota_full', detail: `${r.address} is over its quota` })
     if (!targets.some((t) => t.mailbox_id === r.mailbox_id))
       targets.push({ org_id: r.org_id, mailbox_id: r.mailbox_id, address: r.address })
@@ -326,7 +322,11 @@ export async function deliverInbound(ctx: DeliveryContext, m: InboundMessage): P
     .run(async (tx) => {
       const out: { mailbox_id: string; message_id: string; folder: 'inbox' | 'junk' }[] = []
       const blobs = new Map<string, { sha256: string; size: number }>()
-      for (const [org, s] of staged) blobs.set(org, await ctx.blobs.commitStaged(tx, s))
+      // Each org's blob row gets its references (one per mailbox) in the statement that records it.
+      for (const [org, s] of staged) {
+        const refs = m.targets.filter((t) => t.org_id === org).length
+        blobs.set(org, await ctx.blobs.commitStaged(tx, s, refs))
+      }
       for (const t of m.targets) {
         const blob = blobs.get(t.org_id) as { sha256: string; size: number }
         const role = junk ? 'junk' : 'inbox'
@@ -335,6 +335,7 @@ export async function deliverInbound(ctx: DeliveryContext, m: InboundMessage): P
           mailbox_id: t.mailbox_id,
           role,
           blob,
+          blob_ref_counted: true,
           parsed,
           now,
           auth_summary: summary,

@@ -21,41 +21,44 @@ export async function assignThread(
   },
 ): Promise<string> {
   const refs = [...new Set([m.in_reply_to, ...m.references].filter((x): x is string => !!x))].slice(-50)
-  let threadId: string | null = null
-  if (refs.length) {
+  // The thread to join, found and bumped in one statement: a referenced message's thread
+  // first, else the newest thread with the same subject in the window.
+  const byRef = refs.length
+    ? tx
+        .selectFrom('messages')
+        .select('thread_id')
+        .where('mailbox_id', '=', m.mailbox_id)
+        .where('message_id_header', 'in', refs)
+        .where('thread_id', 'is not', null)
+        .orderBy('received_at', 'desc')
+        .limit(1)
+    : null
+  const bySubject = m.subject_norm
+    ? tx
+        .selectFrom('threads')
+        .select('id')
+        .where('mailbox_id', '=', m.mailbox_id)
+        .where('subject_norm', '=', m.subject_norm)
+        .where('last_message_at', '>', m.at - SUBJECT_WINDOW_MS)
+        .orderBy('last_message_at', 'desc')
+        .limit(1)
+    : null
+  if (byRef || bySubject) {
+    const target =
+      byRef && bySubject
+        ? sql<string>`COALESCE((${byRef}), (${bySubject}))`
+        : sql<string>`(${byRef ?? bySubject})`
     const hit = await tx
-      .selectFrom('messages')
-      .select('thread_id')
-      .where('mailbox_id', '=', m.mailbox_id)
-      .where('message_id_header', 'in', refs)
-      .where('thread_id', 'is not', null)
-      .orderBy('received_at', 'desc')
-      .limit(1)
-      .executeTakeFirst()
-    threadId = hit?.thread_id ?? null
-  }
-  if (!threadId && m.subject_norm) {
-    const hit = await tx
-      .selectFrom('threads')
-      .select('id')
-      .where('mailbox_id', '=', m.mailbox_id)
-      .where('subject_norm', '=', m.subject_norm)
-      .where('last_message_at', '>', m.at - SUBJECT_WINDOW_MS)
-      .orderBy('last_message_at', 'desc')
-      .limit(1)
-      .executeTakeFirst()
-    threadId = hit?.id ?? null
-  }
-  if (threadId) {
-    await tx
       .updateTable('threads')
       .set({
         message_count: sql`message_count + 1`,
         last_message_at: sql`CASE WHEN last_message_at < ${m.at} THEN ${m.at} ELSE last_message_at END`,
       })
-      .where('id', '=', threadId)
-      .execute()
-    return threadId
+      .where('id', '=', target)
+      .where('mailbox_id', '=', m.mailbox_id)
+      .returning('id')
+      .executeTakeFirst()
+    if (hit) return hit.id
   }
   const id = newId('thr', m.at)
   await tx

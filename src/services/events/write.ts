@@ -52,6 +52,25 @@ export async function writeEvent(tx: Tx, now: number, e: EventEntry): Promise<vo
   }
   // The org's webhook endpoints that take this type get their outbox rows in the same
   // transaction as the event (webhooks/outbox.ts): none are lost, none are made for nothing.
+  if (e.org_id && tx.isTransaction) {
+    // Inside a transaction the insert itself says whether the org has any active endpoint,
+    // so an org without webhooks (the common case) costs one statement, not two.
+    const org = e.org_id
+    const r = await tx
+      .insertInto('events')
+      .values(row)
+      .returning((eb) =>
+        eb
+          .selectFrom('webhooks')
+          .select((w) => w.fn.countAll<number>().as('n'))
+          .where('org_id', '=', org)
+          .where('status', '=', 'active')
+          .as('active_hooks'),
+      )
+      .executeTakeFirstOrThrow()
+    if (Number(r.active_hooks) > 0) await queueFor(tx, now, id, org, e.type)
+    return
+  }
   const hooks = e.org_id ? await endpointsFor(tx, e.org_id, e.type) : []
   const write = async (t: Tx) => {
     await t.insertInto('events').values(row).execute()
@@ -65,6 +84,12 @@ export async function writeEvent(tx: Tx, now: number, e: EventEntry): Promise<vo
   }
   if (hooks.length > 0 && !tx.isTransaction) await tx.transaction().execute(write)
   else await write(tx)
+}
+
+async function queueFor(tx: Tx, now: number, eventId: string, orgId: string, type: EventType): Promise<void> {
+  const hooks = await endpointsFor(tx, orgId, type)
+  if (hooks.length > 0)
+    await queueDeliveries(tx, now, { event_id: eventId, org_id: orgId, type, webhook_ids: hooks })
 }
 
 /** An event plus the change-bus note that makes other processes refresh, in one transaction. */

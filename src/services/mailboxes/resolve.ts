@@ -16,6 +16,9 @@ export type Resolution =
       address: string
       active: boolean
       tls_enforce_in: boolean
+      /** The mailbox's quota and use as read with it (0: no quota), for RCPT's quota check. */
+      quota_bytes: number
+      used_bytes: number
     }
   | {
       kind: 'alias'
@@ -55,9 +58,30 @@ export async function resolveRecipient(
     return { kind: 'none', reason: 'invalid' }
   }
   const db = store.db
-  const domain = await hostedDomain(store, parsed.domain)
-  if (!domain) return { kind: 'none', reason: 'not_hosted' }
-  if (domain.backup_mx === 1)
+  // The domain and the exact mailbox in one statement (the common case: a plain mailbox).
+  const row = await db
+    .selectFrom('domains as d')
+    .leftJoin('mailboxes as m', (j) =>
+      j.onRef('m.domain_id', '=', 'd.id').on('m.address', '=', parsed.canonical),
+    )
+    .select([
+      'd.id as domain_id',
+      'd.org_id',
+      'd.backup_mx',
+      'm.id as mailbox_id',
+      'm.address',
+      'm.active',
+      'm.tls_enforce_in',
+      'm.quota_bytes',
+      'm.used_bytes',
+    ])
+    .where('d.name', '=', parsed.domain)
+    .where('d.status', '=', 'verified')
+    .where('d.active', '=', 1)
+    .executeTakeFirst()
+  if (!row) return { kind: 'none', reason: 'not_hosted' }
+  const domain = { id: row.domain_id, org_id: row.org_id }
+  if (row.backup_mx === 1)
     return {
       kind: 'backup',
       org_id: domain.org_id,
@@ -65,13 +89,26 @@ export async function resolveRecipient(
       domain: parsed.domain,
       address: parsed.canonical,
     }
-  const lookup = async (canonical: string): Promise<Resolution | null> => {
-    const m = await db
-      .selectFrom('mailboxes')
-      .select(['id', 'address', 'active', 'tls_enforce_in'])
-      .where('domain_id', '=', domain.id)
-      .where('address', '=', canonical)
-      .executeTakeFirst()
+  if (row.mailbox_id)
+    return {
+      kind: 'mailbox',
+      org_id: domain.org_id,
+      mailbox_id: row.mailbox_id,
+      address: row.address as string,
+      active: row.active === 1,
+      tls_enforce_in: row.tls_enforce_in === 1,
+      quota_bytes: Number(row.quota_bytes),
+      used_bytes: Number(row.used_bytes),
+    }
+  const lookup = async (canonical: string, mailbox = true): Promise<Resolution | null> => {
+    const m = !mailbox
+      ? undefined
+      : await db
+          .selectFrom('mailboxes')
+          .select(['id', 'address', 'active', 'tls_enforce_in', 'quota_bytes', 'used_bytes'])
+          .where('domain_id', '=', domain.id)
+          .where('address', '=', canonical)
+          .executeTakeFirst()
     if (m)
       return {
         kind: 'mailbox',
@@ -80,6 +117,8 @@ export async function resolveRecipient(
         address: m.address,
         active: m.active === 1,
         tls_enforce_in: m.tls_enforce_in === 1,
+        quota_bytes: Number(m.quota_bytes),
+        used_bytes: Number(m.used_bytes),
       }
     const a = await db
       .selectFrom('aliases')
@@ -99,7 +138,7 @@ export async function resolveRecipient(
       }
     return null
   }
-  const exact = await lookup(parsed.canonical)
+  const exact = await lookup(parsed.canonical, false)
   if (exact) return exact
   const local = parsed.canonical.slice(0, parsed.canonical.lastIndexOf('@'))
   if (!parsed.quoted) {

@@ -93,6 +93,43 @@ export async function addToFolder(
   return { uid, modseq, added: true }
 }
 
+/**
+ * Adds a message made in this transaction to a mailbox's folder named by role or id, with
+ * the mailbox's used bytes raised by `addBytes`: the folder is found by the same statement
+ * that takes its UID (delivery; three statements in all). Throws when there is no such folder.
+ */
+export async function addNewToFolder(
+  tx: Tx,
+  where: { mailbox_id: string; role: NonNullable<Database['folders']['role']>; folder_id?: string },
+  messageId: string,
+  now: number,
+  addBytes = 0,
+): Promise<{ folder_id: string; uid: number; modseq: number }> {
+  // Lock order as in addToFolder: the mailbox row first, then the folder row.
+  const modseq = await nextModseq(tx, where.mailbox_id, addBytes)
+  const q = tx
+    .updateTable('folders')
+    .set({
+      uidnext: sql`uidnext + 1`,
+      highestmodseq: sql`CASE WHEN highestmodseq < ${modseq} THEN ${modseq} ELSE highestmodseq END`,
+      updated_at: now,
+    })
+    .where('mailbox_id', '=', where.mailbox_id)
+  const next = await (where.folder_id
+    ? q.where('id', '=', where.folder_id)
+    : q.where('role', '=', where.role)
+  )
+    .returning(['id', 'uidnext', 'org_id'])
+    .executeTakeFirst()
+  if (!next) throw new Error(`mailbox ${where.mailbox_id} has no ${where.folder_id ?? where.role} folder`)
+  const uid = Number(next.uidnext) - 1
+  await tx
+    .insertInto('folder_messages')
+    .values({ folder_id: next.id, message_id: messageId, org_id: next.org_id, uid, modseq, created_at: now })
+    .execute()
+  return { folder_id: next.id, uid, modseq }
+}
+
 /** Removes a message from a folder, leaving a tombstone; false when it was not there. */
 export async function removeFromFolder(
   tx: Tx,

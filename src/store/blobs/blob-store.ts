@@ -52,9 +52,10 @@ export interface BlobStore {
    * and fsyncs the bytes; commitStaged, inside the caller's transaction, touches the row and
    * then makes the bytes visible (rename and directory fsync), so the one commit that records
    * the message also covers its blob. Idempotent, so a retried transaction may run it again.
+   * `refs`: references added in the same statement (what `refs` addRef calls would do).
    */
   stage(namespace: string, source: BlobSource): Promise<StagedBlob>
-  commitStaged(tx: Executor, staged: StagedBlob): Promise<BlobRef>
+  commitStaged(tx: Executor, staged: StagedBlob, refs?: number): Promise<BlobRef>
   /** Drops a staged blob that will not be committed. */
   discard(staged: StagedBlob): Promise<void>
   get(namespace: string, sha256: string): Promise<Buffer>
@@ -115,13 +116,17 @@ export function createBlobStore(opts: BlobStoreOptions): BlobStore {
   const db = store.db
   const ops = opts.fileOps ?? nodeFileOps
 
-  /** Records the blob (refcount unchanged) and refreshes updated_at, so the collector keeps it. */
-  async function touch(ex: Executor, namespace: string, sha256: string, size: number) {
+  /** Records the blob (refcount raised by `refs`) and refreshes updated_at, so the collector keeps it. */
+  async function touch(ex: Executor, namespace: string, sha256: string, size: number, refs = 0) {
     const t = now()
     await ex
       .insertInto('blobs')
-      .values({ namespace, sha256, size, refcount: 0, created_at: t, updated_at: t })
-      .onConflict((oc) => oc.columns(['namespace', 'sha256']).doUpdateSet({ updated_at: t }))
+      .values({ namespace, sha256, size, refcount: refs, created_at: t, updated_at: t })
+      .onConflict((oc) =>
+        oc
+          .columns(['namespace', 'sha256'])
+          .doUpdateSet(refs ? { updated_at: t, refcount: sql`blobs.refcount + ${refs}` } : { updated_at: t }),
+      )
       .execute()
   }
 
@@ -192,8 +197,8 @@ export function createBlobStore(opts: BlobStoreOptions): BlobStore {
         const data = Buffer.concat(parts)
         return { namespace, sha256: hash.digest('hex'), size: data.length, tmp: null, data }
       },
-      async commitStaged(tx, s) {
-        await touch(tx, s.namespace, s.sha256, s.size)
+      async commitStaged(tx, s, refs = 0) {
+        await touch(tx, s.namespace, s.sha256, s.size, refs)
         await tx
           .insertInto('blob_data')
           .values({ namespace: s.namespace, sha256: s.sha256, data: s.data as Buffer, created_at: now() })
@@ -287,9 +292,9 @@ export function createBlobStore(opts: BlobStoreOptions): BlobStore {
         throw err
       }
     },
-    async commitStaged(tx, s) {
+    async commitStaged(tx, s, refs = 0) {
       // The row first (see the module invariants), then the bytes become visible.
-      await touch(tx, s.namespace, s.sha256, s.size)
+      await touch(tx, s.namespace, s.sha256, s.size, refs)
       const final = pathOf(s.namespace, s.sha256)
       const dir = join(final, '..')
       // Renaming over an existing blob is safe (same address, same bytes) and saves a lookup;
