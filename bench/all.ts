@@ -8,7 +8,9 @@
 // - outbound --variant submission: SMTP submission, against the Postfix relay figure of the
 //   outbound child of this same run (one Postfix relay run, not two);
 // - imap: commands and IDLE sessions, against the bench Dovecot (--with-dovecot, on the first
-//   dialect only; its figure is reused for the others).
+//   dialect only; its figure is reused for the others);
+// - footprint --idle-only: the idle row, `postern serve` as `npm start` runs it, first start on
+//   a fresh SQLite data folder, 5 s after its listeners are up (always run, even with --only).
 // Peers only with --with-peers (Postfix needs root; Dovecot must be running on 127.0.0.1:10143).
 // On SQLite, and on PostgreSQL too when POSTERN_TEST_DATABASE_URL or POSTERN_DATABASE_URL is set.
 // Prints one table (bench, dialect, Postern figure, peer figure, ratio, target, met?, p50/p99,
@@ -293,11 +295,22 @@ export async function run(args: string[]): Promise<void> {
           ? `; its master process RSS ${dovecot.idle.rss_after_mib} MiB with ${dovecot.idle.sessions} IDLE sessions (it forks a process per session)`
           : ''),
     )
-  for (const c of [inbound, outbound, pushBack, submission, ...imap]) collectNotes(c)
+  // The idle row is what a user gets from `npm start`: its own process with npm start's flags, a
+  // fresh SQLite data folder, listeners up and 5 s settled (bench footprint --idle-only); not the
+  // imap child's server, which runs in the bench's TypeScript child with 10,000 seeded messages.
+  const idleChild = await runChild('idle', 'footprint', ['--idle-only', '--idle-seconds', '5'])
+  const imapIdle = posternIdle
+  posternIdle = (idleChild.json?.idle_rss_mib as number | undefined) ?? null
+  if (imapIdle !== null)
+    notes.push(
+      `the imap child's server (seeded, in the bench's TypeScript child, 1 s after start): ${imapIdle} MiB`,
+    )
+  for (const c of [inbound, outbound, pushBack, submission, ...imap, idleChild]) collectNotes(c)
   const postfixIdle = relay?.fields?.idle_rss_kb ? round2(Number(relay.fields.idle_rss_kb) / 1024) : null
   rows.push({
-    bench: 'Postern idle RSS after start (MiB; peer: Postfix idle, all processes)',
-    dialect: imap[0]?.json?.dialect ?? '-',
+    bench:
+      'Postern idle RSS after `npm start`, first start, 5 s settled (MiB; peer: Postfix idle, all processes)',
+    dialect: 'sqlite',
     postern: posternIdle,
     peer: postfixIdle,
     ratio: null,
@@ -310,7 +323,9 @@ export async function run(args: string[]): Promise<void> {
   const table = markdownTable(rows)
   console.log('')
   console.log(table)
-  console.log(`Postern idle RSS: ${posternIdle ?? '?'} MiB (a fresh server process, 1 s after start)`)
+  console.log(
+    `Postern idle RSS: ${posternIdle ?? '?'} MiB (npm start's flags, first start on a fresh SQLite data folder, 5 s after the listeners are up)`,
+  )
   for (const note of notes) console.log(`note: ${note}`)
   notes.push(
     'targets: issue 13 (SQLite inbound with checks on and outbound single at least 1.0x Postfix, checks off held to the same; ' +

@@ -19,6 +19,8 @@
 // 5. with --large N: N concurrent messages of --large-mb MB each (10 x 20 MB in issue 13), the
 //    peak RSS (VmHWM, reset before) during them, and whether each arrived intact.
 // Options: --minutes N (1) --sessions N (10) --idle-seconds N (10) --large N (0) --large-mb N (20)
+//   --idle-only (phase 2 alone: what a user gets from the README's first `npm start`, for the
+//   idle row of bench all; its JSON line's idle_rss_mib)
 //   --node-flags "..." (instead of npm start's V8 flags, to compare: --node-flags '' is Node's
 //   defaults)
 
@@ -126,6 +128,7 @@ export async function run(args: string[]): Promise<void> {
       large: { type: 'string' },
       'large-mb': { type: 'string' },
       'node-flags': { type: 'string' },
+      'idle-only': { type: 'boolean' },
     },
   })
   if (values['node-flags'] !== undefined) START_FLAGS = values['node-flags'].split(' ').filter(Boolean)
@@ -146,7 +149,8 @@ export async function run(args: string[]): Promise<void> {
   try {
     console.log(`footprint benchmark: node ${START_FLAGS.join(' ')} bin/postern.mjs serve, SQLite`)
     // 1 and 2: first starts on empty data folders, cold and warm compile cache.
-    for (const cache of ['cold', 'warm'] as const) {
+    const idleOnly = values['idle-only'] === true
+    for (const cache of idleOnly ? (['warm'] as const) : (['cold', 'warm'] as const)) {
       const dir = join(scratch, `first-${cache}`)
       const extra: Record<string, string> =
         cache === 'cold' ? { NODE_COMPILE_CACHE: join(scratch, 'compile-cache') } : {}
@@ -155,6 +159,20 @@ export async function run(args: string[]): Promise<void> {
       print(`first start, ${cache} compile cache, idle`, rss(server.pid))
       await server.stop()
       server = null
+    }
+    if (idleOnly) {
+      const idle = figures['first start, warm compile cache, idle'] as number
+      const flags = START_FLAGS.join(' ')
+      console.log(
+        JSON.stringify({
+          bench: 'footprint',
+          db: 'sqlite',
+          flags,
+          idle_s: idleMs / 1000,
+          idle_rss_mib: idle,
+        }),
+      )
+      return
     }
 
     // 3. The README's first mail, then first use of each protocol.

@@ -4,12 +4,18 @@
 // stolen database yields no usable cookie. Every request re-reads the user's role, disabled
 // flag and org state: the token's claims are never trusted for authorisation.
 
-import { errors as joseErrors, jwtVerify, SignJWT } from 'jose'
 import type { Store } from '../../store/db.ts'
 import { newId } from '../../store/ids.ts'
 import type { Clock } from '../../time/clock.ts'
 import type { Principal, Role } from './principal.ts'
 import { newSecret, sha256Hex } from './secrets.ts'
+
+/** jose (some 46 modules) is loaded on the first log-in or cookie, not on an idle server. */
+let jose: Promise<typeof import('jose')> | null = null
+const loadJose = () => {
+  jose ??= import('jose')
+  return jose
+}
 
 export const SESSION_COOKIE = 'postern_session'
 
@@ -66,6 +72,7 @@ export function createSessionService(deps: {
         user_agent: meta.userAgent?.slice(0, 300) ?? null,
       }
       await db.insertInto('sessions').values(row).execute()
+      const { SignJWT } = await loadJose()
       const token = await new SignJWT({ org: user.org_id, sid })
         .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
         .setSubject(user.id)
@@ -79,6 +86,7 @@ export function createSessionService(deps: {
     async authenticate(token) {
       const now = clock.now()
       let claims: { sub?: string; org?: unknown; sid?: unknown }
+      const { errors: joseErrors, jwtVerify } = await loadJose()
       try {
         const r = await jwtVerify(token, key, { algorithms: ['HS256'], currentDate: new Date(now) })
         claims = r.payload
