@@ -474,7 +474,7 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
             maxTtlMs: config.dns.cache_max_ttl_seconds * 1000,
             defaultTtlMs: config.dns.cache_default_ttl_seconds * 1000,
             negativeTtlMs: config.dns.cache_negative_seconds * 1000,
-            now: () => performance.now(),
+            now: () => clock.now(),
           })
         : directResolver
     const connectGuard =
