@@ -236,7 +236,9 @@ function print(rows: Row[], postfix: PostfixRun | null, notes: string[]): void {
     if (r.auth_results) console.log(`auth results ${r.run}: ${JSON.stringify(r.auth_results)}`)
   for (const r of rows)
     if (r.dns_queries)
-      console.log(`dns questions ${r.run}: ${JSON.stringify(r.dns_by_name)} (Postern caches none)`)
+      console.log(
+        `dns questions ${r.run}: ${JSON.stringify(r.dns_by_name)} (questions that reached the DNS server)`,
+      )
   for (const r of rows)
     if (r.pre_idle.busyPct >= 15)
       console.log(`WARNING ${r.run}: the machine was still ${r.pre_idle.busyPct}% busy when the run began`)

@@ -10,6 +10,7 @@ import { resolveMailPorts } from './config/ports.ts'
 import { type Config, ROLES } from './config/schema.ts'
 import { loadOrCreateSecrets, type ServerSecrets } from './config/secrets.ts'
 import { VERSION } from './config/version.ts'
+import { createCachingResolver } from './dns/cache.ts'
 import type { Resolver } from './dns/resolver.ts'
 import { createResolver } from './dns/system-resolver.ts'
 import { createLogger, type Logger } from './log/logger.ts'
@@ -462,8 +463,23 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
     await bus.start()
     closers.push(() => bus.close())
 
+    // Injected resolvers (tests) are used as given. The system resolver is cached per TTL for
+    // mail (inbound checks, outbound MX/MTA-STS, webhooks); domain verification asks it
+    // directly, so a record someone just published is seen at once.
+    const systemResolver = opts.resolver
+      ? undefined
+      : createResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeout_ms })
+    const directResolver = opts.resolver ?? (systemResolver as Resolver)
     const resolver =
-      opts.resolver ?? createResolver({ servers: config.dns.servers, timeoutMs: config.dns.timeout_ms })
+      systemResolver && config.dns.cache_entries > 0
+        ? createCachingResolver(systemResolver, {
+            maxEntries: config.dns.cache_entries,
+            maxTtlMs: config.dns.cache_max_ttl_seconds * 1000,
+            defaultTtlMs: config.dns.cache_default_ttl_seconds * 1000,
+            negativeTtlMs: config.dns.cache_negative_seconds * 1000,
+            now: () => clock.now(),
+          })
+        : directResolver
     const connectGuard =
       opts.connectGuard ?? createConnectGuard({ allow: config.net.connect_allow, allowPublic: true })
     const tls = await createCertificateService({
@@ -485,7 +501,14 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
     const limiter = createRateLimiter({ store, clock })
     let publicUrl = config.public_url ?? `http://${hostForUrl(config.http.host)}:${config.http.port}`
     const accounts = createAccounts(config, store, clock, secrets, () => publicUrl)
-    const domains = createDomainsContext(config, { store, clock, resolver, bus, secrets, accounts })
+    const domains = createDomainsContext(config, {
+      store,
+      clock,
+      resolver: directResolver,
+      bus,
+      secrets,
+      accounts,
+    })
     const committer = createGroupCommitter(store.db, { onCommit: opts.onDeliveryCommit })
     closers.push(() => committer.drain())
     const delivery = createDeliveryContext(config, { store, clock, blobs, bus, resolver, log, committer })

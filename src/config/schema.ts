@@ -242,6 +242,18 @@ export const schema = {
   dns: {
     servers: list([], 'DNS servers as ip or ip:port; empty uses the system resolver configuration.'),
     timeout_ms: int(5000, 'Timeout of one DNS query.', 1),
+    cache_entries: int(
+      10_000,
+      'DNS answers kept in memory for mail (SPF, DKIM, DMARC, iprev, MX, MTA-STS) for their TTL; 0 turns the cache off. Domain verification always asks the DNS.',
+      0,
+    ),
+    cache_max_ttl_seconds: int(3600, 'Longest a cached DNS answer is kept, whatever its TTL.', 0),
+    cache_default_ttl_seconds: int(
+      60,
+      'How long a DNS answer whose TTL the resolver cannot report (TXT, MX, CNAME, SRV, PTR) is cached.',
+      0,
+    ),
+    cache_negative_seconds: int(60, 'How long a DNS "no such name" or "no such record" answer is cached.', 0),
   },
   auth: {
     signup: oneOf(

@@ -9,11 +9,14 @@
 //   server (default 2) without growing the timeout between them (measured: tries 2 at
 //   200 ms fails with TIMEOUT after about 400 ms).
 // - PTR answers come from DNS only, never from /etc/hosts.
+// - `lookupWithTtl` reports the smallest TTL of an A/AAAA answer (node:dns gives TTLs for
+//   those two types only); for the other types it reports null (the cache's default).
 
 import { Resolver as NodeResolver } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import { domainToASCII } from 'node:url'
-import { DnsError, type DnsErrorCode, type RecordType, type Resolver, reverseName } from './resolver.ts'
+import type { TtlAnswer, TtlResolver } from './cache.ts'
+import { DnsError, type DnsErrorCode, type RecordType, reverseName } from './resolver.ts'
 
 export interface SystemResolverOptions {
   /** `ip`, `ip:port`, `ipv6` or `[ipv6]:port`; empty uses the system configuration. */
@@ -83,7 +86,7 @@ const toAscii = (name: string): string => {
   return domainToASCII(name) || name
 }
 
-export function createResolver(opts: SystemResolverOptions): Resolver {
+export function createResolver(opts: SystemResolverOptions): TtlResolver {
   const r = new NodeResolver({ timeout: opts.timeoutMs, tries: opts.tries ?? 2, maxTimeout: opts.timeoutMs })
   if (opts.servers.length > 0) r.setServers(opts.servers.map(parseServer))
 
@@ -99,7 +102,15 @@ export function createResolver(opts: SystemResolverOptions): Resolver {
     }
   }
 
-  return {
+  const withTtl = async (name: string, rrtype: 'A' | 'AAAA'): Promise<TtlAnswer<string>> => {
+    const answers = await query(rrtype, name, (n) =>
+      rrtype === 'A' ? r.resolve4(n, { ttl: true }) : r.resolve6(n, { ttl: true }),
+    )
+    const ttl = answers.reduce((min, a) => Math.min(min, a.ttl), Number.POSITIVE_INFINITY)
+    return { records: answers.map((a) => a.address), ttlMs: Number.isFinite(ttl) ? ttl * 1000 : null }
+  }
+
+  const resolver: TtlResolver = {
     // Node adds a `type` field to each MX record; keep the interface's two.
     resolveMx: (name) =>
       query('MX', name, async (n) =>
@@ -123,5 +134,19 @@ export function createResolver(opts: SystemResolverOptions): Resolver {
       isIP(ip)
         ? query('PTR', ip, () => r.resolvePtr(reverseName(ip)))
         : Promise.reject(new DnsError('BADNAME', ip, 'PTR')),
+    lookupWithTtl: async (name, type) => {
+      if (type === 'A' || type === 'AAAA') return withTtl(name, type)
+      const records = await (
+        {
+          MX: resolver.resolveMx,
+          TXT: resolver.resolveTxt,
+          CNAME: resolver.resolveCname,
+          SRV: resolver.resolveSrv,
+          PTR: resolver.resolvePtr,
+        } as const
+      )[type](name)
+      return { records, ttlMs: null }
+    },
   }
+  return resolver
 }

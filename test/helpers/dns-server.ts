@@ -5,7 +5,8 @@
 // - Answers like an authoritative-and-recursive server: unknown name -> NXDOMAIN, known name
 //   without the type -> NODATA (NOERROR, empty answer), CNAMEs followed within the zone.
 // - Every question is recorded in `queries` (name as asked, lower-cased, no trailing dot).
-// - TTLs are 0 and the zone is read at query time, so `set` takes effect on the next query.
+// - TTLs are 0 unless `ttl` (seconds) is set, and the zone is read at query time, so `set`
+//   takes effect on the next query (a caching resolver keeps TTL-0 answers for its default).
 // - TXT strings longer than 255 octets are split into several character-strings; an answer
 //   too big for UDP goes out truncated (TC) and the client retries over TCP.
 // - `fail(name, 'SERVFAIL' | 'REFUSED' | 'TIMEOUT')` answers that rcode, or nothing at all.
@@ -29,6 +30,8 @@ export interface DnsServer {
   /** For `createResolver({ servers })` / `dns.servers`. */
   servers: string[]
   queries: { name: string; type: string }[]
+  /** The TTL written on every answer record (seconds); 0 by default. */
+  ttl: number
   set<T extends RecordType>(name: string, type: T, records: ZoneValue<T> | undefined): void
   fail(name: string, failure: ServerFailure | undefined): void
   close(): Promise<void>
@@ -100,7 +103,7 @@ export async function startDnsServer(zone: Zone = {}): Promise<DnsServer> {
       send(response)
       return
     }
-    response.answers.push(...answersFor(table, question, type))
+    response.answers.push(...answersFor(table, question, type, server.ttl))
     const result = lookupZone(table, name, type)
     if (!result.ok && result.code === 'NOTFOUND') response.header.rcode = Packet.RCODE.NXDOMAIN
     send(response)
@@ -142,10 +145,11 @@ export async function startDnsServer(zone: Zone = {}): Promise<DnsServer> {
     }
   }
 
-  return {
+  const server: DnsServer = {
     port,
     servers: [`127.0.0.1:${port}`],
     queries,
+    ttl: 0,
     set(name, type, records) {
       const key = canonicalName(name)
       const entry: ZoneRecords = { ...table[key] }
@@ -165,13 +169,14 @@ export async function startDnsServer(zone: Zone = {}): Promise<DnsServer> {
       ])
     },
   }
+  return server
 }
 
 /** The answer section for one question: the CNAME chain within the zone, then the records. */
-function answersFor(table: Zone, question: Question, type: RecordType): Resource[] {
+function answersFor(table: Zone, question: Question, type: RecordType, ttl: number): Resource[] {
   // Plain records: dns2 encodes any object with name, type, class, ttl and the type's fields.
   const answers: Resource[] = []
-  const base = { class: Packet.CLASS.IN, ttl: 0 }
+  const base = { class: Packet.CLASS.IN, ttl }
   let owner = question.name
   for (let hop = 0; hop <= 8; hop++) {
     const entry = table[canonicalName(owner)]
