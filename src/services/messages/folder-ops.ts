@@ -68,13 +68,7 @@ export async function addToFolder(
   // Lock order for every change: the mailbox row (its MODSEQ counter) first, then the folder row.
   const modseq = await nextModseq(tx, folder.mailbox_id, opts.addBytes ?? 0)
   // The UID and the folder's HIGHESTMODSEQ in one statement (both land at commit).
-  const next = await tx
-    .updateTable('folders')
-    .set({
-      uidnext: sql`uidnext + 1`,
-      highestmodseq: sql`CASE WHEN highestmodseq < ${modseq} THEN ${modseq} ELSE highestmodseq END`,
-      updated_at: now,
-    })
+  const next = await takeUid(tx, modseq, now)
     .where('id', '=', folder.id)
     .returning('uidnext')
     .executeTakeFirstOrThrow()
@@ -93,6 +87,15 @@ export async function addToFolder(
   return { uid, modseq, added: true }
 }
 
+/** The folder update that takes the next UID and raises HIGHESTMODSEQ to `modseq`; the caller names the folder. */
+function takeUid(tx: Tx, modseq: number, now: number) {
+  return tx.updateTable('folders').set({
+    uidnext: sql`uidnext + 1`,
+    highestmodseq: sql`CASE WHEN highestmodseq < ${modseq} THEN ${modseq} ELSE highestmodseq END`,
+    updated_at: now,
+  })
+}
+
 /**
  * Adds a message made in this transaction to a mailbox's folder named by role or id, with
  * the mailbox's used bytes raised by `addBytes`: the folder is found by the same statement
@@ -107,14 +110,7 @@ export async function addNewToFolder(
 ): Promise<{ folder_id: string; uid: number; modseq: number }> {
   // Lock order as in addToFolder: the mailbox row first, then the folder row.
   const modseq = await nextModseq(tx, where.mailbox_id, addBytes)
-  const q = tx
-    .updateTable('folders')
-    .set({
-      uidnext: sql`uidnext + 1`,
-      highestmodseq: sql`CASE WHEN highestmodseq < ${modseq} THEN ${modseq} ELSE highestmodseq END`,
-      updated_at: now,
-    })
-    .where('mailbox_id', '=', where.mailbox_id)
+  const q = takeUid(tx, modseq, now).where('mailbox_id', '=', where.mailbox_id)
   const next = await (where.folder_id
     ? q.where('id', '=', where.folder_id)
     : q.where('role', '=', where.role)
