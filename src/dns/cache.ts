@@ -13,18 +13,14 @@
 //   insertion order, re-inserted on each hit). Callers get copies and may mutate them.
 // - Time comes from `now` only.
 
-import { DnsError, type RecordType, type Resolver } from './resolver.ts'
-
-/** An answer with the TTL the server gave it (null when the resolver cannot tell). */
-export interface TtlAnswer<T> {
-  records: T[]
-  ttlMs: number | null
-}
-
-/** A resolver that can also report TTLs (the system resolver does, for A/AAAA). */
-export interface TtlResolver extends Resolver {
-  lookupWithTtl?(name: string, type: RecordType): Promise<TtlAnswer<unknown>>
-}
+import {
+  DnsError,
+  lookupByType,
+  type RecordType,
+  type Resolver,
+  type TtlAnswer,
+  type TtlResolver,
+} from './resolver.ts'
 
 export interface CacheOptions {
   maxEntries: number
@@ -42,27 +38,10 @@ export function createCachingResolver(inner: TtlResolver, opts: CacheOptions): R
   const entries = new Map<string, Entry>()
   const inFlight = new Map<string, Promise<unknown[]>>()
 
-  const direct = (name: string, type: RecordType): Promise<unknown[]> => {
-    switch (type) {
-      case 'A':
-        return inner.resolve4(name)
-      case 'AAAA':
-        return inner.resolve6(name)
-      case 'MX':
-        return inner.resolveMx(name)
-      case 'TXT':
-        return inner.resolveTxt(name)
-      case 'CNAME':
-        return inner.resolveCname(name)
-      case 'SRV':
-        return inner.resolveSrv(name)
-      case 'PTR':
-        return inner.resolvePtr(name)
-    }
-  }
-
   const ask = async (name: string, type: RecordType): Promise<TtlAnswer<unknown>> =>
-    inner.lookupWithTtl ? inner.lookupWithTtl(name, type) : { records: await direct(name, type), ttlMs: null }
+    inner.lookupWithTtl
+      ? inner.lookupWithTtl(name, type)
+      : { records: await lookupByType(inner, name, type), ttlMs: null }
 
   const store = (key: string, entry: Entry, ttlMs: number) => {
     if (ttlMs <= 0 || opts.maxEntries <= 0) return

@@ -39,6 +39,47 @@ export interface Resolver {
   resolvePtr(ip: string): Promise<string[]>
 }
 
+/** An answer with the TTL the server gave it (null when the resolver cannot tell). */
+export interface TtlAnswer<T> {
+  records: T[]
+  ttlMs: number | null
+}
+
+/** A resolver that can also report TTLs (the system resolver does, for A/AAAA; cache.ts uses it). */
+export interface TtlResolver extends Resolver {
+  lookupWithTtl?(name: string, type: RecordType): Promise<TtlAnswer<unknown>>
+}
+
+/** The lookup of one record type by its name: the one place mapping a RecordType to a method. */
+export function lookupByType(resolver: Resolver, name: string, type: RecordType): Promise<unknown[]> {
+  switch (type) {
+    case 'A':
+      return resolver.resolve4(name)
+    case 'AAAA':
+      return resolver.resolve6(name)
+    case 'MX':
+      return resolver.resolveMx(name)
+    case 'TXT':
+      return resolver.resolveTxt(name)
+    case 'CNAME':
+      return resolver.resolveCname(name)
+    case 'SRV':
+      return resolver.resolveSrv(name)
+    case 'PTR':
+      return resolver.resolvePtr(name)
+  }
+}
+
+const RECORD_TYPES: ReadonlySet<string> = new Set<RecordType>([
+  'A',
+  'AAAA',
+  'MX',
+  'TXT',
+  'CNAME',
+  'SRV',
+  'PTR',
+])
+
 export type DnsErrorCode =
   | 'NOTFOUND' // NXDOMAIN: the name does not exist
   | 'NODATA' // the name exists but has no record of this type
@@ -157,29 +198,16 @@ const NODE_CODES: Record<DnsErrorCode, string> = {
  */
 export function toMailauthResolver(resolver: Resolver): MailauthResolver {
   const lookup = (name: string, rrtype: string): Promise<unknown[]> => {
-    switch (rrtype.toUpperCase()) {
-      case 'A':
-        return resolver.resolve4(name)
-      case 'AAAA':
-        return resolver.resolve6(name)
-      case 'MX':
-        return resolver.resolveMx(name)
-      case 'TXT':
-        return resolver.resolveTxt(name)
-      case 'CNAME':
-        return resolver.resolveCname(name)
-      case 'SRV':
-        return resolver.resolveSrv(name)
-      case 'PTR':
-        return resolver.resolvePtr(isIP(name) ? name : (fromReverseName(name) ?? name))
-      default:
-        return Promise.reject(
-          Object.assign(new Error(`DNS ${rrtype} lookups are not supported`), {
-            code: 'ENOTIMP',
-            hostname: name,
-          }),
-        )
-    }
+    const type = rrtype.toUpperCase()
+    if (!RECORD_TYPES.has(type))
+      return Promise.reject(
+        Object.assign(new Error(`DNS ${rrtype} lookups are not supported`), {
+          code: 'ENOTIMP',
+          hostname: name,
+        }),
+      )
+    const ptrName = type === 'PTR' && !isIP(name) ? (fromReverseName(name) ?? name) : name
+    return lookupByType(resolver, ptrName, type as RecordType)
   }
   return async (name, rrtype) => {
     try {

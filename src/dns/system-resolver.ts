@@ -15,8 +15,15 @@
 import { Resolver as NodeResolver } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import { domainToASCII } from 'node:url'
-import type { TtlAnswer, TtlResolver } from './cache.ts'
-import { DnsError, type DnsErrorCode, type RecordType, reverseName } from './resolver.ts'
+import {
+  DnsError,
+  type DnsErrorCode,
+  lookupByType,
+  type RecordType,
+  reverseName,
+  type TtlAnswer,
+  type TtlResolver,
+} from './resolver.ts'
 
 export interface SystemResolverOptions {
   /** `ip`, `ip:port`, `ipv6` or `[ipv6]:port`; empty uses the system configuration. */
@@ -134,19 +141,10 @@ export function createResolver(opts: SystemResolverOptions): TtlResolver {
       isIP(ip)
         ? query('PTR', ip, () => r.resolvePtr(reverseName(ip)))
         : Promise.reject(new DnsError('BADNAME', ip, 'PTR')),
-    lookupWithTtl: async (name, type) => {
-      if (type === 'A' || type === 'AAAA') return withTtl(name, type)
-      const records = await (
-        {
-          MX: resolver.resolveMx,
-          TXT: resolver.resolveTxt,
-          CNAME: resolver.resolveCname,
-          SRV: resolver.resolveSrv,
-          PTR: resolver.resolvePtr,
-        } as const
-      )[type](name)
-      return { records, ttlMs: null }
-    },
+    lookupWithTtl: async (name, type) =>
+      type === 'A' || type === 'AAAA'
+        ? withTtl(name, type)
+        : { records: await lookupByType(resolver, name, type), ttlMs: null },
   }
   return resolver
 }

@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { createCachingResolver, type TtlAnswer, type TtlResolver } from '../../src/dns/cache.ts'
-import { DnsError, type DnsErrorCode, type RecordType } from '../../src/dns/resolver.ts'
+import { createCachingResolver } from '../../src/dns/cache.ts'
+import {
+  DnsError,
+  type DnsErrorCode,
+  type RecordType,
+  type TtlAnswer,
+  type TtlResolver,
+} from '../../src/dns/resolver.ts'
 import { createStaticResolver } from '../../src/dns/static-zone.ts'
 import { createResolver } from '../../src/dns/system-resolver.ts'
 import { type DnsServer, startDnsServer } from '../helpers/dns-server.ts'
