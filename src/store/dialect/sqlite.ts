@@ -81,7 +81,8 @@ function mayWrite(sqlText: string): boolean {
   return true
 }
 
-class NodeSqliteConnection implements DatabaseConnection {
+/** The statements of the one connection (prepared once, cached); Lease is what kysely holds. */
+class StatementRunner {
   readonly #db: DatabaseSync
   readonly #cache = new Map<string, { stmt: StatementSync; reader: boolean }>()
   constructor(db: DatabaseSync) {
@@ -102,10 +103,6 @@ class NodeSqliteConnection implements DatabaseConnection {
   /** Runs one statement; `wrote` is true unless it can only read (SELECT, a PRAGMA query). */
   run<R>(q: CompiledQuery): { result: QueryResult<R>; wrote: boolean } {
     return { result: this.#run(q), wrote: mayWrite(q.sql) }
-  }
-
-  async executeQuery<R>(q: CompiledQuery): Promise<QueryResult<R>> {
-    return this.#run(q)
   }
 
   #run<R>(q: CompiledQuery): QueryResult<R> {
@@ -135,12 +132,12 @@ class NodeSqliteConnection implements DatabaseConnection {
  * run after that (a connection reused by kysely) takes the mutex again.
  */
 class Lease implements DatabaseConnection {
-  readonly #conn: NodeSqliteConnection
+  readonly #conn: StatementRunner
   readonly #mutex: Mutex
   readonly #opts: SqliteDriverOptions
   #release: (() => void) | null
   #inTransaction = false
-  constructor(conn: NodeSqliteConnection, mutex: Mutex, opts: SqliteDriverOptions, release: () => void) {
+  constructor(conn: StatementRunner, mutex: Mutex, opts: SqliteDriverOptions, release: () => void) {
     this.#conn = conn
     this.#mutex = mutex
     this.#opts = opts
@@ -213,11 +210,11 @@ class Lease implements DatabaseConnection {
 class NodeSqliteDriver implements Driver {
   readonly #db: DatabaseSync
   readonly #mutex = new Mutex()
-  readonly #conn: NodeSqliteConnection
+  readonly #conn: StatementRunner
   readonly #opts: SqliteDriverOptions
   constructor(db: DatabaseSync, opts: SqliteDriverOptions) {
     this.#db = db
-    this.#conn = new NodeSqliteConnection(db)
+    this.#conn = new StatementRunner(db)
     this.#opts = opts
   }
   async init() {}
