@@ -256,15 +256,8 @@ export async function run(args: string[]): Promise<void> {
       dialect: { type: 'string' },
       'with-dovecot': { type: 'boolean' },
       mix: { type: 'string' },
-      help: { type: 'boolean' },
     },
   })
-  if (values.help) {
-    console.log(
-      'npm run bench -- imap [--mode idle|commands|all] [--sessions 1000] [--clients 10] [--messages 200] [--seconds 10] [--dialect sqlite|postgres] [--with-dovecot] [--mix full|light]',
-    )
-    return
-  }
   if (values.mix !== undefined && values.mix !== 'full' && values.mix !== 'light')
     throw new Error(`--mix is full or light, not ${values.mix}`)
   const mode = values.mode ?? 'all'
