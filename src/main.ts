@@ -450,6 +450,7 @@ export async function startPostern(opts: StartOptions): Promise<Postern> {
       store,
       backend: config.blobs.backend,
       dir: config.blobs.dir as string,
+      inlineMaxBytes: config.blobs.inline_max_bytes,
       now: () => clock.now(),
       fileOps: opts.fileOps,
     })

@@ -143,6 +143,12 @@ export const schema = {
       'Where message bytes live: fs (data folder) or database (shared by nodes on PostgreSQL).',
     ),
     dir: optStr('Folder of the filesystem blob store.', { derived: '<data_dir>/blobs' }),
+    inline_max_bytes: int(
+      65_536,
+      'fs backend: blobs up to this size (most mail) are kept in the database, committed with the message, instead of a file of their own; 0 puts every blob in a file.',
+      0,
+      16_777_216,
+    ),
     collect_grace_seconds: int(
       3600,
       'How long an unreferenced blob is kept before the collection job deletes it.',

@@ -97,6 +97,137 @@ for (const dialect of DIALECTS) {
     })
   }
 
+  describe(`blob store inline tier (fs on ${dialect})`, () => {
+    const filesUnder = (dir: string): string[] =>
+      readdirSync(dir, { recursive: true, withFileTypes: true })
+        .filter((e) => e.isFile())
+        .map((e) => join(e.parentPath, e.name))
+
+    it('keeps blobs up to the threshold in the database and larger ones in files, found either way', async () => {
+      const t = await openTestStore(dialect)
+      try {
+        const clock = manualClock()
+        const dir = t.config.blobs.dir as string
+        const blobs = createBlobStore({
+          store: t.store,
+          backend: 'fs',
+          dir,
+          now: clock.now,
+          inlineMaxBytes: 1024,
+        })
+        const small = Buffer.alloc(1024, 's')
+        const large = Buffer.alloc(1025, 'l')
+        const a = await blobs.put(NS, small)
+        // A stream longer than the threshold, in pieces that cross it: the file gets all of them.
+        const pieces = [large.subarray(0, 600), large.subarray(600, 1000), large.subarray(1000)]
+        const b = await blobs.put(NS, Readable.from(pieces))
+        assert.deepEqual(b, { sha256: sha(large), size: large.length })
+        const inline = await t.store.db.selectFrom('blob_data').select(['sha256']).execute()
+        assert.deepEqual(
+          inline.map((r) => r.sha256),
+          [a.sha256],
+        )
+        const files = filesUnder(dir).filter((f) => !f.includes(`${join(dir, 'tmp')}`))
+        assert.deepEqual(
+          files.map((f) => f.slice(f.lastIndexOf('/') + 1)),
+          [b.sha256],
+        )
+        assert.deepEqual(await blobs.get(NS, a.sha256), small)
+        assert.deepEqual(await blobs.get(NS, b.sha256), large)
+        const streamed: Buffer[] = []
+        for await (const p of blobs.stream(NS, a.sha256)) streamed.push(p)
+        assert.deepEqual(Buffer.concat(streamed), small)
+        assert.equal(await blobs.exists(NS, a.sha256), true)
+        assert.equal(await blobs.exists('org_other', a.sha256), false)
+        await assert.rejects(blobs.get('org_other', a.sha256), BlobNotFoundError)
+
+        // A store with the tier off still finds the inline blob, and a store with it on the file.
+        const filesOnly = createBlobStore({ store: t.store, backend: 'fs', dir, now: clock.now })
+        assert.deepEqual(await filesOnly.get(NS, a.sha256), small)
+        assert.deepEqual(await blobs.get(NS, b.sha256), large)
+
+        // Tampered inline bytes are refused like a tampered file.
+        await t.store.db
+          .updateTable('blob_data')
+          .set({ data: Buffer.from('tampered') })
+          .where('sha256', '=', a.sha256)
+          .execute()
+        await assert.rejects(blobs.get(NS, a.sha256), BlobCorruptError)
+        await t.store.db
+          .updateTable('blob_data')
+          .set({ data: small })
+          .where('sha256', '=', a.sha256)
+          .execute()
+
+        // Collection removes unreferenced blobs from both places.
+        clock.advance(61_000)
+        assert.equal(await blobs.collect(60_000), 2)
+        assert.equal(await blobs.exists(NS, a.sha256), false)
+        assert.equal(await blobs.exists(NS, b.sha256), false)
+        assert.deepEqual(await t.store.db.selectFrom('blob_data').select('sha256').execute(), [])
+      } finally {
+        await t.close()
+      }
+    })
+
+    it('commits a staged small blob with the rows of its transaction and touches no file', async () => {
+      const t = await openTestStore(dialect)
+      try {
+        const dir = t.config.blobs.dir as string
+        const touched: string[] = []
+        const recording: FileOps = {
+          ...nodeFileOps,
+          async create(p) {
+            touched.push(`create ${p}`)
+            return nodeFileOps.create(p)
+          },
+          async rename(a, b) {
+            touched.push(`rename ${b}`)
+            return nodeFileOps.rename(a, b)
+          },
+          async syncDir(p) {
+            touched.push(`fsync dir ${p}`)
+            return nodeFileOps.syncDir(p)
+          },
+        }
+        const blobs = createBlobStore({
+          store: t.store,
+          backend: 'fs',
+          dir,
+          now: Date.now,
+          fileOps: recording,
+          inlineMaxBytes: 65_536,
+        })
+        await blobs.check()
+        touched.length = 0
+        const body = Buffer.from('Subject: small\r\n\r\nhello\r\n')
+        const staged = await blobs.stage(NS, body)
+        // A transaction that fails leaves neither the row nor the bytes.
+        await assert.rejects(
+          t.store.db.transaction().execute(async (tx) => {
+            await blobs.commitStaged(tx, staged, 1)
+            throw new Error('rolled back')
+          }),
+          /rolled back/,
+        )
+        assert.equal(await blobs.exists(NS, staged.sha256), false)
+        await t.store.db.transaction().execute((tx) => blobs.commitStaged(tx, staged, 1))
+        assert.deepEqual(await blobs.get(NS, staged.sha256), body)
+        const row = await t.store.db
+          .selectFrom('blobs')
+          .select(['refcount', 'size'])
+          .executeTakeFirstOrThrow()
+        assert.deepEqual(
+          { refcount: Number(row.refcount), size: Number(row.size) },
+          { refcount: 1, size: body.length },
+        )
+        assert.deepEqual(touched, [], 'no file operation for a blob under the threshold')
+      } finally {
+        await t.close()
+      }
+    })
+  })
+
   describe(`blob store durability (fs on ${dialect})`, () => {
     it('detects corruption on read', async () => {
       const t = await openTestStore(dialect)

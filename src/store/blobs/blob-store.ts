@@ -5,6 +5,11 @@
 // Invariants:
 // - put() reports done only when the bytes are durable: filesystem backend = file fsynced,
 //   renamed into place, directory fsynced; database backend = committed.
+// - The filesystem backend keeps blobs of at most `inlineMaxBytes` in the database's
+//   blob_data table instead of a file (most mail is a few KB): the transaction that records
+//   the message commits its bytes too, so a small message costs no file create, fsync,
+//   rename or directory fsync. get/stream/exists/collect look in blob_data first, then the
+//   folder, so blobs written under an earlier threshold are found wherever they live.
 // - put() touches the `blobs` row (refcount unchanged) BEFORE the bytes become visible, and the
 //   collector deletes row and bytes in one transaction. So a put racing a collection either
 //   waits for it and writes the bytes anew, or makes the collector skip the blob.
@@ -83,6 +88,8 @@ export interface BlobStoreOptions {
   backend: 'fs' | 'database'
   /** Root folder of the filesystem backend. */
   dir: string
+  /** Filesystem backend: blobs up to this many bytes live in blob_data (0: every blob is a file). */
+  inlineMaxBytes?: number
   now: () => number
   fileOps?: FileOps
 }
@@ -103,6 +110,9 @@ async function* chunksOf(source: BlobSource): AsyncIterable<Uint8Array> {
     for await (const chunk of source as AsyncIterable<Uint8Array | string>)
       yield typeof chunk === 'string' ? Buffer.from(chunk) : chunk
 }
+
+const asBuffer = (b: Uint8Array): Buffer =>
+  Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)
 
 function verify(namespace: string, sha256: string, data: Buffer): Buffer {
   const actual = createHash('sha256').update(data).digest('hex')
@@ -149,6 +159,61 @@ export function createBlobStore(opts: BlobStoreOptions): BlobStore {
         .where('sha256', '=', sha256)
         .execute()
     },
+  }
+
+  /** Bytes kept in the database (the database backend, and the fs backend's small blobs). */
+  const rows = {
+    async insert(ex: Executor, s: StagedBlob) {
+      await ex
+        .insertInto('blob_data')
+        .values({ namespace: s.namespace, sha256: s.sha256, data: s.data as Buffer, created_at: now() })
+        .onConflict((oc) => oc.columns(['namespace', 'sha256']).doNothing())
+        .execute()
+    },
+    async read(namespace: string, sha256: string): Promise<Buffer | null> {
+      const row = await db
+        .selectFrom('blob_data')
+        .select('data')
+        .where('namespace', '=', namespace)
+        .where('sha256', '=', sha256)
+        .executeTakeFirst()
+      return row ? verify(namespace, sha256, Buffer.from(row.data)) : null
+    },
+    async exists(namespace: string, sha256: string): Promise<boolean> {
+      const row = await db
+        .selectFrom('blob_data')
+        .select('sha256')
+        .where('namespace', '=', namespace)
+        .where('sha256', '=', sha256)
+        .executeTakeFirst()
+      return row !== undefined
+    },
+    async delete(tx: Executor, namespace: string, sha256: string) {
+      await tx
+        .deleteFrom('blob_data')
+        .where('namespace', '=', namespace)
+        .where('sha256', '=', sha256)
+        .execute()
+    },
+  }
+
+  /** The whole source when it has at most `max` bytes (rest null); else what was read and the rest. */
+  async function readUpTo(
+    source: BlobSource,
+    max: number,
+  ): Promise<{ data: Buffer; rest: AsyncIterator<Uint8Array> | null }> {
+    const it = chunksOf(source)[Symbol.asyncIterator]()
+    const parts: Uint8Array[] = []
+    let size = 0
+    // One piece (a Buffer source) is viewed, not copied: a large message is not duplicated.
+    const joined = () => (parts.length === 1 ? asBuffer(parts[0] as Uint8Array) : Buffer.concat(parts, size))
+    for (;;) {
+      const r = await it.next()
+      if (r.done) return { data: joined(), rest: null }
+      parts.push(r.value)
+      size += r.value.length
+      if (size > max) return { data: joined(), rest: it }
+    }
   }
 
   async function collectWith(
@@ -199,11 +264,7 @@ export function createBlobStore(opts: BlobStoreOptions): BlobStore {
       },
       async commitStaged(tx, s, refs = 0) {
         await touch(tx, s.namespace, s.sha256, s.size, refs)
-        await tx
-          .insertInto('blob_data')
-          .values({ namespace: s.namespace, sha256: s.sha256, data: s.data as Buffer, created_at: now() })
-          .onConflict((oc) => oc.columns(['namespace', 'sha256']).doNothing())
-          .execute()
+        await rows.insert(tx, s)
         return { sha256: s.sha256, size: s.size }
       },
       async discard() {},
@@ -213,32 +274,18 @@ export function createBlobStore(opts: BlobStoreOptions): BlobStore {
       },
       async get(namespace, sha256) {
         checkAddress(namespace, sha256)
-        const row = await db
-          .selectFrom('blob_data')
-          .select('data')
-          .where('namespace', '=', namespace)
-          .where('sha256', '=', sha256)
-          .executeTakeFirst()
-        if (!row) throw new BlobNotFoundError(`blob ${namespace}/${sha256} not found`)
-        return verify(namespace, sha256, Buffer.from(row.data))
+        const data = await rows.read(namespace, sha256)
+        if (!data) throw new BlobNotFoundError(`blob ${namespace}/${sha256} not found`)
+        return data
       },
       async *stream(namespace, sha256) {
         yield await this.get(namespace, sha256)
       },
       async exists(namespace, sha256) {
         checkAddress(namespace, sha256)
-        const row = await db
-          .selectFrom('blob_data')
-          .select('sha256')
-          .where('namespace', '=', namespace)
-          .where('sha256', '=', sha256)
-          .executeTakeFirst()
-        return row !== undefined
+        return rows.exists(namespace, sha256)
       },
-      collect: (graceMs) =>
-        collectWith(graceMs, async (tx, ns, sha) => {
-          await tx.deleteFrom('blob_data').where('namespace', '=', ns).where('sha256', '=', sha).execute()
-        }),
+      collect: (graceMs) => collectWith(graceMs, rows.delete),
       async check() {
         await db.selectFrom('blob_data').select('sha256').limit(1).execute()
       },
@@ -246,6 +293,7 @@ export function createBlobStore(opts: BlobStoreOptions): BlobStore {
   }
 
   const root = opts.dir
+  const inlineMax = opts.inlineMaxBytes ?? 0
   const tmpDir = join(root, 'tmp')
   let tmpReady = false
   const ignoreMissing = (err: NodeJS.ErrnoException) => {
@@ -267,6 +315,19 @@ export function createBlobStore(opts: BlobStoreOptions): BlobStore {
     ...common,
     async stage(namespace, source) {
       checkAddress(namespace)
+      let rest: BlobSource = source
+      let head: Buffer | null = null
+      if (inlineMax > 0) {
+        const read = await readUpTo(source, inlineMax)
+        if (read.rest === null) {
+          const sha256 = createHash('sha256').update(read.data).digest('hex')
+          return { namespace, sha256, size: read.data.length, tmp: null, data: read.data }
+        }
+        // Too big to keep inline: the file gets what was read, then the remainder.
+        head = read.data
+        const it = read.rest
+        rest = { [Symbol.asyncIterator]: () => it }
+      }
       if (!tmpReady) {
         await durableMkdirp(tmpDir)
         tmpReady = true
@@ -277,7 +338,12 @@ export function createBlobStore(opts: BlobStoreOptions): BlobStore {
       const file = await ops.create(tmp)
       try {
         try {
-          for await (const chunk of chunksOf(source)) {
+          if (head) {
+            hash.update(head)
+            size += head.length
+            await file.write(head)
+          }
+          for await (const chunk of chunksOf(rest)) {
             hash.update(chunk)
             size += chunk.length
             await file.write(chunk)
@@ -295,6 +361,10 @@ export function createBlobStore(opts: BlobStoreOptions): BlobStore {
     async commitStaged(tx, s, refs = 0) {
       // The row first (see the module invariants), then the bytes become visible.
       await touch(tx, s.namespace, s.sha256, s.size, refs)
+      if (s.tmp === null) {
+        await rows.insert(tx, s)
+        return { sha256: s.sha256, size: s.size }
+      }
       const final = pathOf(s.namespace, s.sha256)
       const dir = join(final, '..')
       // Renaming over an existing blob is safe (same address, same bytes) and saves a lookup;
@@ -325,6 +395,8 @@ export function createBlobStore(opts: BlobStoreOptions): BlobStore {
     },
     async get(namespace, sha256) {
       checkAddress(namespace, sha256)
+      const inline = await rows.read(namespace, sha256)
+      if (inline) return inline
       let data: Buffer
       try {
         data = await ops.readFile(pathOf(namespace, sha256))
@@ -337,6 +409,11 @@ export function createBlobStore(opts: BlobStoreOptions): BlobStore {
     },
     async *stream(namespace, sha256) {
       checkAddress(namespace, sha256)
+      const inline = await rows.read(namespace, sha256)
+      if (inline) {
+        yield inline
+        return
+      }
       const hash = createHash('sha256')
       try {
         for await (const piece of createReadStream(pathOf(namespace, sha256), { highWaterMark: 64 * 1024 })) {
@@ -352,10 +429,11 @@ export function createBlobStore(opts: BlobStoreOptions): BlobStore {
     },
     async exists(namespace, sha256) {
       checkAddress(namespace, sha256)
-      return ops.exists(pathOf(namespace, sha256))
+      return (await rows.exists(namespace, sha256)) || ops.exists(pathOf(namespace, sha256))
     },
     async collect(graceMs) {
-      const n = await collectWith(graceMs, async (_tx, ns, sha) => {
+      const n = await collectWith(graceMs, async (tx, ns, sha) => {
+        await rows.delete(tx, ns, sha)
         await ops.unlink(pathOf(ns, sha)).catch((err: NodeJS.ErrnoException) => {
           if (err.code !== 'ENOENT') throw err
         })
