@@ -6,7 +6,7 @@ import { describe, it } from 'node:test'
 import { Api } from '../helpers/api.ts'
 import { DIALECTS, testDatabase } from '../helpers/dialects.ts'
 import { startTestServer } from '../helpers/server.ts'
-import { events, lastMail, PASSWORD, setupOwner } from './helpers.ts'
+import { events, lastMail, PASSWORD } from './helpers.ts'
 
 for (const dialect of DIALECTS) {
   describe(`setup and sign-up (${dialect})`, () => {

@@ -17,16 +17,13 @@ import type { Resolver } from '../../dns/resolver.ts'
 import type { Logger } from '../../log/logger.ts'
 import { verifyMessage } from '../../mail/auth.ts'
 import { countReceived, prependHeaders, stripOwnAuthResults } from '../../mail/headers.ts'
-import { normaliseSubject, parseMessage } from '../../mail/parse.ts'
+import { parseMessage } from '../../mail/parse.ts'
 import type { BlobStore } from '../../store/blobs/blob-store.ts'
 import type { ChangeBus } from '../../store/change-bus.ts'
 import type { Store } from '../../store/db.ts'
-import { indexMessage } from '../../store/fulltext.ts'
 import { newId } from '../../store/ids.ts'
 import type { Clock } from '../../time/clock.ts'
-import { writeEvent } from '../events/write.ts'
 import { resolveRecipient } from '../mailboxes/resolve.ts'
-import { addToFolder } from '../messages/folder-ops.ts'
 import {
   type Forwarding,
   ForwardLimitError,

@@ -10,7 +10,7 @@ import type { Alias, Database } from '../../store/schema.ts'
 import type { Principal } from '../accounts/principal.ts'
 import { findDomain } from '../domains/domains.ts'
 import { ServiceError } from '../errors.ts'
-import { recordChange, writeEvent } from '../events/write.ts'
+import { recordChange } from '../events/write.ts'
 import type { MailboxesContext } from './mailboxes.ts'
 
 export interface AliasView {
