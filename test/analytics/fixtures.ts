@@ -48,6 +48,8 @@ export interface FixtureMessage {
   sending_domain: string
   tags: Record<string, string>
   recipients: { address: string; suppressed: boolean }[]
+  /** 'system': Postern's own mail (codes, invitations), which analytics leave out. */
+  origin?: 'api' | 'system'
 }
 
 export async function addMessage(
@@ -76,6 +78,7 @@ export async function addMessage(
       lease_owner: null,
       lease_until: null,
       message_id_header: null,
+      origin: m.origin ?? 'api',
       created_at: m.now,
       updated_at: m.now,
     } as never)
@@ -105,7 +108,14 @@ export async function addMessage(
         })),
       )
       .execute()
-  return { id, org_id: m.org_id, sending_domain: m.sending_domain, tags: m.tags, recipients: m.recipients }
+  return {
+    id,
+    org_id: m.org_id,
+    sending_domain: m.sending_domain,
+    tags: m.tags,
+    recipients: m.recipients,
+    origin: m.origin ?? 'api',
+  }
 }
 
 export async function addEvent(

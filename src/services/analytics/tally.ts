@@ -7,7 +7,8 @@
 // ALL_DOMAINS row, so a query not about one recipient domain reads a few rows per hour
 // however many domains the org mails; dimensions come from the event's own org only (a message of another
 // org never lends its domain or tags); the sending domain is the message's domain name, or
-// the domain of its envelope sender when the domain is gone.
+// the domain of its envelope sender when the domain is gone. System mail (verification codes,
+// invitations, notices: origin 'system') is Postern's own and never counts in an org's figures.
 
 import type { Tx } from '../messages/context.ts'
 import { type Counter, type Counts, counterOf, zeroCounts } from './counters.ts'
@@ -44,6 +45,7 @@ interface MessageDims {
   mailbox_id: string
   sending_domain: string
   tags: string[]
+  system: boolean
 }
 
 const CHUNK = 500
@@ -79,7 +81,15 @@ async function messageDims(db: Tx, ids: string[]): Promise<Map<string, MessageDi
       .leftJoin('domains as d', (j) =>
         j.onRef('d.id', '=', 'om.domain_id').onRef('d.org_id', '=', 'om.org_id'),
       )
-      .select(['om.id', 'om.org_id', 'om.mailbox_id', 'om.mail_from', 'om.tags', 'd.name as domain_name'])
+      .select([
+        'om.id',
+        'om.org_id',
+        'om.mailbox_id',
+        'om.mail_from',
+        'om.tags',
+        'om.origin',
+        'd.name as domain_name',
+      ])
       .where('om.id', 'in', ids.slice(i, i + CHUNK))
       .execute()
     for (const r of rows)
@@ -88,6 +98,7 @@ async function messageDims(db: Tx, ids: string[]): Promise<Map<string, MessageDi
         mailbox_id: r.mailbox_id ?? '',
         sending_domain: (r.domain_name ?? domainOf(r.mail_from)).toLowerCase(),
         tags: tagsOf(r.tags),
+        system: r.origin === 'system',
       })
   }
   return out
@@ -152,6 +163,7 @@ export async function tallyEvents(
     const org = e.org_id as string
     const found = email ? dims.get(email) : undefined
     const d = found && found.org_id === org ? found : undefined
+    if (d?.system) continue
     const base = {
       org_id: org,
       grain: 'hour' as const,
